@@ -1,0 +1,98 @@
+//! Equivalence classes of endpoints: endpoints that no policy can tell apart get the same
+//! verdicts, so the engine evaluates one representative per class. Replicas of a workload
+//! collapse into one class; so do workloads that differ only in labels no policy reads.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::model::{Cluster, Endpoint, Governance, IpBlock, IpFamily, Peer};
+use crate::port::ContainerPort;
+use crate::selector::Labels;
+
+/// Which endpoints are interchangeable for every policy of a cluster.
+#[derive(Clone, Debug)]
+pub struct Classes {
+    /// Class of each endpoint, by endpoint position in the cluster.
+    class_of: Vec<usize>,
+    /// Endpoint positions of each class, in cluster order; the first is the representative.
+    members: Vec<Vec<usize>>,
+}
+
+/// What decides an endpoint's verdicts: everything policy evaluation reads from it.
+#[derive(PartialEq, Eq, Hash)]
+struct ClassKey<'a> {
+    namespace: Option<&'a str>,
+    labels: &'a Labels,
+    ports: &'a [ContainerPort],
+    governance: Governance,
+    primary_family: Option<IpFamily>,
+    /// For each distinct ipBlock, whether it contains the address used on IPv4, IPv6 and
+    /// primary-family connections, as three bits.
+    ip_blocks: Vec<u8>,
+}
+
+impl Classes {
+    pub fn of(cluster: &Cluster) -> Self {
+        let mut blocks: Vec<&IpBlock> = cluster
+            .policies()
+            .iter()
+            .flat_map(|p| p.ingress.iter().chain(p.egress.iter()).flatten())
+            .flat_map(|r| r.peers.iter())
+            .filter_map(|peer| match peer {
+                Peer::IpBlock(block) => Some(block),
+                Peer::Pods { .. } => None,
+            })
+            .collect();
+        blocks.sort();
+        blocks.dedup();
+
+        let mut by_key: HashMap<ClassKey<'_>, usize> = HashMap::new();
+        let mut class_of = Vec::with_capacity(cluster.endpoints().len());
+        let mut members: Vec<Vec<usize>> = Vec::new();
+        for (i, endpoint) in cluster.endpoints().iter().enumerate() {
+            let key = ClassKey {
+                namespace: endpoint.namespace.as_deref(),
+                labels: &endpoint.labels,
+                ports: &endpoint.ports,
+                governance: endpoint.governed(),
+                primary_family: endpoint.primary_family(),
+                ip_blocks: blocks.iter().map(|b| ip_bits(b, endpoint)).collect(),
+            };
+            let class = *by_key.entry(key).or_insert_with(|| {
+                members.push(Vec::new());
+                members.len() - 1
+            });
+            members[class].push(i);
+            class_of.push(class);
+        }
+        Self { class_of, members }
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub fn class_of(&self, endpoint: usize) -> usize {
+        self.class_of[endpoint]
+    }
+
+    pub fn members(&self, class: usize) -> &[usize] {
+        &self.members[class]
+    }
+
+    /// The endpoint position that stands for a class.
+    pub fn representative(&self, class: usize) -> usize {
+        self.members[class][0]
+    }
+}
+
+fn ip_bits(block: &IpBlock, endpoint: &Endpoint) -> u8 {
+    let hit = |ip: Option<IpAddr>| ip.is_some_and(|ip| block.contains(ip));
+    u8::from(hit(endpoint.address_for(Some(IpFamily::V4))))
+        | (u8::from(hit(endpoint.address_for(Some(IpFamily::V6)))) << 1)
+        | (u8::from(hit(endpoint.address_for(None))) << 2)
+}

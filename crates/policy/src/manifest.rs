@@ -1,0 +1,332 @@
+//! Loading manifests: YAML or JSON files and folders, multi-document YAML, `kind: List`
+//! (what `kubectl get ... -o yaml` prints), into a [`Cluster`]. Every problem is reported
+//! with its file, object and field; nothing here panics on input.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Namespace, Pod, PodTemplateSpec};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::convert::{self, Problems, Severity};
+use crate::model::{Cluster, Endpoint};
+
+/// A problem found while loading, located as precisely as the input allows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub file: String,
+    /// `NetworkPolicy production/allow-dns`, or `document 3` before the object is known.
+    pub object: Option<String>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    /// `error: prod.yaml: NetworkPolicy prod/db: spec.ingress[0].ports[0].port: ...`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.severity.as_str(), self.file)?;
+        if let Some(object) = &self.object {
+            write!(f, ": {object}")?;
+        }
+        if let Some(field) = self.field.as_deref().filter(|f| !f.is_empty()) {
+            write!(f, ": {field}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// The result of loading: the cluster model and everything worth telling the user.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub cluster: Cluster,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+    }
+}
+
+/// Kinds that are part of the picture but not evaluated yet: skipping them changes
+/// verdicts, so the user is warned rather than merely told.
+const UNMODELLED_POLICY_KINDS: [&str; 3] = ["ClusterNetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy"];
+
+/// Builds a [`Cluster`] from manifests.
+#[derive(Debug)]
+pub struct Loader {
+    default_namespace: String,
+    loaded: Loaded,
+    /// (kind, namespace, name) to the file it was first seen in, to report duplicates.
+    seen: HashMap<(String, String, String), String>,
+}
+
+impl Loader {
+    /// `default_namespace` is used for namespaced objects that do not name one, as
+    /// `kubectl apply` uses the current namespace.
+    pub fn new(default_namespace: &str) -> Self {
+        Self { default_namespace: default_namespace.to_string(), loaded: Loaded::default(), seen: HashMap::new() }
+    }
+
+    /// Loads every `.yaml`, `.yml` and `.json` file under each path (files given
+    /// explicitly are read whatever their extension).
+    pub fn load_paths(&mut self, paths: &[PathBuf]) {
+        for path in paths {
+            let mut files = Vec::new();
+            if let Err(e) = collect_files(path, &mut files) {
+                self.report(Severity::Error, &path.display().to_string(), None, None, format!("cannot read: {e}"));
+            }
+            for file in files {
+                let name = file.display().to_string();
+                match std::fs::read_to_string(&file) {
+                    Ok(text) => self.load_str(&name, &text),
+                    Err(e) => self.report(Severity::Error, &name, None, None, format!("cannot read: {e}")),
+                }
+            }
+        }
+    }
+
+    /// Loads the documents of one file's text; `source` names it in diagnostics.
+    pub fn load_str(&mut self, source: &str, text: &str) {
+        if source.ends_with(".json") {
+            match serde_json::from_str::<Value>(text) {
+                Ok(value) => self.load_value(source, "document 1", value),
+                Err(e) => self.report(Severity::Error, source, None, None, format!("invalid JSON: {e}")),
+            }
+            return;
+        }
+        for (i, document) in serde_norway::Deserializer::from_str(text).enumerate() {
+            let label = format!("document {}", i + 1);
+            match Value::deserialize(document) {
+                Ok(value) => self.load_value(source, &label, value),
+                Err(e) => {
+                    self.report(Severity::Error, source, Some(label), None, format!("invalid YAML: {e}"));
+                    // The parser cannot resynchronise after a syntax error.
+                    return;
+                }
+            }
+        }
+    }
+
+    pub fn finish(self) -> Loaded {
+        self.loaded
+    }
+
+    fn load_value(&mut self, source: &str, label: &str, value: Value) {
+        if value.is_null() {
+            return; // an empty document, e.g. a trailing `---`
+        }
+        let Some(kind) = value.get("kind").and_then(Value::as_str).map(str::to_string) else {
+            let message = "not a Kubernetes object: it has no `kind` (is this a manifest?)";
+            self.report(Severity::Error, source, Some(label.to_string()), Some("kind"), message.into());
+            return;
+        };
+        if kind == "List" || (kind.ends_with("List") && value.get("items").is_some()) {
+            let items = match value.get("items") {
+                Some(Value::Array(items)) => items.clone(),
+                Some(Value::Null) | None => Vec::new(),
+                Some(_) => {
+                    self.report(Severity::Error, source, Some(kind), Some("items"), "must be a list".into());
+                    return;
+                }
+            };
+            for (i, item) in items.into_iter().enumerate() {
+                self.load_value(source, &format!("{label} items[{i}]"), item);
+            }
+            return;
+        }
+        let name = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+        let namespace = value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(&self.default_namespace)
+            .to_string();
+        let object = if kind == "Namespace" || UNMODELLED_POLICY_KINDS.contains(&kind.as_str()) {
+            format!("{kind} {name}")
+        } else {
+            format!("{kind} {namespace}/{name}")
+        };
+        let mut problems = Problems::default();
+        let ctx = ObjectContext { source, object: &object };
+        match kind.as_str() {
+            "Namespace" => self.namespace(&ctx, value, &mut problems),
+            "Pod" => self.pod(&ctx, value, &mut problems),
+            "NetworkPolicy" => self.network_policy(&ctx, value, &mut problems),
+            "Deployment" => self.workload::<Deployment>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template)),
+            "StatefulSet" => self.workload::<StatefulSet>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template)),
+            "DaemonSet" => self.workload::<DaemonSet>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template)),
+            "ReplicaSet" => self.workload::<ReplicaSet>(&ctx, value, &mut problems, |d| d.spec.and_then(|s| s.template)),
+            "Job" => self.workload::<Job>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template)),
+            "CronJob" => self.workload::<CronJob>(&ctx, value, &mut problems, |d| {
+                d.spec.and_then(|s| s.job_template.spec).map(|s| s.template)
+            }),
+            k if UNMODELLED_POLICY_KINDS.contains(&k) => problems.warn(
+                "",
+                "is not evaluated yet: verdicts ignore it, so they may differ from what the cluster enforces",
+            ),
+            _ => problems.note("", "skipped: netcanary does not use this kind"),
+        }
+        for p in problems.list {
+            self.report(p.severity, source, Some(object.clone()), Some(&p.field), p.message);
+        }
+    }
+
+    fn namespace(&mut self, ctx: &ObjectContext<'_>, value: Value, problems: &mut Problems) {
+        let Some(ns) = typed::<Namespace>(value, problems) else { return };
+        let name = ns.metadata.name.clone().unwrap_or_default();
+        if name.is_empty() {
+            return problems.error("metadata.name", "is required");
+        }
+        self.note_duplicate(ctx, "Namespace", "", &name, problems);
+        let labels = convert::labels(ns.metadata.labels.as_ref(), "metadata.labels", problems);
+        self.loaded.cluster.set_namespace(&name, labels);
+    }
+
+    fn pod(&mut self, ctx: &ObjectContext<'_>, value: Value, problems: &mut Problems) {
+        let Some(pod) = typed::<Pod>(value, problems) else { return };
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| self.default_namespace.clone());
+        let status = pod.status.unwrap_or_default();
+        if let Some(phase @ ("Succeeded" | "Failed")) = status.phase.as_deref() {
+            return problems.note("status.phase", format!("skipped: the pod is {phase}, so no policy applies to it"));
+        }
+        let spec = pod.spec.unwrap_or_default();
+        let labels = convert::labels(pod.metadata.labels.as_ref(), "metadata.labels", problems);
+        let ports = convert::container_ports(&spec, "spec", problems);
+        let mut ip_fields: Vec<(String, String)> = status
+            .pod_ips
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, ip)| (format!("status.podIPs[{i}].ip"), ip.ip.clone()))
+            .collect();
+        if ip_fields.is_empty() {
+            ip_fields.extend(status.pod_ip.map(|ip| ("status.podIP".to_string(), ip)));
+        }
+        let mut ips = Vec::new();
+        for (field, text) in ip_fields {
+            match text.parse::<IpAddr>() {
+                Ok(ip) => ips.push(ip),
+                Err(_) => problems.error(field, format!("{text:?} is not an IP address")),
+            }
+        }
+        if problems.has_errors() {
+            return;
+        }
+        self.note_duplicate(ctx, "Pod", &namespace, &name, problems);
+        let mut endpoint = Endpoint::pod(&namespace, &name, labels).with_ips(ips).with_ports(ports);
+        endpoint.host_network = spec.host_network.unwrap_or(false);
+        self.loaded.cluster.add_endpoint(endpoint);
+    }
+
+    fn network_policy(&mut self, ctx: &ObjectContext<'_>, value: Value, problems: &mut Problems) {
+        let Some(np) = typed::<NetworkPolicy>(value, problems) else { return };
+        if let Some(policy) = convert::policy(&np, &self.default_namespace, problems) {
+            self.note_duplicate(ctx, "NetworkPolicy", &policy.namespace, &policy.name, problems);
+            self.loaded.cluster.add_policy(policy);
+        }
+    }
+
+    fn workload<T: DeserializeOwned>(
+        &mut self,
+        ctx: &ObjectContext<'_>,
+        value: Value,
+        problems: &mut Problems,
+        template: impl FnOnce(T) -> Option<PodTemplateSpec>,
+    ) {
+        let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+        let name = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let namespace = value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map_or_else(|| self.default_namespace.clone(), str::to_string);
+        let Some(object) = typed::<T>(value, problems) else { return };
+        let Some(template) = template(object) else {
+            return problems.error("spec.template", "is required: a workload stands for the pods of its template");
+        };
+        let path = if kind == "CronJob" { "spec.jobTemplate.spec.template" } else { "spec.template" };
+        let labels = convert::labels(
+            template.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+            &format!("{path}.metadata.labels"),
+            problems,
+        );
+        let spec = template.spec.unwrap_or_default();
+        let ports = convert::container_ports(&spec, &format!("{path}.spec"), problems);
+        if problems.has_errors() {
+            return;
+        }
+        self.note_duplicate(ctx, &kind, &namespace, &name, problems);
+        let mut endpoint = Endpoint::workload(&namespace, &kind, &name, labels).with_ports(ports);
+        endpoint.host_network = spec.host_network.unwrap_or(false);
+        self.loaded.cluster.add_endpoint(endpoint);
+    }
+
+    fn note_duplicate(&mut self, ctx: &ObjectContext<'_>, kind: &str, namespace: &str, name: &str, problems: &mut Problems) {
+        let key = (kind.to_string(), namespace.to_string(), name.to_string());
+        if let Some(first) = self.seen.insert(key, ctx.source.to_string()) {
+            problems.warn("metadata.name", format!("duplicate of {} in {first}: the later one is used", ctx.object));
+        }
+    }
+
+    fn report(&mut self, severity: Severity, file: &str, object: Option<String>, field: Option<&str>, message: String) {
+        self.loaded.diagnostics.push(Diagnostic {
+            severity,
+            file: file.to_string(),
+            object,
+            field: field.map(str::to_string),
+            message,
+        });
+    }
+}
+
+struct ObjectContext<'a> {
+    source: &'a str,
+    object: &'a str,
+}
+
+/// Deserializes a typed object, reporting a failure with the path of the offending field.
+fn typed<T: DeserializeOwned>(value: Value, problems: &mut Problems) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(object) => Some(object),
+        Err(e) => {
+            let path = e.path().to_string();
+            let field = if path == "." { String::new() } else { path };
+            problems.error(field, e.into_inner().to_string());
+            None
+        }
+    }
+}
+
+fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if !path.is_dir() {
+        // Read explicitly named files whatever their extension; report missing ones.
+        std::fs::metadata(path)?;
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    entries.sort();
+    for entry in entries {
+        if entry.is_dir() {
+            collect_files(&entry, out)?;
+        } else if matches!(entry.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+            out.push(entry);
+        }
+    }
+    Ok(())
+}
+
+/// Loads manifests from paths in one call.
+pub fn load_paths(paths: &[PathBuf], default_namespace: &str) -> Loaded {
+    let mut loader = Loader::new(default_namespace);
+    loader.load_paths(paths);
+    loader.finish()
+}

@@ -1,0 +1,104 @@
+//! Verdicts: what policy says about one connection, per direction, with the evidence.
+
+use std::fmt;
+
+use crate::model::Direction;
+use crate::port::PortProto;
+
+/// The layer of policy that decided a direction. NetworkPolicy is the only tier modelled so
+/// far; the cluster-scoped tiers (ClusterNetworkPolicy Admin before it, Baseline after it)
+/// slot in around it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tier {
+    /// A NetworkPolicy isolates the pod in this direction: only its rules can allow.
+    NetworkPolicy,
+    /// Nothing isolates the pod (or pod policy does not govern it): allowed by default.
+    Default,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::NetworkPolicy => "NetworkPolicy",
+            Tier::Default => "Default",
+        }
+    }
+}
+
+/// A rule of a policy, named as `namespace/name` plus direction and position.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleRef {
+    pub policy: String,
+    pub direction: Direction,
+    /// Zero-based position in the policy's `ingress` or `egress` list.
+    pub index: usize,
+}
+
+impl fmt::Display for RuleRef {
+    /// `production/allow-api-to-db ingress[0]`, the way `kubectl explain` paths read.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}[{}]", self.policy, self.direction, self.index)
+    }
+}
+
+/// A rule that was considered and did not allow the connection, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleMiss {
+    pub rule: RuleRef,
+    pub reason: String,
+}
+
+/// What one side of a connection (the source's egress or the destination's ingress) says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectionVerdict {
+    pub direction: Direction,
+    pub allowed: bool,
+    /// Some policy selecting the pod has this direction in its policyTypes.
+    pub isolated: bool,
+    pub tier: Tier,
+    /// The policies that select the pod for this direction, as `namespace/name`.
+    pub policies: Vec<String>,
+    /// Every rule that allows the connection (all of them, not just the first).
+    pub allowed_by: Vec<RuleRef>,
+    /// Rules of the selecting policies that did not allow it, with the reason.
+    pub misses: Vec<RuleMiss>,
+    /// Facts a reader needs: not governed by pod policy, no IP, unresolved named port.
+    pub notes: Vec<String>,
+}
+
+impl DirectionVerdict {
+    pub(crate) fn by_default(direction: Direction, note: Option<String>) -> Self {
+        Self {
+            direction,
+            allowed: true,
+            isolated: false,
+            tier: Tier::Default,
+            policies: Vec::new(),
+            allowed_by: Vec::new(),
+            misses: Vec::new(),
+            notes: note.into_iter().collect(),
+        }
+    }
+}
+
+/// What policy says about `from` connecting to `to` on `port`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub from: String,
+    pub to: String,
+    pub port: PortProto,
+    /// The source's egress AND the destination's ingress.
+    pub allowed: bool,
+    pub egress: DirectionVerdict,
+    pub ingress: DirectionVerdict,
+    /// A pod reaching its own IP: the answer is policy's, but CNIs differ in practice and
+    /// upstream conformance does not check it, so it is implementation-defined.
+    pub self_pair: bool,
+}
+
+impl Verdict {
+    /// The direction that decided a denial (egress first, as the packet meets it first).
+    pub fn denied_by(&self) -> Option<&DirectionVerdict> {
+        [&self.egress, &self.ingress].into_iter().find(|d| !d.allowed)
+    }
+}
