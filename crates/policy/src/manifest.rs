@@ -2,7 +2,7 @@
 //! (what `kubectl get ... -o yaml` prints), into a [`Cluster`]. Every problem is reported
 //! with its file, object and field; nothing here panics on input.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -16,7 +16,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::convert::{self, Problems, Severity};
-use crate::model::{Cluster, Endpoint};
+use crate::model::{Cluster, Direction, Endpoint};
+use crate::port::{PortMatch, Protocol};
 
 /// A problem found while loading, located as precisely as the input allows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,8 +117,50 @@ impl Loader {
         }
     }
 
-    pub fn finish(self) -> Loaded {
+    /// Ends loading, adding the checks that need every object (named ports are resolved
+    /// against pods that may come after the policy).
+    pub fn finish(mut self) -> Loaded {
+        self.warn_unresolved_named_ports();
         self.loaded
+    }
+
+    fn warn_unresolved_named_ports(&mut self) {
+        let declared: HashSet<(&str, Protocol)> = self
+            .loaded
+            .cluster
+            .endpoints()
+            .iter()
+            .flat_map(|e| e.ports.iter().filter_map(|p| Some((p.name.as_deref()?, p.protocol))))
+            .collect();
+        let mut warnings = Vec::new();
+        for policy in self.loaded.cluster.policies() {
+            for direction in [Direction::Ingress, Direction::Egress] {
+                for (r, rule) in policy.rules(direction).unwrap_or_default().iter().enumerate() {
+                    for (p, port) in rule.ports.iter().enumerate() {
+                        if let PortMatch::Named(name) = &port.port
+                            && !declared.contains(&(name.as_str(), port.protocol))
+                        {
+                            warnings.push(Diagnostic {
+                                severity: Severity::Warning,
+                                file: self.seen_in("NetworkPolicy", &policy.namespace, &policy.name),
+                                object: Some(format!("NetworkPolicy {}", policy.id())),
+                                field: Some(format!("spec.{direction}[{r}].ports[{p}].port")),
+                                message: format!(
+                                    "no container declares a {} port named {name:?}, so this entry matches nothing",
+                                    port.protocol
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        self.loaded.diagnostics.extend(warnings);
+    }
+
+    fn seen_in(&self, kind: &str, namespace: &str, name: &str) -> String {
+        let key = (kind.to_string(), namespace.to_string(), name.to_string());
+        self.seen.get(&key).cloned().unwrap_or_default()
     }
 
     fn load_value(&mut self, source: &str, label: &str, value: Value) {

@@ -1,0 +1,168 @@
+//! Loading manifests: every kind of bad input gives a located diagnostic, never a panic.
+
+mod common;
+
+use common::load;
+use netcanary_policy::convert::Severity;
+use netcanary_policy::manifest::Diagnostic;
+
+fn find<'a>(diagnostics: &'a [Diagnostic], needle: &str) -> &'a Diagnostic {
+    diagnostics
+        .iter()
+        .find(|d| d.to_string().contains(needle))
+        .unwrap_or_else(|| panic!("no diagnostic containing {needle:?} in {diagnostics:#?}"))
+}
+
+const POLICY_HEAD: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: bad, namespace: prod}\nspec:\n  podSelector: {}\n";
+
+fn policy_error(spec_tail: &str, needle: &str) -> Diagnostic {
+    let loaded = load(&format!("{POLICY_HEAD}{spec_tail}"));
+    assert!(loaded.cluster.policies().is_empty(), "an invalid policy is not used");
+    let d = find(&loaded.diagnostics, needle).clone();
+    assert_eq!(d.severity, Severity::Error);
+    assert_eq!(d.object.as_deref(), Some("NetworkPolicy prod/bad"));
+    d
+}
+
+#[test]
+fn malformed_yaml_names_file_and_document() {
+    let loaded = load("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\nkind: [unclosed\n");
+    let d = find(&loaded.diagnostics, "invalid YAML");
+    assert_eq!(d.file, "test.yaml");
+    assert_eq!(d.object.as_deref(), Some("document 2"));
+    assert!(loaded.cluster.namespace_labels("a").is_some(), "documents before the error are kept");
+}
+
+#[test]
+fn documents_without_kind_are_errors() {
+    let loaded = load("foo: bar\n");
+    assert!(find(&loaded.diagnostics, "has no `kind`").severity == Severity::Error);
+}
+
+#[test]
+fn unknown_kinds_are_skipped_with_a_note() {
+    let loaded = load("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: prod}\n");
+    let d = find(&loaded.diagnostics, "ConfigMap prod/c");
+    assert_eq!(d.severity, Severity::Note);
+    assert!(!loaded.has_errors());
+}
+
+#[test]
+fn cluster_network_policies_are_warned_about() {
+    let loaded = load("apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata: {name: admin}\n");
+    assert_eq!(find(&loaded.diagnostics, "ClusterNetworkPolicy admin").severity, Severity::Warning);
+}
+
+#[test]
+fn invalid_cidrs() {
+    let d = policy_error("  ingress: [{from: [{ipBlock: {cidr: 10.0.0.300/8}}]}]\n", "not a valid CIDR");
+    assert_eq!(d.field.as_deref(), Some("spec.ingress[0].from[0].ipBlock.cidr"));
+    let d = policy_error("  ingress: [{from: [{ipBlock: {cidr: 10.0.0.1}}]}]\n", "add a prefix length");
+    assert!(d.message.contains("/32"));
+    let d = policy_error("  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/16, except: [10.1.0.0/24]}}]}]\n", "strict subset");
+    assert_eq!(d.field.as_deref(), Some("spec.ingress[0].from[0].ipBlock.except[0]"));
+    policy_error("  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/16, except: [10.0.0.0/16]}}]}]\n", "strict subset");
+}
+
+#[test]
+fn host_bits_are_masked_with_a_warning() {
+    let loaded = load(&format!("{POLICY_HEAD}  ingress: [{{from: [{{ipBlock: {{cidr: 10.0.0.5/8}}}}]}}]\n"));
+    let d = find(&loaded.diagnostics, "host bits");
+    assert_eq!(d.severity, Severity::Warning);
+    assert!(d.message.contains("10.0.0.0/8"));
+    assert_eq!(loaded.cluster.policies().len(), 1);
+}
+
+#[test]
+fn unknown_operators_protocols_and_bad_ports() {
+    let d = policy_error(
+        "  ingress: [{from: [{podSelector: {matchExpressions: [{key: app, operator: Contains, values: [a]}]}}]}]\n",
+        "unknown operator",
+    );
+    assert_eq!(d.field.as_deref(), Some("spec.ingress[0].from[0].podSelector.matchExpressions[0].operator"));
+    policy_error("  ingress: [{from: [{podSelector: {matchExpressions: [{key: app, operator: In}]}}]}]\n", "must be non-empty");
+    policy_error("  ingress: [{from: [{podSelector: {matchExpressions: [{key: app, operator: Exists, values: [a]}]}}]}]\n", "must be empty");
+    let d = policy_error("  ingress: [{ports: [{port: 80, protocol: ICMP}]}]\n", "unsupported protocol");
+    assert_eq!(d.field.as_deref(), Some("spec.ingress[0].ports[0].protocol"));
+    let d = policy_error("  egress: [{ports: [{port: 70000}]}]\n", "from 1 to 65535");
+    assert_eq!(d.field.as_deref(), Some("spec.egress[0].ports[0].port"));
+    policy_error("  ingress: [{ports: [{port: 0}]}]\n", "from 1 to 65535");
+    policy_error("  ingress: [{ports: [{port: 90, endPort: 80}]}]\n", "greater than or equal");
+    policy_error("  ingress: [{ports: [{port: http, endPort: 80}]}]\n", "named port");
+    policy_error("  ingress: [{ports: [{endPort: 80}]}]\n", "port is not specified");
+    policy_error("  ingress: [{ports: [{port: Not_A_Name}]}]\n", "named port");
+    policy_error("  policyTypes: [Ingres]\n", "unsupported value");
+    policy_error("  ingress: [{from: [{}]}]\n", "must specify podSelector");
+    policy_error("  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8}, podSelector: {}}]}]\n", "may not specify both");
+}
+
+#[test]
+fn type_errors_name_the_field_path() {
+    let d = policy_error("  ingress: [{ports: [{port: [80]}]}]\n", "spec.ingress[0].ports[0].port");
+    assert!(d.message.contains("invalid type"), "{d}");
+}
+
+#[test]
+fn duplicate_objects_warn_and_the_later_wins() {
+    let loaded = load(&format!(
+        "{POLICY_HEAD}  policyTypes: [Ingress]\n---\n{POLICY_HEAD}  policyTypes: [Egress]\n"
+    ));
+    assert_eq!(find(&loaded.diagnostics, "duplicate of NetworkPolicy prod/bad").severity, Severity::Warning);
+    assert_eq!(loaded.cluster.policies().len(), 1);
+    assert!(loaded.cluster.policies()[0].egress.is_some());
+}
+
+#[test]
+fn named_ports_no_container_declares_are_warned_about() {
+    let loaded = load(&format!(
+        "{POLICY_HEAD}  ingress: [{{ports: [{{port: metrics}}]}}]\n{}",
+        common::pod("prod", "a", "app: a", "10.0.0.1", "- {containerPort: 9090, name: metrics, protocol: UDP}")
+    ));
+    let d = find(&loaded.diagnostics, "port named \"metrics\"");
+    assert_eq!(d.field.as_deref(), Some("spec.ingress[0].ports[0].port"));
+    assert_eq!(d.severity, Severity::Warning);
+}
+
+#[test]
+fn lists_and_finished_pods() {
+    let loaded = load(
+        r#"apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: done, namespace: a}
+    spec: {containers: [{name: c, image: x}]}
+    status: {phase: Succeeded, podIP: 10.0.0.9}
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: live, namespace: a}
+    spec: {containers: [{name: c, image: x}]}
+    status: {phase: Running, podIP: 10.0.0.1}
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: badip, namespace: a}
+    spec: {containers: [{name: c, image: x}]}
+    status: {podIP: 10.0.0}
+"#,
+    );
+    assert_eq!(loaded.cluster.endpoints().len(), 1);
+    assert_eq!(find(&loaded.diagnostics, "Pod a/done").severity, Severity::Note);
+    assert_eq!(find(&loaded.diagnostics, "Pod a/badip").field.as_deref(), Some("status.podIP"));
+}
+
+#[test]
+fn json_files_and_folders_load() {
+    let dir = std::env::temp_dir().join(format!("netcanary-load-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("ns.json"), r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"j"}}"#).unwrap();
+    std::fs::write(dir.join("sub/pod.yml"), common::pod("j", "p", "a: b", "10.0.0.1", "")).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not read").unwrap();
+    std::fs::write(dir.join("broken.json"), "{").unwrap();
+    let loaded = netcanary_policy::manifest::load_paths(&[dir.clone(), dir.join("missing.yaml")], "default");
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(loaded.cluster.endpoint("j/p").is_some());
+    assert!(find(&loaded.diagnostics, "broken.json").message.contains("invalid JSON"));
+    assert!(find(&loaded.diagnostics, "missing.yaml").message.contains("cannot read"));
+    assert_eq!(loaded.diagnostics.len(), 2, "{:#?}", loaded.diagnostics);
+}

@@ -1,0 +1,197 @@
+//! Properties over generated input: the bulk matrix agrees with the explained evaluation
+//! on every cell of random clusters, and the loader never panics, whatever it is fed.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use netcanary_policy::evaluate;
+use netcanary_policy::model::IpBlock;
+use netcanary_policy::port::{PortMatch, RulePort};
+use netcanary_policy::selector::{Operator, Requirement};
+use netcanary_policy::{Cluster, ContainerPort, Endpoint, Labels, NamespaceScope, Peer, Policy, PolicyIndex, PortProto, Protocol, Rule, Selector};
+use proptest::prelude::*;
+
+const KEYS: [&str; 3] = ["app", "tier", "env"];
+const VALUES: [&str; 3] = ["a", "b", "c"];
+const NAMESPACES: [&str; 3] = ["n0", "n1", "n2"];
+const PORT_NAMES: [&str; 2] = ["http", "dns"];
+const ADDRESSES: [&str; 8] = ["10.0.0.1", "10.0.0.2", "10.0.1.1", "192.168.0.1", "fd00::1", "fd00::2", "fd00:1::1", "2001:db8::1"];
+const CIDRS: [&str; 8] = ["10.0.0.0/8", "10.0.0.0/24", "10.0.0.2/32", "0.0.0.0/0", "fd00::/16", "fd00::/64", "fd00::2/128", "::/0"];
+
+fn labels() -> impl Strategy<Value = Labels> {
+    prop::collection::btree_map(prop::sample::select(&KEYS[..]), prop::sample::select(&VALUES[..]), 0..3)
+        .prop_map(|m| m.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+}
+
+fn selector() -> impl Strategy<Value = Selector> {
+    let requirement = (prop::sample::select(&KEYS[..]), 0..4usize, prop::collection::btree_set(prop::sample::select(&VALUES[..]), 1..3))
+        .prop_map(|(key, op, values)| {
+            let operator = [Operator::In, Operator::NotIn, Operator::Exists, Operator::DoesNotExist][op];
+            let values: BTreeSet<String> = match operator {
+                Operator::In | Operator::NotIn => values.into_iter().map(str::to_string).collect(),
+                _ => BTreeSet::new(),
+            };
+            Requirement { key: key.to_string(), operator, values }
+        });
+    prop::collection::vec(requirement, 0..3).prop_map(Selector::new)
+}
+
+fn protocol() -> impl Strategy<Value = Protocol> {
+    prop::sample::select(&Protocol::ALL[..])
+}
+
+fn ip_block() -> impl Strategy<Value = IpBlock> {
+    (prop::sample::select(&CIDRS[..]), prop::collection::vec(prop::sample::select(&CIDRS[..]), 0..2)).prop_map(|(cidr, except)| {
+        let cidr: IpNet = cidr.parse().unwrap();
+        let except = except
+            .into_iter()
+            .map(|e| e.parse::<IpNet>().unwrap())
+            .filter(|e| cidr.contains(&e.network()) && e.prefix_len() > cidr.prefix_len())
+            .collect();
+        IpBlock { cidr, except }
+    })
+}
+
+fn peer() -> impl Strategy<Value = Peer> {
+    prop_oneof![
+        (prop::option::of(selector()), selector()).prop_map(|(ns, pods)| Peer::Pods {
+            namespaces: ns.map_or(NamespaceScope::Own, NamespaceScope::Selected),
+            pods
+        }),
+        ip_block().prop_map(Peer::IpBlock),
+    ]
+}
+
+fn rule_port() -> impl Strategy<Value = RulePort> {
+    let port = prop_oneof![
+        Just(PortMatch::Any),
+        (79u16..82, 0u16..2).prop_map(|(first, extra)| PortMatch::Range { first, last: first + extra }),
+        prop::sample::select(&PORT_NAMES[..]).prop_map(|n| PortMatch::Named(n.to_string())),
+    ];
+    (protocol(), port).prop_map(|(protocol, port)| RulePort { protocol, port })
+}
+
+fn rules() -> impl Strategy<Value = Vec<Rule>> {
+    prop::collection::vec(
+        (prop::collection::vec(peer(), 0..3), prop::collection::vec(rule_port(), 0..3)).prop_map(|(peers, ports)| Rule { peers, ports }),
+        0..3,
+    )
+}
+
+fn policy() -> impl Strategy<Value = Policy> {
+    (prop::sample::select(&NAMESPACES[..]), selector(), prop::option::of(rules()), prop::option::of(rules())).prop_map(|(ns, pod_selector, ingress, egress)| {
+        Policy { namespace: ns.to_string(), name: String::new(), pod_selector, ingress, egress }
+    })
+}
+
+fn endpoint() -> impl Strategy<Value = Endpoint> {
+    let ports = prop::collection::vec(
+        (prop::option::of(prop::sample::select(&PORT_NAMES[..])), 79u16..82, protocol())
+            .prop_map(|(name, port, protocol)| ContainerPort { name: name.map(str::to_string), port, protocol }),
+        0..3,
+    );
+    let ips = prop::collection::vec(prop::sample::select(&ADDRESSES[..]), 0..3);
+    (0..10u8, prop::sample::select(&NAMESPACES[..]), labels(), ips, ports).prop_map(|(kind, ns, labels, ips, ports)| {
+        let ips: Vec<IpAddr> = ips.into_iter().map(|ip| ip.parse().unwrap()).collect();
+        match kind {
+            0 => Endpoint::external(ips.first().copied().unwrap_or("1.1.1.1".parse().unwrap())),
+            1 => Endpoint::workload(ns, "Deployment", "w", labels).with_ports(ports),
+            _ => {
+                let mut pod = Endpoint::pod(ns, "p", labels).with_ips(ips).with_ports(ports);
+                pod.host_network = kind == 2;
+                pod
+            }
+        }
+    })
+}
+
+fn cluster() -> impl Strategy<Value = Cluster> {
+    (
+        prop::collection::vec(labels(), 3),
+        prop::collection::vec(endpoint(), 1..10),
+        prop::collection::vec(policy(), 0..6),
+    )
+        .prop_map(|(ns_labels, endpoints, policies)| {
+            let mut cluster = Cluster::new();
+            for (ns, labels) in NAMESPACES.iter().zip(ns_labels) {
+                cluster.set_namespace(ns, labels);
+            }
+            for (i, mut endpoint) in endpoints.into_iter().enumerate() {
+                endpoint.id = format!("{}#{i}", endpoint.id); // ids stay unique
+                cluster.add_endpoint(endpoint);
+            }
+            for (i, mut policy) in policies.into_iter().enumerate() {
+                policy.name = format!("p{i}");
+                cluster.add_policy(policy);
+            }
+            cluster
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn bulk_matrix_equals_explained_evaluation(cluster in cluster(), port in 79u16..82, protocol in protocol()) {
+        let port = PortProto::new(port, protocol);
+        let index = PolicyIndex::new(&cluster);
+        let matrix = index.matrix(port);
+        let endpoints = cluster.endpoints();
+        for (f, from) in endpoints.iter().enumerate() {
+            for (t, to) in endpoints.iter().enumerate() {
+                let v = evaluate::verdict(&cluster, from, to, port);
+                let (cf, ct) = (index.classes().class_of(f), index.classes().class_of(t));
+                prop_assert_eq!(matrix.egress_allows(cf, ct), v.egress.allowed, "egress {} -> {} {}", from.id, to.id, port);
+                prop_assert_eq!(matrix.ingress_allows(cf, ct), v.ingress.allowed, "ingress {} -> {} {}", from.id, to.id, port);
+                prop_assert_eq!(v.allowed, v.egress.allowed && v.ingress.allowed);
+            }
+        }
+    }
+
+    #[test]
+    fn class_members_are_interchangeable(cluster in cluster(), port in 79u16..82) {
+        let port = PortProto::new(port, Protocol::Tcp);
+        let index = PolicyIndex::new(&cluster);
+        let endpoints = cluster.endpoints();
+        for class in 0..index.classes().len() {
+            let members = index.classes().members(class);
+            let first = &endpoints[members[0]];
+            for &m in &members[1..] {
+                for other in endpoints {
+                    prop_assert_eq!(evaluate::verdict(&cluster, first, other, port).allowed, evaluate::verdict(&cluster, &endpoints[m], other, port).allowed);
+                    prop_assert_eq!(evaluate::verdict(&cluster, other, first, port).allowed, evaluate::verdict(&cluster, other, &endpoints[m], port).allowed);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn loader_never_panics_on_arbitrary_text(text in ".{0,400}") {
+        let mut loader = netcanary_policy::Loader::new("default");
+        loader.load_str("fuzz.yaml", &text);
+        loader.load_str("fuzz.json", &text);
+        for d in loader.finish().diagnostics {
+            prop_assert!(!d.message.is_empty());
+        }
+    }
+
+    #[test]
+    fn loader_never_panics_on_mutated_policies(
+        selector_key in "[a-zA-Z./_-]{0,12}",
+        operator in "[A-Za-z]{0,8}",
+        port in prop_oneof![Just("80".to_string()), "[a-z0-9-]{0,16}", any::<i64>().prop_map(|n| n.to_string())],
+        end_port in any::<i32>(),
+        cidr in "[0-9a-f.:/]{0,20}",
+        protocol in "[A-Z]{0,5}",
+        types in "[A-Za-z, ]{0,20}",
+    ) {
+        let yaml = format!(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: m, namespace: n}}\nspec:\n  podSelector: {{matchExpressions: [{{key: '{selector_key}', operator: '{operator}', values: [a]}}]}}\n  policyTypes: [{types}]\n  ingress: [{{from: [{{ipBlock: {{cidr: '{cidr}'}}}}], ports: [{{port: {port}, endPort: {end_port}, protocol: '{protocol}'}}]}}]\n"
+        );
+        let mut loader = netcanary_policy::Loader::new("default");
+        loader.load_str("mutated.yaml", &yaml);
+        let loaded = loader.finish();
+        prop_assert!(loaded.has_errors() || loaded.cluster.policies().len() == 1);
+    }
+}
