@@ -1,10 +1,212 @@
-//! `netcanary analyze` (being built).
+//! `netcanary analyze`: offline, from manifests, who may reach whom on which port, and why.
 
+use std::io::{IsTerminal, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use anyhow::{Context, bail};
+use netcanary_policy::convert::Severity;
+use netcanary_policy::manifest::{self, Diagnostic};
+use netcanary_policy::{Analysis, Cluster, ContainerPort, Endpoint, PortProto, Scope};
+use netcanary_report::{explain, json, markdown, summary, table};
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`analyze` is not built yet")
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = "\
+Examples:
+  netcanary analyze -f examples/production/
+  kubectl get ns,pods,networkpolicies -A -o yaml > cluster.yaml && netcanary analyze -f cluster.yaml -o summary
+  netcanary analyze -f policies/ --port 5432/TCP -o markdown > comment.md
+  netcanary analyze -f examples/production/ --to 1.1.1.1:443/TCP --explain production/deployment/api 1.1.1.1 443/TCP
+
+Exit status: 0 when the input was read, 2 when it has errors (unless --keep-going).")]
+pub struct Args {
+    /// Manifest files or folders (YAML or JSON; multi-document YAML and `kind: List`).
+    /// Folders are read recursively for .yaml, .yml and .json files.
+    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true, num_args = 1..)]
+    paths: Vec<PathBuf>,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table, env = "NETCANARY_OUTPUT")]
+    output: Format,
+
+    /// Destination port to analyse, as PORT or PORT/PROTOCOL (TCP, UDP, SCTP); repeatable.
+    /// Default: each destination on the ports its containers declare.
+    #[arg(long = "port", value_name = "PORT/PROTO")]
+    ports: Vec<PortProto>,
+
+    /// Add a destination outside the cluster, as ADDRESS:PORT/PROTO
+    /// (e.g. 1.1.1.1:443/TCP or [2001:db8::1]:53/UDP); repeatable.
+    #[arg(long = "to", value_name = "ADDR:PORT/PROTO", value_parser = parse_external_target)]
+    external_targets: Vec<(IpAddr, PortProto)>,
+
+    /// Add a source outside the cluster (an IP address); repeatable.
+    #[arg(long = "from", value_name = "ADDR")]
+    external_sources: Vec<IpAddr>,
+
+    /// Explain one verdict in words instead of printing the matrix. FROM and TO are
+    /// endpoint names as the matrix shows them (ns/pod, ns/kind/workload; ns/workload
+    /// when unambiguous) or IP addresses.
+    #[arg(long, num_args = 3, value_names = ["FROM", "TO", "PORT/PROTO"])]
+    explain: Option<Vec<String>>,
+
+    /// Namespace for namespaced objects that do not name one.
+    #[arg(short, long, default_value = "default", env = "NETCANARY_NAMESPACE")]
+    namespace: String,
+
+    /// Analyse what could be read even when some objects have errors (they are left out).
+    #[arg(long)]
+    keep_going: bool,
+
+    /// List every object skipped on purpose (unknown kinds, finished pods), not just their count.
+    #[arg(long)]
+    notes: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// Matrix per port, sized to the terminal.
+    Table,
+    /// One verdict per (source, destination, port) with its evidence; stable for scripts.
+    Json,
+    /// Matrix per port as Markdown, for pull-request comments.
+    Markdown,
+    /// Allowed/denied counts per port and namespace pair: for large clusters.
+    Summary,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let loaded = manifest::load_paths(&args.paths, &args.namespace);
+    report_diagnostics(&loaded.diagnostics, args.notes);
+    if loaded.has_errors() && !args.keep_going {
+        eprintln!("\nThe input has errors (above): fix them, or pass --keep-going to analyse the rest.");
+        return Ok(ExitCode::from(2));
+    }
+    let mut cluster = loaded.cluster;
+    let scope = scope(&mut cluster, &args);
+
+    let mut stdout = anstream::stdout().lock();
+    if let Some(explain_args) = &args.explain {
+        let [from, to, port] = explain_args.as_slice() else { bail!("--explain takes FROM TO PORT/PROTO") };
+        let port: PortProto = port.parse().map_err(|e| anyhow::anyhow!("--explain: {e}"))?;
+        let from = resolve(&mut cluster, from).context("--explain FROM")?;
+        let to = resolve(&mut cluster, to).context("--explain TO")?;
+        let endpoints = cluster.endpoints();
+        let verdict = netcanary_policy::evaluate::verdict(&cluster, &endpoints[from], &endpoints[to], port);
+        write!(stdout, "{}", explain::render(&verdict))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let analysis = Analysis::new(&cluster, &scope);
+    match args.output {
+        Format::Table => write!(stdout, "{}", table::render(&analysis, terminal_width()))?,
+        Format::Markdown => write!(stdout, "{}", markdown::render(&analysis))?,
+        Format::Summary => write!(stdout, "{}", summary::render(&analysis))?,
+        Format::Json => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            json::write(&analysis, &loaded.diagnostics, &mut out)?;
+            out.flush()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Adds the external endpoints the flags name and decides who is source and destination.
+fn scope(cluster: &mut Cluster, args: &Args) -> Scope {
+    for (ip, port) in &args.external_targets {
+        let id = ip.to_string();
+        let mut endpoint = cluster.endpoint(&id).cloned().unwrap_or_else(|| Endpoint::external(*ip));
+        endpoint.ports.push(ContainerPort { name: None, port: port.port, protocol: port.protocol });
+        cluster.add_endpoint(endpoint);
+    }
+    for ip in &args.external_sources {
+        if cluster.endpoint(&ip.to_string()).is_none() {
+            cluster.add_endpoint(Endpoint::external(*ip));
+        }
+    }
+    let mut scope = Scope::whole_cluster(cluster);
+    let position = |ip: &IpAddr| cluster.endpoints().iter().position(|e| e.is_external() && e.ips[0] == *ip);
+    scope.sources.extend(args.external_sources.iter().filter_map(position));
+    let mut targets: Vec<usize> = args.external_targets.iter().filter_map(|(ip, _)| position(ip)).collect();
+    targets.dedup();
+    scope.destinations.extend(targets);
+    scope.ports = (!args.ports.is_empty()).then(|| args.ports.clone());
+    scope
+}
+
+/// Finds an endpoint by id, by `ns/name` for a workload, or by IP (adding an external
+/// endpoint for an address no pod has).
+fn resolve(cluster: &mut Cluster, name: &str) -> anyhow::Result<usize> {
+    let endpoints = cluster.endpoints();
+    if let Some(i) = endpoints.iter().position(|e| e.id == name) {
+        return Ok(i);
+    }
+    if let Ok(ip) = name.parse::<IpAddr>() {
+        if let Some(i) = endpoints.iter().position(|e| e.ips.contains(&ip)) {
+            return Ok(i);
+        }
+        cluster.add_endpoint(Endpoint::external(ip));
+        return Ok(cluster.endpoints().len() - 1);
+    }
+    let candidates: Vec<usize> = match name.split_once('/') {
+        Some((ns, short)) => (0..endpoints.len())
+            .filter(|&i| endpoints[i].namespace.as_deref() == Some(ns) && endpoints[i].id.rsplit('/').next() == Some(short))
+            .collect(),
+        None => Vec::new(),
+    };
+    match candidates.as_slice() {
+        [one] => Ok(*one),
+        [] => bail!("no pod, workload or address {name:?} in the input (names look like ns/pod or ns/kind/workload)"),
+        many => {
+            let names: Vec<&str> = many.iter().map(|&i| endpoints[i].id.as_str()).collect();
+            bail!("{name:?} is ambiguous: {}", names.join(", "))
+        }
+    }
+}
+
+fn parse_external_target(value: &str) -> Result<(IpAddr, PortProto), String> {
+    let (address, protocol) = match value.rsplit_once('/') {
+        Some((address, protocol)) => (address, Some(protocol)),
+        None => (value, None),
+    };
+    let socket: SocketAddr = address
+        .parse()
+        .map_err(|_| format!("{value:?} is not ADDRESS:PORT[/PROTO] (e.g. 1.1.1.1:443/TCP or [2001:db8::1]:53/UDP)"))?;
+    let port = match protocol {
+        Some(protocol) => format!("{}/{protocol}", socket.port()),
+        None => socket.port().to_string(),
+    };
+    Ok((socket.ip(), port.parse()?))
+}
+
+fn report_diagnostics(diagnostics: &[Diagnostic], show_notes: bool) {
+    let mut stderr = anstream::stderr().lock();
+    let mut hidden_notes = 0;
+    for d in diagnostics {
+        let style = match d.severity {
+            Severity::Error => anstyle::AnsiColor::Red.on_default().bold(),
+            Severity::Warning => anstyle::AnsiColor::Yellow.on_default().bold(),
+            Severity::Note if show_notes => anstyle::Style::new().dimmed(),
+            Severity::Note => {
+                hidden_notes += 1;
+                continue;
+            }
+        };
+        let text = d.to_string();
+        let (label, rest) = text.split_once(": ").unwrap_or((&text, ""));
+        let _ = writeln!(stderr, "{style}{label}{style:#}: {rest}");
+    }
+    if hidden_notes > 0 {
+        let _ = writeln!(stderr, "note: {hidden_notes} object(s) skipped on purpose (kinds netcanary does not use, finished pods); --notes lists them");
+    }
+}
+
+/// The width to fit tables to: the terminal's, else `COLUMNS`, else wide enough for files.
+fn terminal_width() -> usize {
+    if std::io::stdout().is_terminal()
+        && let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size()
+    {
+        return usize::from(w);
+    }
+    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(200)
 }

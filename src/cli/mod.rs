@@ -17,6 +17,10 @@ struct Cli {
     #[arg(long, global = true, env = "NETCANARY_LOG_LEVEL", default_value = "warn")]
     log_level: String,
 
+    /// When to colour output: auto colours only a terminal (and honours NO_COLOR).
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, env = "NETCANARY_COLOR")]
+    color: ColorWhen,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -31,8 +35,21 @@ enum Command {
     Target(target::Args),
 }
 
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let choice = match cli.color {
+        ColorWhen::Auto => anstream::ColorChoice::Auto,
+        ColorWhen::Always => anstream::ColorChoice::Always,
+        ColorWhen::Never => anstream::ColorChoice::Never,
+    };
+    choice.write_global();
     logging::init(&cli.log_level);
     let outcome = match cli.command {
         Command::Analyze(args) => analyze::run(args),
@@ -41,9 +58,18 @@ pub fn main() -> ExitCode {
     };
     match outcome {
         Ok(code) => code,
+        // Output piped into `head` and closed early is not a failure.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(2)
         }
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }

@@ -2,12 +2,11 @@
 //! verdicts, so the engine evaluates one representative per class. Replicas of a workload
 //! collapse into one class; so do workloads that differ only in labels no policy reads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use crate::model::{Cluster, Endpoint, Governance, IpBlock, IpFamily, Peer};
 use crate::port::ContainerPort;
-use crate::selector::Labels;
 
 /// Which endpoints are interchangeable for every policy of a cluster.
 #[derive(Clone, Debug)]
@@ -22,7 +21,9 @@ pub struct Classes {
 #[derive(PartialEq, Eq, Hash)]
 struct ClassKey<'a> {
     namespace: Option<&'a str>,
-    labels: &'a Labels,
+    /// Only the labels whose keys some selector reads: no selector can tell apart pods
+    /// that differ elsewhere (`pod-template-hash`, `statefulset.kubernetes.io/pod-name`).
+    labels: Vec<(&'a str, &'a str)>,
     ports: &'a [ContainerPort],
     governance: Governance,
     primary_family: Option<IpFamily>,
@@ -45,6 +46,7 @@ impl Classes {
             .collect();
         blocks.sort();
         blocks.dedup();
+        let keys = selected_keys(cluster);
 
         let mut by_key: HashMap<ClassKey<'_>, usize> = HashMap::new();
         let mut class_of = Vec::with_capacity(cluster.endpoints().len());
@@ -52,7 +54,12 @@ impl Classes {
         for (i, endpoint) in cluster.endpoints().iter().enumerate() {
             let key = ClassKey {
                 namespace: endpoint.namespace.as_deref(),
-                labels: &endpoint.labels,
+                labels: endpoint
+                    .labels
+                    .iter()
+                    .filter(|(k, _)| keys.contains(k.as_str()))
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
                 ports: &endpoint.ports,
                 governance: endpoint.governed(),
                 primary_family: endpoint.primary_family(),
@@ -88,6 +95,27 @@ impl Classes {
     pub fn representative(&self, class: usize) -> usize {
         self.members[class][0]
     }
+}
+
+/// Every label key that a pod selector (of a policy or of a peer) reads.
+fn selected_keys(cluster: &Cluster) -> HashSet<&str> {
+    let mut keys = HashSet::new();
+    for policy in cluster.policies() {
+        let peer_selectors = policy
+            .ingress
+            .iter()
+            .chain(policy.egress.iter())
+            .flatten()
+            .flat_map(|r| r.peers.iter())
+            .filter_map(|peer| match peer {
+                Peer::Pods { pods, .. } => Some(pods),
+                Peer::IpBlock(_) => None,
+            });
+        for selector in std::iter::once(&policy.pod_selector).chain(peer_selectors) {
+            keys.extend(selector.requirements().iter().map(|r| r.key.as_str()));
+        }
+    }
+    keys
 }
 
 fn ip_bits(block: &IpBlock, endpoint: &Endpoint) -> u8 {

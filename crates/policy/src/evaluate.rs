@@ -83,37 +83,37 @@ fn direction(
         notes: Vec::new(),
     };
     let context = PeerContext { cluster, other, other_address };
+    let mut ip_block_missed_for_want_of_ip = false;
     for policy in selecting {
         for (index, rule) in policy.rules(direction).unwrap_or_default().iter().enumerate() {
             let rule_ref = RuleRef { policy: policy.id(), direction, index };
             match rule_outcome(policy, rule, &context, destination, port) {
                 Ok(()) => verdict.allowed_by.push(rule_ref),
-                Err(reason) => verdict.misses.push(RuleMiss { rule: rule_ref, reason }),
+                Err(miss) => {
+                    ip_block_missed_for_want_of_ip |= miss.peers_only && other_address.is_none() && rule.peers.iter().any(|p| matches!(p, Peer::IpBlock(_)));
+                    verdict.misses.push(RuleMiss { rule: rule_ref, reason: miss.reason });
+                }
             }
         }
     }
+    verdict.policies.sort();
     verdict.allowed = !verdict.allowed_by.is_empty();
     if verdict.allowed_by.is_empty() && verdict.misses.is_empty() {
         verdict
             .notes
             .push(format!("the selecting policies have no {direction} rules: all {direction} is denied"));
     }
-    if other_address.is_none() && !verdict.allowed && mentions_ip_block(&verdict, cluster) {
+    if ip_block_missed_for_want_of_ip && !verdict.allowed {
         verdict.notes.push(no_ip_note(other));
     }
     verdict
 }
 
-fn mentions_ip_block(verdict: &DirectionVerdict, cluster: &Cluster) -> bool {
-    verdict.policies.iter().any(|id| {
-        cluster.policies().iter().any(|p| {
-            &p.id() == id
-                && p.rules(verdict.direction)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|r| r.peers.iter().any(|peer| matches!(peer, Peer::IpBlock(_))))
-        })
-    })
+/// Why a rule did not allow a connection.
+struct Miss {
+    reason: String,
+    /// The ports matched; only the peers did not.
+    peers_only: bool,
 }
 
 fn no_ip_note(endpoint: &Endpoint) -> String {
@@ -133,7 +133,7 @@ struct PeerContext<'a> {
 }
 
 /// `Ok` if the rule allows the connection, else the reason it does not.
-fn rule_outcome(policy: &Policy, rule: &Rule, context: &PeerContext<'_>, destination: &Endpoint, port: PortProto) -> Result<(), String> {
+fn rule_outcome(policy: &Policy, rule: &Rule, context: &PeerContext<'_>, destination: &Endpoint, port: PortProto) -> Result<(), Miss> {
     if !rule.ports.is_empty() {
         let outcomes: Vec<PortOutcome> = rule.ports.iter().map(|p| p.outcome(port, &destination.ports)).collect();
         if !outcomes.contains(&PortOutcome::Matches) {
@@ -142,7 +142,7 @@ fn rule_outcome(policy: &Policy, rule: &Rule, context: &PeerContext<'_>, destina
             if outcomes.contains(&PortOutcome::NamedUnresolved) {
                 reason.push_str(&format!(" ({} declares no such named port)", destination.id));
             }
-            return Err(reason);
+            return Err(Miss { reason, peers_only: false });
         }
     }
     if rule.peers.is_empty() {
@@ -152,7 +152,7 @@ fn rule_outcome(policy: &Policy, rule: &Rule, context: &PeerContext<'_>, destina
         Ok(())
     } else {
         let listed: Vec<String> = rule.peers.iter().map(|p| describe_peer(policy, p)).collect();
-        Err(format!("{} is not {}", context.other.id, listed.join(" or ")))
+        Err(Miss { reason: format!("{} is not {}", context.other.id, listed.join(" or ")), peers_only: true })
     }
 }
 

@@ -11,7 +11,9 @@
 //! - [`evaluate`]: the reference, explained evaluation of one connection.
 //! - [`classes`], [`matrix`]: the same answers in bulk, over equivalence classes.
 //! - [`verdict`]: what an answer carries.
+//! - [`analysis`]: sources, destinations and ports in scope, with a matrix per port.
 
+pub mod analysis;
 pub mod classes;
 pub mod convert;
 pub mod evaluate;
@@ -22,6 +24,7 @@ pub mod port;
 pub mod selector;
 pub mod verdict;
 
+pub use analysis::{Analysis, Block, Counts, Scope};
 pub use classes::Classes;
 pub use manifest::{Diagnostic, Loaded, Loader};
 pub use matrix::{Matrix, PolicyIndex};

@@ -1,1 +1,21 @@
-//! placeholder
+//! Renders the engine's answers for people and scripts.
+//!
+//! Every renderer returns text; styled text carries ANSI codes that the caller strips
+//! when the output is not a terminal (the CLI writes through `anstream`).
+//!
+//! # Layout
+//! - [`legend`]: one numbering of the endpoints shown, shared by every block.
+//! - [`table`]: the terminal matrix, one block per port.
+//! - [`markdown`]: the same for pull-request comments.
+//! - [`json`]: the stable `analyze -o json` contract.
+//! - [`summary`]: counts only, for clusters too large to print.
+//! - [`explain`]: one verdict in words.
+
+pub mod explain;
+pub mod json;
+pub mod legend;
+pub mod markdown;
+pub mod summary;
+pub mod table;
+
+mod style;

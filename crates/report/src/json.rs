@@ -1,0 +1,106 @@
+//! `analyze -o json`: one verdict per (source, destination, destination port), per the
+//! stable contract in DESIGN.md. Extra keys (`implementationDefined`, `tier`, `allowedBy`,
+//! `notes`) add evidence without changing the contract's keys.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+use netcanary_policy::manifest::Diagnostic;
+use netcanary_policy::{Analysis, DirectionVerdict, Verdict};
+use serde::Serialize;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VerdictJson<'a> {
+    from: &'a str,
+    to: &'a str,
+    port: u16,
+    protocol: &'static str,
+    allowed: bool,
+    egress: DirectionJson<'a>,
+    ingress: DirectionJson<'a>,
+    /// A pod reaching its own IP: CNIs differ, upstream conformance does not check it.
+    implementation_defined: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DirectionJson<'a> {
+    allowed: bool,
+    isolated: bool,
+    policies: &'a [String],
+    tier: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    allowed_by: Vec<String>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    notes: &'a [String],
+}
+
+impl<'a> DirectionJson<'a> {
+    fn new(d: &'a DirectionVerdict) -> Self {
+        Self {
+            allowed: d.allowed,
+            isolated: d.isolated,
+            policies: &d.policies,
+            tier: d.tier.as_str(),
+            allowed_by: d.allowed_by.iter().map(ToString::to_string).collect(),
+            notes: &d.notes,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct DiagnosticJson<'a> {
+    severity: &'static str,
+    file: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    object: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    message: &'a str,
+}
+
+/// Streams the document to `out`: large clusters produce many verdicts, so nothing is
+/// collected in memory beyond one explained verdict per class pair.
+pub fn write(analysis: &Analysis<'_>, diagnostics: &[Diagnostic], out: &mut impl Write) -> io::Result<()> {
+    let endpoints = analysis.cluster().endpoints();
+    let classes = analysis.index.classes();
+    out.write_all(b"{\"verdicts\": [")?;
+    let mut first = true;
+    for block in &analysis.blocks {
+        let mut by_class: HashMap<(usize, usize), Verdict> = HashMap::new();
+        for &source in &analysis.sources {
+            for &destination in &block.destinations {
+                let key = (classes.class_of(source), classes.class_of(destination));
+                let verdict = by_class.entry(key).or_insert_with(|| analysis.verdict(source, destination, block.port));
+                let (from, to) = (endpoints[source].id.as_str(), endpoints[destination].id.as_str());
+                let json = VerdictJson {
+                    from,
+                    to,
+                    port: block.port.port,
+                    protocol: block.port.protocol.as_str(),
+                    allowed: verdict.allowed,
+                    egress: DirectionJson::new(&verdict.egress),
+                    ingress: DirectionJson::new(&verdict.ingress),
+                    implementation_defined: source == destination && !endpoints[source].is_external(),
+                };
+                out.write_all(if first { b"\n  " } else { b",\n  " })?;
+                first = false;
+                serde_json::to_writer(&mut *out, &json)?;
+            }
+        }
+    }
+    out.write_all(b"\n],\n\"diagnostics\": ")?;
+    let diagnostics: Vec<DiagnosticJson<'_>> = diagnostics
+        .iter()
+        .map(|d| DiagnosticJson {
+            severity: d.severity.as_str(),
+            file: &d.file,
+            object: d.object.as_deref(),
+            field: d.field.as_deref().filter(|f| !f.is_empty()),
+            message: &d.message,
+        })
+        .collect();
+    serde_json::to_writer(&mut *out, &diagnostics)?;
+    out.write_all(b"}\n")
+}
