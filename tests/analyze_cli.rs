@@ -1,0 +1,197 @@
+//! `netcanary analyze` as a user runs it: the bundled example, every output format, the
+//! JSON contract of DESIGN.md, external endpoints, explanations and bad input.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn netcanary(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_netcanary"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("NETCANARY_OUTPUT")
+        .output()
+        .expect("run netcanary")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn json(args: &[&str]) -> Value {
+    let mut all = vec!["analyze", "-o", "json"];
+    all.extend_from_slice(args);
+    let output = netcanary(&all);
+    assert!(output.status.success(), "{}", stderr(&output));
+    serde_json::from_slice(&output.stdout).expect("valid JSON")
+}
+
+fn find<'a>(doc: &'a Value, from: &str, to: &str, port: u64, protocol: &str) -> &'a Value {
+    doc["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["from"] == from && v["to"] == to && v["port"] == port && v["protocol"] == protocol)
+        .unwrap_or_else(|| panic!("no verdict {from} -> {to} {port}/{protocol}"))
+}
+
+#[test]
+fn example_matrix_prints_every_port_block() {
+    let output = netcanary(&["analyze", "-f", "examples/cluster", "--color", "never"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    for heading in ["53/UDP", "53/TCP", "5432/TCP", "8080/TCP"] {
+        assert!(text.lines().any(|l| l.starts_with(heading)), "missing block {heading}:\n{text}");
+    }
+    assert!(text.contains("production/statefulset/db"));
+    assert!(!text.contains('\u{1b}'), "no colour when asked for none");
+    let coloured = stdout(&netcanary(&["analyze", "-f", "examples/cluster", "--color", "always"]));
+    assert!(coloured.contains("\u{1b}[32m"), "colour when asked for it");
+}
+
+#[test]
+fn json_follows_the_contract() {
+    let doc = json(&["-f", "examples/cluster"]);
+    let allowed = find(&doc, "production/deployment/api", "production/statefulset/db", 5432, "TCP");
+    assert_eq!(allowed["allowed"], true);
+    assert_eq!(allowed["egress"]["isolated"], true);
+    assert_eq!(allowed["ingress"]["allowed"], true);
+    let ingress_policies: Vec<&str> = allowed["ingress"]["policies"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(ingress_policies.contains(&"production/allow-api-to-db") && ingress_policies.contains(&"production/default-deny-all"));
+    assert_eq!(allowed["ingress"]["allowedBy"][0], "production/allow-api-to-db ingress[0]");
+
+    let denied = find(&doc, "staging/deployment/api", "staging/statefulset/db", 5432, "TCP");
+    assert_eq!(denied["allowed"], false);
+    assert_eq!(denied["egress"]["allowed"], false, "the api's egress is what denies it");
+    assert_eq!(denied["ingress"]["allowed"], true);
+
+    let open = find(&doc, "dev/deployment/api", "dev/statefulset/db", 5432, "TCP");
+    assert_eq!(open["egress"]["isolated"], false);
+    assert_eq!(open["egress"]["policies"].as_array().unwrap().len(), 0);
+    assert_eq!(open["implementationDefined"], false);
+    let own = find(&doc, "dev/statefulset/db", "dev/statefulset/db", 5432, "TCP");
+    assert_eq!(own["implementationDefined"], true);
+
+    // 11 sources; each port block has the destinations that declare it.
+    let blocks = [("53/UDP", 1), ("53/TCP", 1), ("80/TCP", 1), ("443/TCP", 1), ("5432/TCP", 3), ("8080/TCP", 3)];
+    let expected: usize = blocks.iter().map(|(_, d)| 11 * d).sum();
+    assert_eq!(doc["verdicts"].as_array().unwrap().len(), expected);
+}
+
+#[test]
+fn json_matches_design_example() {
+    let dir = std::env::temp_dir().join(format!("netcanary-design-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("x.yaml");
+    let pod = |name: &str, ip: &str| {
+        format!("---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: x, labels: {{pod: {name}}}}}\nspec: {{containers: [{{name: c, image: i, ports: [{{containerPort: 80}}]}}]}}\nstatus: {{podIP: {ip}}}\n")
+    };
+    let policy = "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny-all, namespace: x}\nspec: {podSelector: {}, policyTypes: [Ingress]}\n";
+    std::fs::write(&file, format!("{}{}{policy}", pod("a", "10.0.0.1"), pod("b", "10.0.0.2"))).unwrap();
+    let doc = json(&["-f", file.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let v = find(&doc, "x/a", "x/b", 80, "TCP");
+    assert_eq!(v["allowed"], false);
+    assert_eq!(v["egress"]["allowed"], true);
+    assert_eq!(v["egress"]["isolated"], false);
+    assert_eq!(v["egress"]["policies"], serde_json::json!([]));
+    assert_eq!(v["ingress"]["allowed"], false);
+    assert_eq!(v["ingress"]["isolated"], true);
+    assert_eq!(v["ingress"]["policies"], serde_json::json!(["x/deny-all"]));
+    assert_eq!(doc["verdicts"].as_array().unwrap().len(), 4, "self pairs included");
+}
+
+#[test]
+fn explicit_ports_and_external_destinations() {
+    let doc = json(&["-f", "examples/cluster", "--port", "5432/tcp", "--to", "1.1.1.1:443/TCP", "--to", "10.1.2.3:443"]);
+    let verdicts = doc["verdicts"].as_array().unwrap();
+    assert!(verdicts.iter().all(|v| v["port"] == 5432 || v["to"] == "1.1.1.1" || v["to"] == "10.1.2.3"));
+    assert_eq!(verdicts.iter().filter(|v| v["port"] == 5432).count(), 11 * 11, "--port applies to every in-cluster destination");
+    assert_eq!(find(&doc, "production/deployment/api", "1.1.1.1", 443, "TCP")["allowed"], true);
+    assert_eq!(find(&doc, "production/deployment/api", "10.1.2.3", 443, "TCP")["allowed"], false, "RFC1918 excepted");
+    assert_eq!(find(&doc, "production/deployment/worker", "1.1.1.1", 443, "TCP")["allowed"], false);
+    assert_eq!(find(&doc, "dev/deployment/worker", "1.1.1.1", 443, "TCP")["allowed"], true);
+}
+
+#[test]
+fn external_sources_meet_ingress_policy() {
+    let doc = json(&["-f", "examples/cluster", "--from", "203.0.113.7", "--port", "8080"]);
+    assert_eq!(find(&doc, "203.0.113.7", "production/deployment/api", 8080, "TCP")["allowed"], false);
+    assert_eq!(find(&doc, "203.0.113.7", "dev/deployment/api", 8080, "TCP")["allowed"], true);
+}
+
+#[test]
+fn summary_counts_agree_with_json() {
+    let doc = json(&["-f", "examples/cluster"]);
+    let verdicts = doc["verdicts"].as_array().unwrap();
+    let allowed = verdicts.iter().filter(|v| v["allowed"] == true).count();
+    let denied = verdicts.len() - allowed;
+    let text = stdout(&netcanary(&["analyze", "-f", "examples/cluster", "-o", "summary"]));
+    let total = text.lines().find(|l| l.starts_with("total")).expect("a total line");
+    let numbers: Vec<usize> = total.split_whitespace().skip(1).map(|n| n.parse().unwrap()).collect();
+    assert_eq!(numbers, [allowed, denied], "{text}");
+    assert!(text.contains("5432/TCP  dev             production           0       3"), "{text}");
+}
+
+#[test]
+fn markdown_has_a_table_per_port() {
+    let text = stdout(&netcanary(&["analyze", "-f", "examples/cluster", "-o", "markdown"]));
+    assert!(text.contains("### 5432/TCP"));
+    assert!(text.contains("| from \\ to |"));
+    assert!(text.contains("| **6** `production/deployment/api` |"), "{text}");
+}
+
+#[test]
+fn explain_names_policies_and_rules() {
+    let output = netcanary(&["analyze", "-f", "examples/cluster", "--color", "never", "--explain", "staging/api", "staging/db", "5432/TCP"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.starts_with("staging/deployment/api → staging/statefulset/db on 5432/TCP: DENIED"), "{text}");
+    assert!(text.contains("not by        staging/allow-api-egress egress[0]: port 5432/TCP is not in [443/TCP]"), "{text}");
+    assert!(text.contains("allowed by    staging/allow-api-to-db ingress[0]"), "{text}");
+    let unknown = netcanary(&["analyze", "-f", "examples/cluster", "--explain", "nope/x", "staging/db", "80"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("no pod, workload or address \"nope/x\""));
+}
+
+#[test]
+fn bad_input_names_file_object_and_field_and_exits_2() {
+    let dir = std::env::temp_dir().join(format!("netcanary-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file: PathBuf = dir.join("bad.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: broken, namespace: prod}\nspec:\n  podSelector: {}\n  ingress: [{ports: [{port: 70000}]}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let output = netcanary(&["analyze", "-f", path, "--color", "never"]);
+    let keep_going = netcanary(&["analyze", "-f", path, "--keep-going", "--port", "80"]);
+    let notes = netcanary(&["analyze", "-f", path, "--keep-going", "--notes", "--port", "80"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!("error: {path}: NetworkPolicy prod/broken: spec.ingress[0].ports[0].port: 70000 must be a port number from 1 to 65535")),
+        "{err}"
+    );
+    assert!(err.contains("1 object(s) skipped on purpose"), "{err}");
+    assert!(err.contains("--keep-going"));
+    assert!(keep_going.status.success(), "{}", stderr(&keep_going));
+    assert!(stderr(&notes).contains("Service default/s: skipped"));
+}
+
+#[test]
+fn missing_files_and_bad_flags_are_clear() {
+    let output = netcanary(&["analyze", "-f", "does-not-exist.yaml"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("does-not-exist.yaml: cannot read"));
+    let output = netcanary(&["analyze", "-f", "examples/cluster", "--to", "1.1.1.1"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("is not ADDRESS:PORT"), "{}", stderr(&output));
+}
