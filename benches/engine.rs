@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use netcanary_policy::model::IpBlock;
 use netcanary_policy::port::{PortMatch, RulePort};
 use netcanary_policy::selector::{Operator, Requirement};
-use netcanary_policy::{Cluster, ContainerPort, Endpoint, Labels, NamespaceScope, Peer, Policy, PolicyIndex, PortProto, Protocol, Rule, Selector, evaluate};
+use netcanary_policy::{
+    Cluster, ContainerPort, Endpoint, Labels, NamespaceScope, Peer, Policy, PolicyIndex, PortProto, Protocol, Rule,
+    Selector, evaluate,
+};
 
 struct Config {
     pods: usize,
@@ -68,7 +71,8 @@ fn synthetic(config: &Config, unique_pods: bool) -> Cluster {
         let n = p % config.namespaces;
         let app = rng.below(12);
         let tier = ["frontend", "backend", "data"][app % 3].to_string();
-        let mut pod_labels = labels(&[("app", format!("app-{app}")), ("tier", tier), ("version", format!("v{}", rng.below(2)))]);
+        let mut pod_labels =
+            labels(&[("app", format!("app-{app}")), ("tier", tier), ("version", format!("v{}", rng.below(2)))]);
         pod_labels.insert("pod-template-hash".into(), format!("{:08x}", rng.below(1 << 30)));
         if unique_pods {
             pod_labels.insert("instance".into(), format!("i{p}"));
@@ -82,7 +86,9 @@ fn synthetic(config: &Config, unique_pods: bool) -> Cluster {
         if app % 3 == 2 {
             ports.push(ContainerPort { name: Some("db".into()), port: 5432, protocol: Protocol::Tcp });
         }
-        cluster.add_endpoint(Endpoint::pod(&format!("ns-{n}"), &format!("pod-{p}"), pod_labels).with_ips(ips).with_ports(ports));
+        cluster.add_endpoint(
+            Endpoint::pod(&format!("ns-{n}"), &format!("pod-{p}"), pod_labels).with_ips(ips).with_ports(ports),
+        );
     }
     for i in 0..config.policies {
         let n = i % config.namespaces;
@@ -90,33 +96,63 @@ fn synthetic(config: &Config, unique_pods: bool) -> Cluster {
         let app = |rng: &mut Rng| format!("app-{}", rng.below(12));
         let (pod_selector, ingress, egress) = match (i / config.namespaces) % 5 {
             // Default deny: ingress everywhere, egress too in a third of the namespaces.
-            0 => (Selector::everything(), Some(vec![]), (n % 3 == 0).then(Vec::new)),
+            0 => (Selector::everything(), Some(vec![]), n.is_multiple_of(3).then(Vec::new)),
             1 => {
                 let dns = Peer::Pods {
                     namespaces: NamespaceScope::Selected(Selector::everything()),
                     pods: Selector::from_labels([("k8s-app", "kube-dns")]),
                 };
-                let rule = Rule { peers: vec![dns], ports: vec![port(Protocol::Udp, PortMatch::Range { first: 53, last: 53 }), port(Protocol::Tcp, PortMatch::Range { first: 53, last: 53 })] };
+                let rule = Rule {
+                    peers: vec![dns],
+                    ports: vec![
+                        port(Protocol::Udp, PortMatch::Range { first: 53, last: 53 }),
+                        port(Protocol::Tcp, PortMatch::Range { first: 53, last: 53 }),
+                    ],
+                };
                 // Only where egress is denied by default (elsewhere it would isolate egress).
-                (Selector::everything(), None, (n % 3 == 0).then(|| vec![rule]))
+                (Selector::everything(), None, n.is_multiple_of(3).then(|| vec![rule]))
             }
             2 => {
                 let team = format!("t{}", rng.below(teams));
                 let values = [app(&mut rng), app(&mut rng)];
                 let from = Peer::Pods {
-                    namespaces: NamespaceScope::Selected(Selector::new(vec![requirement("team", Operator::In, &[team])])),
-                    pods: Selector::new(vec![requirement("app", Operator::In, &values), requirement("version", Operator::NotIn, &["v9".into()])]),
+                    namespaces: NamespaceScope::Selected(Selector::new(vec![requirement(
+                        "team",
+                        Operator::In,
+                        &[team],
+                    )])),
+                    pods: Selector::new(vec![
+                        requirement("app", Operator::In, &values),
+                        requirement("version", Operator::NotIn, &["v9".into()]),
+                    ]),
                 };
                 let selected = if unique_pods {
-                    Selector::new(vec![requirement("instance", Operator::NotIn, &[format!("i{}", rng.below(config.pods))])])
+                    Selector::new(vec![requirement(
+                        "instance",
+                        Operator::NotIn,
+                        &[format!("i{}", rng.below(config.pods))],
+                    )])
                 } else {
                     Selector::from_labels([("app", app(&mut rng).as_str())])
                 };
-                (selected, Some(vec![Rule { peers: vec![from], ports: vec![port(Protocol::Tcp, PortMatch::Named("http".into()))] }]), None)
+                (
+                    selected,
+                    Some(vec![Rule {
+                        peers: vec![from],
+                        ports: vec![port(Protocol::Tcp, PortMatch::Named("http".into()))],
+                    }]),
+                    None,
+                )
             }
             3 => {
-                let from = Peer::Pods { namespaces: NamespaceScope::Own, pods: Selector::new(vec![requirement("tier", Operator::Exists, &[])]) };
-                let ports = vec![port(Protocol::Tcp, PortMatch::Named("db".into())), port(Protocol::Tcp, PortMatch::Range { first: 8000, last: 8100 })];
+                let from = Peer::Pods {
+                    namespaces: NamespaceScope::Own,
+                    pods: Selector::new(vec![requirement("tier", Operator::Exists, &[])]),
+                };
+                let ports = vec![
+                    port(Protocol::Tcp, PortMatch::Named("db".into())),
+                    port(Protocol::Tcp, PortMatch::Range { first: 8000, last: 8100 }),
+                ];
                 (Selector::from_labels([("tier", "data")]), Some(vec![Rule { peers: vec![from], ports }]), None)
             }
             _ => {
@@ -124,13 +160,20 @@ fn synthetic(config: &Config, unique_pods: bool) -> Cluster {
                     cidr: "0.0.0.0/0".parse().unwrap(),
                     except: vec!["10.0.0.0/8".parse().unwrap(), "172.16.0.0/12".parse().unwrap()],
                 });
-                let neighbours = Peer::IpBlock(IpBlock { cidr: format!("10.0.{}.0/24", rng.below(256)).parse().unwrap(), except: vec![] });
+                let neighbours = Peer::IpBlock(IpBlock {
+                    cidr: format!("10.0.{}.0/24", rng.below(256)).parse().unwrap(),
+                    except: vec![],
+                });
                 let rules = vec![
-                    Rule { peers: vec![internet], ports: vec![port(Protocol::Tcp, PortMatch::Range { first: 443, last: 443 })] },
+                    Rule {
+                        peers: vec![internet],
+                        ports: vec![port(Protocol::Tcp, PortMatch::Range { first: 443, last: 443 })],
+                    },
                     Rule { peers: vec![neighbours], ports: vec![] },
                 ];
-                let selected = Selector::new(vec![requirement("tier", Operator::In, &["frontend".into(), "backend".into()])]);
-                (selected, None, (n % 3 == 0).then_some(rules))
+                let selected =
+                    Selector::new(vec![requirement("tier", Operator::In, &["frontend".into(), "backend".into()])]);
+                (selected, None, n.is_multiple_of(3).then_some(rules))
             }
         };
         cluster.add_policy(Policy { namespace, name: format!("policy-{i}"), pod_selector, ingress, egress });
@@ -141,7 +184,9 @@ fn synthetic(config: &Config, unique_pods: bool) -> Cluster {
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
@@ -187,11 +232,21 @@ fn run(config: &Config, unique_pods: bool) {
 
     let case = if unique_pods { "worst case: every pod its own class" } else { "realistic: replicas share labels" };
     println!("\n{case}");
-    println!("  cluster          {n} pods, {} namespaces, {} policies (built in {})", config.namespaces + 1, cluster.policies().len(), secs(built));
+    println!(
+        "  cluster          {n} pods, {} namespaces, {} policies (built in {})",
+        config.namespaces + 1,
+        cluster.policies().len(),
+        secs(built)
+    );
     println!("  classes          {}", index.classes().len());
     println!("  full matrix      {n} x {n} = {} verdicts on {port} in {} ({} allowed)", n * n, secs(bulk), allowed);
     println!("  bulk engine      {:>14.0} verdicts/s", bulk_rate);
-    println!("  per-pair (naive) {:>14.0} verdicts/s  (sample of {}, {}; all agree with the matrix)", naive_rate, config.sample, secs(naive));
+    println!(
+        "  per-pair (naive) {:>14.0} verdicts/s  (sample of {}, {}; all agree with the matrix)",
+        naive_rate,
+        config.sample,
+        secs(naive)
+    );
     println!("  speed-up         {:>14.0} x", bulk_rate / naive_rate);
     println!("  naive full matrix would take ~{:.0} s", cells / naive_rate);
     println!("  peak memory      {:.1} MiB (whole process so far)", peak_rss_mib());
@@ -200,12 +255,16 @@ fn run(config: &Config, unique_pods: bool) {
 fn main() {
     let mut config = Config { pods: 5000, namespaces: 200, policies: 1000, sample: 20_000 };
     let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
+    let value =
+        |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
     config.pods = value("--pods").unwrap_or(config.pods);
     config.namespaces = value("--namespaces").unwrap_or(config.namespaces);
     config.policies = value("--policies").unwrap_or(config.policies);
     config.sample = value("--sample").unwrap_or(config.sample);
-    println!("netcanary policy engine benchmark ({} cores)", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!(
+        "netcanary policy engine benchmark ({} cores)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
     run(&config, false);
     run(&config, true);
 }

@@ -61,8 +61,12 @@ fn json_follows_the_contract() {
     assert_eq!(allowed["allowed"], true);
     assert_eq!(allowed["egress"]["isolated"], true);
     assert_eq!(allowed["ingress"]["allowed"], true);
-    let ingress_policies: Vec<&str> = allowed["ingress"]["policies"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
-    assert!(ingress_policies.contains(&"production/allow-api-to-db") && ingress_policies.contains(&"production/default-deny-all"));
+    let ingress_policies: Vec<&str> =
+        allowed["ingress"]["policies"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(
+        ingress_policies.contains(&"production/allow-api-to-db")
+            && ingress_policies.contains(&"production/default-deny-all")
+    );
     assert_eq!(allowed["ingress"]["allowedBy"][0], "production/allow-api-to-db ingress[0]");
 
     let denied = find(&doc, "staging/deployment/api", "staging/statefulset/db", 5432, "TCP");
@@ -89,7 +93,9 @@ fn json_matches_design_example() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("x.yaml");
     let pod = |name: &str, ip: &str| {
-        format!("---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: x, labels: {{pod: {name}}}}}\nspec: {{containers: [{{name: c, image: i, ports: [{{containerPort: 80}}]}}]}}\nstatus: {{podIP: {ip}}}\n")
+        format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: x, labels: {{pod: {name}}}}}\nspec: {{containers: [{{name: c, image: i, ports: [{{containerPort: 80}}]}}]}}\nstatus: {{podIP: {ip}}}\n"
+        )
     };
     let policy = "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny-all, namespace: x}\nspec: {podSelector: {}, policyTypes: [Ingress]}\n";
     std::fs::write(&file, format!("{}{}{policy}", pod("a", "10.0.0.1"), pod("b", "10.0.0.2"))).unwrap();
@@ -108,10 +114,15 @@ fn json_matches_design_example() {
 
 #[test]
 fn explicit_ports_and_external_destinations() {
-    let doc = json(&["-f", "examples/cluster", "--port", "5432/tcp", "--to", "1.1.1.1:443/TCP", "--to", "10.1.2.3:443"]);
+    let doc =
+        json(&["-f", "examples/cluster", "--port", "5432/tcp", "--to", "1.1.1.1:443/TCP", "--to", "10.1.2.3:443"]);
     let verdicts = doc["verdicts"].as_array().unwrap();
     assert!(verdicts.iter().all(|v| v["port"] == 5432 || v["to"] == "1.1.1.1" || v["to"] == "10.1.2.3"));
-    assert_eq!(verdicts.iter().filter(|v| v["port"] == 5432).count(), 11 * 11, "--port applies to every in-cluster destination");
+    assert_eq!(
+        verdicts.iter().filter(|v| v["port"] == 5432).count(),
+        11 * 11,
+        "--port applies to every in-cluster destination"
+    );
     assert_eq!(find(&doc, "production/deployment/api", "1.1.1.1", 443, "TCP")["allowed"], true);
     assert_eq!(find(&doc, "production/deployment/api", "10.1.2.3", 443, "TCP")["allowed"], false, "RFC1918 excepted");
     assert_eq!(find(&doc, "production/deployment/worker", "1.1.1.1", 443, "TCP")["allowed"], false);
@@ -148,12 +159,30 @@ fn markdown_has_a_table_per_port() {
 
 #[test]
 fn explain_names_policies_and_rules() {
-    let output = netcanary(&["analyze", "-f", "examples/cluster", "--color", "never", "--explain", "staging/api", "staging/db", "5432/TCP"]);
+    let output = netcanary(&[
+        "analyze",
+        "-f",
+        "examples/cluster",
+        "--color",
+        "never",
+        "--explain",
+        "staging/api",
+        "staging/db",
+        "5432/TCP",
+    ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.starts_with("staging/deployment/api → staging/statefulset/db on 5432/TCP: DENIED"), "{text}");
-    assert!(text.contains("not by        staging/allow-api-egress egress[0]: port 5432/TCP is not in [443/TCP]"), "{text}");
-    assert!(text.contains("allowed by    staging/allow-api-to-db ingress[0]"), "{text}");
+    assert!(
+        text.contains("not by        staging/allow-api-egress egress[0]: port 5432/TCP is not in [443/TCP]"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "allowed by    staging/allow-api-to-db ingress[0]: from pods app=api in namespace staging, on 5432/TCP"
+        ),
+        "{text}"
+    );
     let unknown = netcanary(&["analyze", "-f", "examples/cluster", "--explain", "nope/x", "staging/db", "80"]);
     assert_eq!(unknown.status.code(), Some(2));
     assert!(stderr(&unknown).contains("no pod, workload or address \"nope/x\""));

@@ -150,7 +150,9 @@ fn resolve(cluster: &mut Cluster, name: &str) -> anyhow::Result<usize> {
     }
     let candidates: Vec<usize> = match name.split_once('/') {
         Some((ns, short)) => (0..endpoints.len())
-            .filter(|&i| endpoints[i].namespace.as_deref() == Some(ns) && endpoints[i].id.rsplit('/').next() == Some(short))
+            .filter(|&i| {
+                endpoints[i].namespace.as_deref() == Some(ns) && endpoints[i].id.rsplit('/').next() == Some(short)
+            })
             .collect(),
         None => Vec::new(),
     };
@@ -197,7 +199,10 @@ fn report_diagnostics(diagnostics: &[Diagnostic], show_notes: bool) {
         let _ = writeln!(stderr, "{style}{label}{style:#}: {rest}");
     }
     if hidden_notes > 0 {
-        let _ = writeln!(stderr, "note: {hidden_notes} object(s) skipped on purpose (kinds netcanary does not use, finished pods); --notes lists them");
+        let _ = writeln!(
+            stderr,
+            "note: {hidden_notes} object(s) skipped on purpose (kinds netcanary does not use, finished pods); --notes lists them"
+        );
     }
 }
 

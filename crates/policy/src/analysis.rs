@@ -23,7 +23,8 @@ pub struct Scope {
 impl Scope {
     /// Every in-cluster endpoint as source and destination, on declared ports.
     pub fn whole_cluster(cluster: &Cluster) -> Self {
-        let all: Vec<usize> = (0..cluster.endpoints().len()).filter(|&i| !cluster.endpoints()[i].is_external()).collect();
+        let all: Vec<usize> =
+            (0..cluster.endpoints().len()).filter(|&i| !cluster.endpoints()[i].is_external()).collect();
         Self { sources: all.clone(), destinations: all, ports: None }
     }
 }
@@ -57,7 +58,9 @@ impl<'c> Analysis<'c> {
     pub fn new(cluster: &'c Cluster, scope: &Scope) -> Self {
         let index = PolicyIndex::new(cluster);
         let endpoints = cluster.endpoints();
-        let declares = |i: usize, port: PortProto| endpoints[i].ports.iter().any(|p| p.port == port.port && p.protocol == port.protocol);
+        let declares = |i: usize, port: PortProto| {
+            endpoints[i].ports.iter().any(|p| p.port == port.port && p.protocol == port.protocol)
+        };
         let declared: BTreeSet<PortProto> = scope
             .destinations
             .iter()
@@ -67,7 +70,8 @@ impl<'c> Analysis<'c> {
             None => declared,
             Some(given) => {
                 let external = scope.destinations.iter().filter(|&&i| endpoints[i].is_external());
-                let external_ports = external.flat_map(|&i| endpoints[i].ports.iter().map(|p| PortProto::new(p.port, p.protocol)));
+                let external_ports =
+                    external.flat_map(|&i| endpoints[i].ports.iter().map(|p| PortProto::new(p.port, p.protocol)));
                 given.iter().copied().chain(external_ports).collect()
             }
         };

@@ -101,16 +101,13 @@ impl Classes {
 fn selected_keys(cluster: &Cluster) -> HashSet<&str> {
     let mut keys = HashSet::new();
     for policy in cluster.policies() {
-        let peer_selectors = policy
-            .ingress
-            .iter()
-            .chain(policy.egress.iter())
-            .flatten()
-            .flat_map(|r| r.peers.iter())
-            .filter_map(|peer| match peer {
-                Peer::Pods { pods, .. } => Some(pods),
-                Peer::IpBlock(_) => None,
-            });
+        let peer_selectors =
+            policy.ingress.iter().chain(policy.egress.iter()).flatten().flat_map(|r| r.peers.iter()).filter_map(
+                |peer| match peer {
+                    Peer::Pods { pods, .. } => Some(pods),
+                    Peer::IpBlock(_) => None,
+                },
+            );
         for selector in std::iter::once(&policy.pod_selector).chain(peer_selectors) {
             keys.extend(selector.requirements().iter().map(|r| r.key.as_str()));
         }

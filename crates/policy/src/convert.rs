@@ -91,7 +91,10 @@ pub fn policy(np: &NetworkPolicy, default_namespace: &str, problems: &mut Proble
     };
     for (i, t) in types.iter().enumerate() {
         if t != "Ingress" && t != "Egress" {
-            problems.error(format!("spec.policyTypes[{i}]"), format!("unsupported value {t:?}: use \"Ingress\" or \"Egress\""));
+            problems.error(
+                format!("spec.policyTypes[{i}]"),
+                format!("unsupported value {t:?}: use \"Ingress\" or \"Egress\""),
+            );
         }
     }
     if types.len() > 2 {
@@ -125,7 +128,13 @@ pub fn policy(np: &NetworkPolicy, default_namespace: &str, problems: &mut Proble
     })
 }
 
-fn rule(peers: Option<&[NetworkPolicyPeer]>, ports: Option<&[NetworkPolicyPort]>, path: &str, peers_key: &str, problems: &mut Problems) -> Rule {
+fn rule(
+    peers: Option<&[NetworkPolicyPeer]>,
+    ports: Option<&[NetworkPolicyPort]>,
+    path: &str,
+    peers_key: &str,
+    problems: &mut Problems,
+) -> Rule {
     Rule {
         peers: peers
             .unwrap_or_default()
@@ -146,7 +155,10 @@ fn peer(peer: &NetworkPolicyPeer, path: &str, problems: &mut Problems) -> Option
     let has_selector = peer.pod_selector.is_some() || peer.namespace_selector.is_some();
     match (&peer.ip_block, has_selector) {
         (Some(_), true) => {
-            problems.error(path, "may not specify both ipBlock and podSelector/namespaceSelector: split them into two peers");
+            problems.error(
+                path,
+                "may not specify both ipBlock and podSelector/namespaceSelector: split them into two peers",
+            );
             None
         }
         (Some(block), false) => ip_block(block, &format!("{path}.ipBlock"), problems).map(Peer::IpBlock),
@@ -229,7 +241,10 @@ fn rule_port(port: &NetworkPolicyPort, path: &str, problems: &mut Problems) -> O
                 Some(end) => {
                     let last = port_number(end, &format!("{path}.endPort"), problems)?;
                     if last < first {
-                        problems.error(format!("{path}.endPort"), format!("{last} must be greater than or equal to port {first}"));
+                        problems.error(
+                            format!("{path}.endPort"),
+                            format!("{last} must be greater than or equal to port {first}"),
+                        );
                         return None;
                     }
                     last
@@ -273,14 +288,21 @@ pub fn selector(selector: Option<&LabelSelector>, path: &str, problems: &mut Pro
         } else if let Some(p) = label_value_problem(value) {
             problems.error(&field, format!("value {value:?}: {p}"));
         } else {
-            requirements.push(Requirement { key: key.clone(), operator: Operator::In, values: BTreeSet::from([value.clone()]) });
+            requirements.push(Requirement {
+                key: key.clone(),
+                operator: Operator::In,
+                values: BTreeSet::from([value.clone()]),
+            });
         }
     }
     for (i, expr) in selector.match_expressions.iter().flatten().enumerate() {
         let field = format!("{path}.matchExpressions[{i}]");
         let values: BTreeSet<String> = expr.values.iter().flatten().cloned().collect();
         let Some(operator) = Operator::parse(&expr.operator) else {
-            problems.error(format!("{field}.operator"), format!("unknown operator {:?}: use In, NotIn, Exists or DoesNotExist", expr.operator));
+            problems.error(
+                format!("{field}.operator"),
+                format!("unknown operator {:?}: use In, NotIn, Exists or DoesNotExist", expr.operator),
+            );
             continue;
         };
         if let Some(p) = label_key_problem(&expr.key) {

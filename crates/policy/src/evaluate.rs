@@ -3,9 +3,11 @@
 
 use std::net::IpAddr;
 
-use crate::model::{Cluster, Direction, Endpoint, EndpointKind, Governance, IpFamily, NamespaceScope, Peer, Policy, Rule};
+use crate::model::{
+    Cluster, Direction, Endpoint, EndpointKind, Governance, IpFamily, NamespaceScope, Peer, Policy, Rule,
+};
 use crate::port::{PortOutcome, PortProto};
-use crate::verdict::{DirectionVerdict, RuleMiss, RuleRef, Tier, Verdict};
+use crate::verdict::{DirectionVerdict, RuleHit, RuleMiss, RuleRef, Tier, Verdict};
 
 /// The addresses a connection from `from` to `to` uses: the destination's primary IP and
 /// the source's IP of the same family (dual-stack pods reach each other per family).
@@ -56,19 +58,13 @@ fn direction(
             return DirectionVerdict::by_default(direction, Some(note));
         }
         Governance::HostNetwork => {
-            let note = format!(
-                "{} uses the host network: pod policy does not govern its {direction}",
-                subject.id
-            );
+            let note = format!("{} uses the host network: pod policy does not govern its {direction}", subject.id);
             return DirectionVerdict::by_default(direction, Some(note));
         }
         Governance::Governed => {}
     }
-    let selecting: Vec<&Policy> = cluster
-        .policies()
-        .iter()
-        .filter(|p| p.rules(direction).is_some() && p.selects(subject))
-        .collect();
+    let selecting: Vec<&Policy> =
+        cluster.policies().iter().filter(|p| p.rules(direction).is_some() && p.selects(subject)).collect();
     if selecting.is_empty() {
         return DirectionVerdict::by_default(direction, None);
     }
@@ -88,9 +84,13 @@ fn direction(
         for (index, rule) in policy.rules(direction).unwrap_or_default().iter().enumerate() {
             let rule_ref = RuleRef { policy: policy.id(), direction, index };
             match rule_outcome(policy, rule, &context, destination, port) {
-                Ok(()) => verdict.allowed_by.push(rule_ref),
+                Ok(()) => {
+                    verdict.allowed_by.push(RuleHit { rule: rule_ref, says: describe_rule(policy, rule, direction) })
+                }
                 Err(miss) => {
-                    ip_block_missed_for_want_of_ip |= miss.peers_only && other_address.is_none() && rule.peers.iter().any(|p| matches!(p, Peer::IpBlock(_)));
+                    ip_block_missed_for_want_of_ip |= miss.peers_only
+                        && other_address.is_none()
+                        && rule.peers.iter().any(|p| matches!(p, Peer::IpBlock(_)));
                     verdict.misses.push(RuleMiss { rule: rule_ref, reason: miss.reason });
                 }
             }
@@ -99,9 +99,7 @@ fn direction(
     verdict.policies.sort();
     verdict.allowed = !verdict.allowed_by.is_empty();
     if verdict.allowed_by.is_empty() && verdict.misses.is_empty() {
-        verdict
-            .notes
-            .push(format!("the selecting policies have no {direction} rules: all {direction} is denied"));
+        verdict.notes.push(format!("the selecting policies have no {direction} rules: all {direction} is denied"));
     }
     if ip_block_missed_for_want_of_ip && !verdict.allowed {
         verdict.notes.push(no_ip_note(other));
@@ -118,10 +116,9 @@ struct Miss {
 
 fn no_ip_note(endpoint: &Endpoint) -> String {
     match endpoint.kind {
-        EndpointKind::Workload(_) => format!(
-            "{} is a workload template with no IP yet, so no ipBlock can match it",
-            endpoint.id
-        ),
+        EndpointKind::Workload(_) => {
+            format!("{} is a workload template with no IP yet, so no ipBlock can match it", endpoint.id)
+        }
         _ => format!("{} has no IP, so no ipBlock can match it", endpoint.id),
     }
 }
@@ -133,7 +130,13 @@ struct PeerContext<'a> {
 }
 
 /// `Ok` if the rule allows the connection, else the reason it does not.
-fn rule_outcome(policy: &Policy, rule: &Rule, context: &PeerContext<'_>, destination: &Endpoint, port: PortProto) -> Result<(), Miss> {
+fn rule_outcome(
+    policy: &Policy,
+    rule: &Rule,
+    context: &PeerContext<'_>,
+    destination: &Endpoint,
+    port: PortProto,
+) -> Result<(), Miss> {
     if !rule.ports.is_empty() {
         let outcomes: Vec<PortOutcome> = rule.ports.iter().map(|p| p.outcome(port, &destination.ports)).collect();
         if !outcomes.contains(&PortOutcome::Matches) {
@@ -168,10 +171,9 @@ fn peer_matches(policy: &Policy, peer: &Peer, context: &PeerContext<'_>) -> bool
             let Some(ns) = other.namespace.as_deref() else { return false };
             let namespace_ok = match namespaces {
                 NamespaceScope::Own => ns == policy.namespace,
-                NamespaceScope::Selected(selector) => context
-                    .cluster
-                    .namespace_labels(ns)
-                    .is_some_and(|labels| selector.matches(labels)),
+                NamespaceScope::Selected(selector) => {
+                    context.cluster.namespace_labels(ns).is_some_and(|labels| selector.matches(labels))
+                }
             };
             namespace_ok && pods.matches(&other.labels)
         }
@@ -191,4 +193,27 @@ pub fn describe_peer(policy: &Policy, peer: &Peer) -> String {
             }
         }
     }
+}
+
+/// A rule in words: `from pods app=api in namespace prod, on 5432/TCP`.
+pub fn describe_rule(policy: &Policy, rule: &Rule, direction: Direction) -> String {
+    let way = match direction {
+        Direction::Ingress => "from",
+        Direction::Egress => "to",
+    };
+    let peers = if rule.peers.is_empty() {
+        "anywhere".to_string()
+    } else {
+        rule.peers
+            .iter()
+            .map(|p| describe_peer(policy, p).trim_start_matches("in ").to_string())
+            .collect::<Vec<_>>()
+            .join(" or ")
+    };
+    let ports = if rule.ports.is_empty() {
+        "any port".to_string()
+    } else {
+        rule.ports.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    };
+    format!("{way} {peers}, on {ports}")
 }

@@ -187,11 +187,8 @@ impl Loader {
             return;
         }
         let name = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-        let namespace = value
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or(&self.default_namespace)
-            .to_string();
+        let namespace =
+            value.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(&self.default_namespace).to_string();
         let object = if kind == "Namespace" || UNMODELLED_POLICY_KINDS.contains(&kind.as_str()) {
             format!("{kind} {name}")
         } else {
@@ -206,7 +203,9 @@ impl Loader {
             "Deployment" => self.workload::<Deployment>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template)),
             "StatefulSet" => self.workload::<StatefulSet>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template)),
             "DaemonSet" => self.workload::<DaemonSet>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template)),
-            "ReplicaSet" => self.workload::<ReplicaSet>(&ctx, value, &mut problems, |d| d.spec.and_then(|s| s.template)),
+            "ReplicaSet" => {
+                self.workload::<ReplicaSet>(&ctx, value, &mut problems, |d| d.spec.and_then(|s| s.template))
+            }
             "Job" => self.workload::<Job>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template)),
             "CronJob" => self.workload::<CronJob>(&ctx, value, &mut problems, |d| {
                 d.spec.and_then(|s| s.job_template.spec).map(|s| s.template)
@@ -312,7 +311,14 @@ impl Loader {
         self.loaded.cluster.add_endpoint(endpoint);
     }
 
-    fn note_duplicate(&mut self, ctx: &ObjectContext<'_>, kind: &str, namespace: &str, name: &str, problems: &mut Problems) {
+    fn note_duplicate(
+        &mut self,
+        ctx: &ObjectContext<'_>,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        problems: &mut Problems,
+    ) {
         let key = (kind.to_string(), namespace.to_string(), name.to_string());
         if let Some(first) = self.seen.insert(key, ctx.source.to_string()) {
             problems.warn("metadata.name", format!("duplicate of {} in {first}: the later one is used", ctx.object));

@@ -70,7 +70,8 @@ impl<'c> PolicyIndex<'c> {
                 classes_by_namespace.entry(ns).or_default().push(class);
             }
         }
-        let mut builder = PeerSetBuilder { cluster, classes: &classes, by_namespace: &classes_by_namespace, cache: HashMap::new() };
+        let mut builder =
+            PeerSetBuilder { cluster, classes: &classes, by_namespace: &classes_by_namespace, cache: HashMap::new() };
         let mut rules = Vec::new();
         let mut ingress: Vec<Option<Vec<usize>>> = vec![None; n];
         let mut egress: Vec<Option<Vec<usize>>> = vec![None; n];
@@ -232,7 +233,8 @@ impl<'a> PeerSetBuilder<'a> {
     }
 
     fn peer(&mut self, policy: &'a Policy, peer: &'a Peer) -> &PeerSet {
-        let own_namespace = matches!(peer, Peer::Pods { namespaces: NamespaceScope::Own, .. }).then_some(policy.namespace.as_str());
+        let own_namespace =
+            matches!(peer, Peer::Pods { namespaces: NamespaceScope::Own, .. }).then_some(policy.namespace.as_str());
         let (cluster, classes, by_namespace) = (self.cluster, self.classes, self.by_namespace);
         self.cache.entry((peer, own_namespace)).or_insert_with(|| {
             let n = classes.len();
@@ -244,7 +246,10 @@ impl<'a> PeerSetBuilder<'a> {
                             .filter(|&c| endpoint(c).address_for(family).is_some_and(|ip| block.contains(ip)))
                             .collect_sized(n)
                     };
-                    PeerSet { primary: hits(None), by_family: Some([hits(Some(IpFamily::V4)), hits(Some(IpFamily::V6))]) }
+                    PeerSet {
+                        primary: hits(None),
+                        by_family: Some([hits(Some(IpFamily::V4)), hits(Some(IpFamily::V6))]),
+                    }
                 }
                 Peer::Pods { namespaces, pods } => {
                     let candidates: Vec<usize> = match namespaces {
@@ -257,7 +262,9 @@ impl<'a> PeerSetBuilder<'a> {
                     };
                     let primary = candidates
                         .into_iter()
-                        .filter(|&c| endpoint(c).governed() == Governance::Governed && pods.matches(&endpoint(c).labels))
+                        .filter(|&c| {
+                            endpoint(c).governed() == Governance::Governed && pods.matches(&endpoint(c).labels)
+                        })
                         .collect_sized(n);
                     PeerSet { primary, by_family: None }
                 }

@@ -189,7 +189,10 @@ pub enum NamespaceScope {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Peer {
     /// `podSelector` and/or `namespaceSelector` (both given means both must match).
-    Pods { namespaces: NamespaceScope, pods: Selector },
+    Pods {
+        namespaces: NamespaceScope,
+        pods: Selector,
+    },
     IpBlock(IpBlock),
 }
 
@@ -278,11 +281,7 @@ impl Cluster {
         if !self.namespaces.contains_key(&policy.namespace) {
             self.set_namespace(&policy.namespace.clone(), Labels::new());
         }
-        match self
-            .policies
-            .iter_mut()
-            .find(|p| p.namespace == policy.namespace && p.name == policy.name)
-        {
+        match self.policies.iter_mut().find(|p| p.namespace == policy.namespace && p.name == policy.name) {
             Some(existing) => *existing = policy,
             None => self.policies.push(policy),
         }

@@ -191,11 +191,7 @@ mod tests {
     }
 
     fn req(key: &str, operator: Operator, values: &[&str]) -> Requirement {
-        Requirement {
-            key: key.into(),
-            operator,
-            values: values.iter().map(|v| v.to_string()).collect(),
-        }
+        Requirement { key: key.into(), operator, values: values.iter().map(|v| v.to_string()).collect() }
     }
 
     #[test]
@@ -226,10 +222,7 @@ mod tests {
 
     #[test]
     fn all_requirements_must_hold() {
-        let s = Selector::new(vec![
-            req("app", Operator::In, &["api"]),
-            req("tier", Operator::NotIn, &["web"]),
-        ]);
+        let s = Selector::new(vec![req("app", Operator::In, &["api"]), req("tier", Operator::NotIn, &["web"])]);
         assert!(!s.matches(&labels(&[("app", "api"), ("tier", "web")])));
         assert!(s.matches(&labels(&[("app", "api")])));
         assert_eq!(s.to_string(), "app=api,tier notin (web)");

@@ -41,6 +41,14 @@ impl fmt::Display for RuleRef {
     }
 }
 
+/// A rule that allows the connection, with what it says in words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleHit {
+    pub rule: RuleRef,
+    /// `from pods app=api in namespace prod, on 5432/TCP`.
+    pub says: String,
+}
+
 /// A rule that was considered and did not allow the connection, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleMiss {
@@ -59,7 +67,7 @@ pub struct DirectionVerdict {
     /// The policies that select the pod for this direction, as `namespace/name`.
     pub policies: Vec<String>,
     /// Every rule that allows the connection (all of them, not just the first).
-    pub allowed_by: Vec<RuleRef>,
+    pub allowed_by: Vec<RuleHit>,
     /// Rules of the selecting policies that did not allow it, with the reason.
     pub misses: Vec<RuleMiss>,
     /// Facts a reader needs: not governed by pod policy, no IP, unresolved named port.

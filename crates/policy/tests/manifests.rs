@@ -49,7 +49,8 @@ fn unknown_kinds_are_skipped_with_a_note() {
 
 #[test]
 fn cluster_network_policies_are_warned_about() {
-    let loaded = load("apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata: {name: admin}\n");
+    let loaded =
+        load("apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata: {name: admin}\n");
     assert_eq!(find(&loaded.diagnostics, "ClusterNetworkPolicy admin").severity, Severity::Warning);
 }
 
@@ -59,7 +60,8 @@ fn invalid_cidrs() {
     assert_eq!(d.field.as_deref(), Some("spec.ingress[0].from[0].ipBlock.cidr"));
     let d = policy_error("  ingress: [{from: [{ipBlock: {cidr: 10.0.0.1}}]}]\n", "add a prefix length");
     assert!(d.message.contains("/32"));
-    let d = policy_error("  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/16, except: [10.1.0.0/24]}}]}]\n", "strict subset");
+    let d =
+        policy_error("  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/16, except: [10.1.0.0/24]}}]}]\n", "strict subset");
     assert_eq!(d.field.as_deref(), Some("spec.ingress[0].from[0].ipBlock.except[0]"));
     policy_error("  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/16, except: [10.0.0.0/16]}}]}]\n", "strict subset");
 }
@@ -80,8 +82,14 @@ fn unknown_operators_protocols_and_bad_ports() {
         "unknown operator",
     );
     assert_eq!(d.field.as_deref(), Some("spec.ingress[0].from[0].podSelector.matchExpressions[0].operator"));
-    policy_error("  ingress: [{from: [{podSelector: {matchExpressions: [{key: app, operator: In}]}}]}]\n", "must be non-empty");
-    policy_error("  ingress: [{from: [{podSelector: {matchExpressions: [{key: app, operator: Exists, values: [a]}]}}]}]\n", "must be empty");
+    policy_error(
+        "  ingress: [{from: [{podSelector: {matchExpressions: [{key: app, operator: In}]}}]}]\n",
+        "must be non-empty",
+    );
+    policy_error(
+        "  ingress: [{from: [{podSelector: {matchExpressions: [{key: app, operator: Exists, values: [a]}]}}]}]\n",
+        "must be empty",
+    );
     let d = policy_error("  ingress: [{ports: [{port: 80, protocol: ICMP}]}]\n", "unsupported protocol");
     assert_eq!(d.field.as_deref(), Some("spec.ingress[0].ports[0].protocol"));
     let d = policy_error("  egress: [{ports: [{port: 70000}]}]\n", "from 1 to 65535");
@@ -104,9 +112,7 @@ fn type_errors_name_the_field_path() {
 
 #[test]
 fn duplicate_objects_warn_and_the_later_wins() {
-    let loaded = load(&format!(
-        "{POLICY_HEAD}  policyTypes: [Ingress]\n---\n{POLICY_HEAD}  policyTypes: [Egress]\n"
-    ));
+    let loaded = load(&format!("{POLICY_HEAD}  policyTypes: [Ingress]\n---\n{POLICY_HEAD}  policyTypes: [Egress]\n"));
     assert_eq!(find(&loaded.diagnostics, "duplicate of NetworkPolicy prod/bad").severity, Severity::Warning);
     assert_eq!(loaded.cluster.policies().len(), 1);
     assert!(loaded.cluster.policies()[0].egress.is_some());

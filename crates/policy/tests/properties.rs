@@ -9,15 +9,20 @@ use netcanary_policy::evaluate;
 use netcanary_policy::model::IpBlock;
 use netcanary_policy::port::{PortMatch, RulePort};
 use netcanary_policy::selector::{Operator, Requirement};
-use netcanary_policy::{Cluster, ContainerPort, Endpoint, Labels, NamespaceScope, Peer, Policy, PolicyIndex, PortProto, Protocol, Rule, Selector};
+use netcanary_policy::{
+    Cluster, ContainerPort, Endpoint, Labels, NamespaceScope, Peer, Policy, PolicyIndex, PortProto, Protocol, Rule,
+    Selector,
+};
 use proptest::prelude::*;
 
 const KEYS: [&str; 3] = ["app", "tier", "env"];
 const VALUES: [&str; 3] = ["a", "b", "c"];
 const NAMESPACES: [&str; 3] = ["n0", "n1", "n2"];
 const PORT_NAMES: [&str; 2] = ["http", "dns"];
-const ADDRESSES: [&str; 8] = ["10.0.0.1", "10.0.0.2", "10.0.1.1", "192.168.0.1", "fd00::1", "fd00::2", "fd00:1::1", "2001:db8::1"];
-const CIDRS: [&str; 8] = ["10.0.0.0/8", "10.0.0.0/24", "10.0.0.2/32", "0.0.0.0/0", "fd00::/16", "fd00::/64", "fd00::2/128", "::/0"];
+const ADDRESSES: [&str; 8] =
+    ["10.0.0.1", "10.0.0.2", "10.0.1.1", "192.168.0.1", "fd00::1", "fd00::2", "fd00:1::1", "2001:db8::1"];
+const CIDRS: [&str; 8] =
+    ["10.0.0.0/8", "10.0.0.0/24", "10.0.0.2/32", "0.0.0.0/0", "fd00::/16", "fd00::/64", "fd00::2/128", "::/0"];
 
 fn labels() -> impl Strategy<Value = Labels> {
     prop::collection::btree_map(prop::sample::select(&KEYS[..]), prop::sample::select(&VALUES[..]), 0..3)
@@ -25,7 +30,11 @@ fn labels() -> impl Strategy<Value = Labels> {
 }
 
 fn selector() -> impl Strategy<Value = Selector> {
-    let requirement = (prop::sample::select(&KEYS[..]), 0..4usize, prop::collection::btree_set(prop::sample::select(&VALUES[..]), 1..3))
+    let requirement = (
+        prop::sample::select(&KEYS[..]),
+        0..4usize,
+        prop::collection::btree_set(prop::sample::select(&VALUES[..]), 1..3),
+    )
         .prop_map(|(key, op, values)| {
             let operator = [Operator::In, Operator::NotIn, Operator::Exists, Operator::DoesNotExist][op];
             let values: BTreeSet<String> = match operator {
@@ -42,15 +51,17 @@ fn protocol() -> impl Strategy<Value = Protocol> {
 }
 
 fn ip_block() -> impl Strategy<Value = IpBlock> {
-    (prop::sample::select(&CIDRS[..]), prop::collection::vec(prop::sample::select(&CIDRS[..]), 0..2)).prop_map(|(cidr, except)| {
-        let cidr: IpNet = cidr.parse().unwrap();
-        let except = except
-            .into_iter()
-            .map(|e| e.parse::<IpNet>().unwrap())
-            .filter(|e| cidr.contains(&e.network()) && e.prefix_len() > cidr.prefix_len())
-            .collect();
-        IpBlock { cidr, except }
-    })
+    (prop::sample::select(&CIDRS[..]), prop::collection::vec(prop::sample::select(&CIDRS[..]), 0..2)).prop_map(
+        |(cidr, except)| {
+            let cidr: IpNet = cidr.parse().unwrap();
+            let except = except
+                .into_iter()
+                .map(|e| e.parse::<IpNet>().unwrap())
+                .filter(|e| cidr.contains(&e.network()) && e.prefix_len() > cidr.prefix_len())
+                .collect();
+            IpBlock { cidr, except }
+        },
+    )
 }
 
 fn peer() -> impl Strategy<Value = Peer> {
@@ -74,15 +85,22 @@ fn rule_port() -> impl Strategy<Value = RulePort> {
 
 fn rules() -> impl Strategy<Value = Vec<Rule>> {
     prop::collection::vec(
-        (prop::collection::vec(peer(), 0..3), prop::collection::vec(rule_port(), 0..3)).prop_map(|(peers, ports)| Rule { peers, ports }),
+        (prop::collection::vec(peer(), 0..3), prop::collection::vec(rule_port(), 0..3))
+            .prop_map(|(peers, ports)| Rule { peers, ports }),
         0..3,
     )
 }
 
 fn policy() -> impl Strategy<Value = Policy> {
-    (prop::sample::select(&NAMESPACES[..]), selector(), prop::option::of(rules()), prop::option::of(rules())).prop_map(|(ns, pod_selector, ingress, egress)| {
-        Policy { namespace: ns.to_string(), name: String::new(), pod_selector, ingress, egress }
-    })
+    (prop::sample::select(&NAMESPACES[..]), selector(), prop::option::of(rules()), prop::option::of(rules())).prop_map(
+        |(ns, pod_selector, ingress, egress)| Policy {
+            namespace: ns.to_string(),
+            name: String::new(),
+            pod_selector,
+            ingress,
+            egress,
+        },
+    )
 }
 
 fn endpoint() -> impl Strategy<Value = Endpoint> {

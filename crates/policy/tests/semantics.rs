@@ -80,7 +80,8 @@ spec:
     let v = verdict(&c, "p/client", "p/server", "80/TCP");
     assert!(v.ingress.allowed, "server-in allows the ingress");
     assert_eq!(v.ingress.policies, ["p/deny-all", "p/server-in"]);
-    assert_eq!(v.ingress.allowed_by[0].to_string(), "p/server-in ingress[0]");
+    assert_eq!(v.ingress.allowed_by[0].rule.to_string(), "p/server-in ingress[0]");
+    assert_eq!(v.ingress.allowed_by[0].says, "from pods app=client in namespace p, on any port");
     assert!(!v.egress.allowed, "the client's egress is still denied");
     assert!(!v.allowed);
     assert_eq!(v.denied_by().unwrap().direction.as_str(), "egress");
@@ -119,7 +120,13 @@ fn named_ports_resolve_against_the_destination_in_both_directions() {
     let c = cluster(&format!(
         "{}{}---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: np, namespace: p}}\nspec:\n  podSelector: {{}}\n  policyTypes: [Ingress, Egress]\n  ingress: [{{ports: [{{port: http}}]}}]\n  egress: [{{ports: [{{port: http}}]}}]\n",
         pod("p", "a", "app: a", "10.0.0.1", "- {containerPort: 8080, name: http}"),
-        pod("p", "b", "app: b", "10.0.0.2", "- {containerPort: 80, name: http}\n- {containerPort: 53, name: dns, protocol: UDP}")
+        pod(
+            "p",
+            "b",
+            "app: b",
+            "10.0.0.2",
+            "- {containerPort: 80, name: http}\n- {containerPort: 53, name: dns, protocol: UDP}"
+        )
     ));
     assert!(allowed(&c, "p/a", "p/b", "80/TCP"), "http is 80 on the destination");
     assert!(!allowed(&c, "p/a", "p/b", "8080/TCP"), "the source's own http port does not count");
@@ -298,7 +305,9 @@ fn ignored_ingress_rules_when_policy_types_exclude_them() {
     let loaded = common::load(&two_pods(
         "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: np, namespace: p}\nspec:\n  podSelector: {}\n  policyTypes: [Egress]\n  ingress: [{}]\n  egress: [{}]\n",
     ));
-    assert!(loaded.diagnostics.iter().any(|d| d.field.as_deref() == Some("spec.ingress") && d.message.contains("ignored")));
+    assert!(
+        loaded.diagnostics.iter().any(|d| d.field.as_deref() == Some("spec.ingress") && d.message.contains("ignored"))
+    );
     let v = verdict(&loaded.cluster, "p/client", "p/server", "80");
     assert!(!v.ingress.isolated);
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use netcanary_policy::convert::{self, Problems};
 use netcanary_policy::evaluate;
-use netcanary_policy::{Cluster, ContainerPort, Endpoint, Labels, PolicyIndex, PortProto, Protocol};
+use netcanary_policy::{Cluster, ContainerPort, DirectionVerdict, Endpoint, Labels, PolicyIndex, PortProto, Protocol};
 use serde::Deserialize;
 
 const NAMESPACES: [&str; 3] = ["x", "y", "z"];
@@ -94,9 +94,8 @@ fn base_cluster(ipv6: bool) -> Cluster {
     for (i, ns) in NAMESPACES.iter().enumerate() {
         cluster.set_namespace(ns, Labels::from([("ns".to_string(), ns.to_string())]));
         for (j, pod) in PODS.iter().enumerate() {
-            let ip: IpAddr = if ipv6 { format!("fd00::{i}:{}", 10 + j) } else { format!("10.0.{i}.{}", 10 + j) }
-                .parse()
-                .unwrap();
+            let ip: IpAddr =
+                if ipv6 { format!("fd00::{i}:{}", 10 + j) } else { format!("10.0.{i}.{}", 10 + j) }.parse().unwrap();
             let ports = [80, 81].into_iter().flat_map(|port| {
                 Protocol::ALL.into_iter().map(move |protocol| ContainerPort {
                     name: Some(format!("serve-{port}-{}", protocol.as_str().to_ascii_lowercase())),
@@ -112,10 +111,8 @@ fn base_cluster(ipv6: bool) -> Cluster {
 }
 
 fn expected_table(reachability: &Reachability, pods: &[String]) -> BTreeMap<(String, String), bool> {
-    let mut table: BTreeMap<(String, String), bool> = pods
-        .iter()
-        .flat_map(|f| pods.iter().map(move |t| ((f.clone(), t.clone()), reachability.default)))
-        .collect();
+    let mut table: BTreeMap<(String, String), bool> =
+        pods.iter().flat_map(|f| pods.iter().map(move |t| ((f.clone(), t.clone()), reachability.default))).collect();
     for op in &reachability.expect {
         for ((from, to), cell) in table.iter_mut() {
             let hit = match op {
@@ -147,7 +144,13 @@ fn render(pods: &[String], cell: impl Fn(&str, &str) -> bool) -> String {
     for from in pods {
         out.push_str(&format!("{from:>5}"));
         for to in pods {
-            let mark = if from == to { "~" } else if cell(from, to) { "." } else { "X" };
+            let mark = if from == to {
+                "~"
+            } else if cell(from, to) {
+                "."
+            } else {
+                "X"
+            };
             out.push_str(&format!("   {mark}"));
         }
         out.push('\n');
@@ -175,6 +178,12 @@ fn apply_step(cluster: &mut Cluster, step: &Step, file: &str) {
     }
 }
 
+/// Which rules allowed a direction and why the others did not, for a failure message.
+fn evidence(direction: &DirectionVerdict) -> Vec<String> {
+    let hits = direction.allowed_by.iter().map(|h| format!("{}: {}", h.rule, h.says));
+    hits.chain(direction.misses.iter().map(|m| format!("{}: {}", m.rule, m.reason))).collect()
+}
+
 /// Checks one probe of one step; returns the failures in words.
 fn check_probe(cluster: &Cluster, probe: &Probe, pods: &[String]) -> Vec<String> {
     let port = PortProto::new(probe.port, probe.protocol);
@@ -193,7 +202,8 @@ fn check_probe(cluster: &Cluster, probe: &Probe, pods: &[String]) -> Vec<String>
     for ((from, to), want) in &expected {
         let verdict = explained(from, to);
         if verdict.allowed != bulk(from, to) {
-            failures.push(format!("{from} -> {to} {port}: explained path says {}, bulk matrix disagrees", verdict.allowed));
+            failures
+                .push(format!("{from} -> {to} {port}: explained path says {}, bulk matrix disagrees", verdict.allowed));
         }
         if from == to {
             if !verdict.self_pair {
@@ -206,13 +216,14 @@ fn check_probe(cluster: &Cluster, probe: &Probe, pods: &[String]) -> Vec<String>
                 "{from} -> {to} {port}: upstream expects {}, engine says {} (egress: {:?}; ingress: {:?})",
                 if *want { "allowed" } else { "denied" },
                 if verdict.allowed { "allowed" } else { "denied" },
-                verdict.egress.allowed_by.iter().map(ToString::to_string).chain(verdict.egress.misses.iter().map(|m| format!("{}: {}", m.rule, m.reason))).collect::<Vec<_>>(),
-                verdict.ingress.allowed_by.iter().map(ToString::to_string).chain(verdict.ingress.misses.iter().map(|m| format!("{}: {}", m.rule, m.reason))).collect::<Vec<_>>(),
+                evidence(&verdict.egress),
+                evidence(&verdict.ingress),
             ));
         }
     }
     if !failures.is_empty() {
-        failures.push(format!("expected ({port}):\n{}", render(pods, |f, t| expected[&(f.to_string(), t.to_string())])));
+        failures
+            .push(format!("expected ({port}):\n{}", render(pods, |f, t| expected[&(f.to_string(), t.to_string())])));
         failures.push(format!("engine ({port}):\n{}", render(pods, |f, t| explained(f, t).allowed)));
     }
     failures

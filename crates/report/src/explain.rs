@@ -30,10 +30,14 @@ fn direction(out: &mut String, d: &DirectionVerdict, owner: &str) {
     if d.isolated {
         let _ = writeln!(out, "    isolated by   {}", d.policies.join(", "));
     } else if d.notes.is_empty() {
-        let _ = writeln!(out, "    not isolated: no policy selects it for {}, so all {} is allowed", d.direction, d.direction);
+        let _ = writeln!(
+            out,
+            "    not isolated: no policy selects it for {}, so all {} is allowed",
+            d.direction, d.direction
+        );
     }
-    for rule in &d.allowed_by {
-        let _ = writeln!(out, "    allowed by    {rule}");
+    for hit in &d.allowed_by {
+        let _ = writeln!(out, "    allowed by    {}: {}", hit.rule, hit.says);
     }
     for miss in &d.misses {
         let _ = writeln!(out, "    {}", paint(style::DIM, &format!("not by        {}: {}", miss.rule, miss.reason)));

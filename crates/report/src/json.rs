@@ -43,7 +43,7 @@ impl<'a> DirectionJson<'a> {
             isolated: d.isolated,
             policies: &d.policies,
             tier: d.tier.as_str(),
-            allowed_by: d.allowed_by.iter().map(ToString::to_string).collect(),
+            allowed_by: d.allowed_by.iter().map(|hit| hit.rule.to_string()).collect(),
             notes: &d.notes,
         }
     }

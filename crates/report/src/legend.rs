@@ -49,7 +49,8 @@ impl Legend {
         let mut entries: Vec<Entry> = members
             .into_iter()
             .map(|(class, list)| {
-                let first = list.iter().copied().min_by(|a, b| endpoints[*a].id.cmp(&endpoints[*b].id)).unwrap_or(list[0]);
+                let first =
+                    list.iter().copied().min_by(|a, b| endpoints[*a].id.cmp(&endpoints[*b].id)).unwrap_or(list[0]);
                 Entry { number: 0, class, name: endpoints[first].id.clone(), members: list.len() }
             })
             .collect();
@@ -64,7 +65,8 @@ impl Legend {
     /// The entries of the given endpoints' classes, each once, in legend order.
     pub fn entries_of(&self, analysis: &Analysis<'_>, endpoints: &[usize]) -> Vec<&Entry> {
         let classes = analysis.index.classes();
-        let mut positions: Vec<usize> = endpoints.iter().filter_map(|&e| self.by_class.get(&classes.class_of(e)).copied()).collect();
+        let mut positions: Vec<usize> =
+            endpoints.iter().filter_map(|&e| self.by_class.get(&classes.class_of(e)).copied()).collect();
         positions.sort_unstable();
         positions.dedup();
         positions.into_iter().map(|p| &self.entries[p]).collect()

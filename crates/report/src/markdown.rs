@@ -9,7 +9,9 @@ use crate::legend::Legend;
 
 pub fn render(analysis: &Analysis<'_>) -> String {
     let legend = Legend::new(analysis);
-    let mut out = String::from("## Reachability by policy\n\nRows are sources, columns destinations: ✅ allowed, ❌ denied. A pod reaching itself is implementation-defined.\n\n");
+    let mut out = String::from(
+        "## Reachability by policy\n\nRows are sources, columns destinations: ✅ allowed, ❌ denied. A pod reaching itself is implementation-defined.\n\n",
+    );
     for entry in &legend.entries {
         let _ = writeln!(out, "{}. `{}`", entry.number, entry.label());
     }

@@ -12,7 +12,9 @@ pub fn render(analysis: &Analysis<'_>) -> String {
     let headers = ["PORT", "FROM NAMESPACE", "TO NAMESPACE", "ALLOWED", "DENIED"];
     let rows: Vec<[String; 5]> = summary
         .iter()
-        .map(|((port, from, to), c)| [port.to_string(), from.clone(), to.clone(), c.allowed.to_string(), c.denied.to_string()])
+        .map(|((port, from, to), c)| {
+            [port.to_string(), from.clone(), to.clone(), c.allowed.to_string(), c.denied.to_string()]
+        })
         .collect();
     let (allowed, denied) = summary.values().fold((0u64, 0u64), |(a, d), c| (a + c.allowed, d + c.denied));
     let mut widths = headers.map(str::len);
@@ -43,7 +45,8 @@ pub fn render(analysis: &Analysis<'_>) -> String {
     for row in &rows {
         let _ = writeln!(out, "{}", line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
     }
-    let _ = writeln!(out, "{}", paint(style::HEADING, &line(["total", "", "", &allowed.to_string(), &denied.to_string()])));
+    let _ =
+        writeln!(out, "{}", paint(style::HEADING, &line(["total", "", "", &allowed.to_string(), &denied.to_string()])));
     let classes = analysis.index.classes().len();
     let _ = writeln!(
         out,

@@ -42,7 +42,12 @@ pub fn render(analysis: &Analysis<'_>, width: usize) -> String {
             } else {
                 block.port.to_string()
             };
-            let _ = write!(out, "{}{}", paint(style::HEADING, &title), " ".repeat(prefix.saturating_sub(title.chars().count())));
+            let _ = write!(
+                out,
+                "{}{}",
+                paint(style::HEADING, &title),
+                " ".repeat(prefix.saturating_sub(title.chars().count()))
+            );
             for column in chunk {
                 let _ = write!(out, "{:>cell$}", column.number);
             }
@@ -58,7 +63,11 @@ pub fn render(analysis: &Analysis<'_>, width: usize) -> String {
             out.push('\n');
         }
     }
-    let externals: Vec<&Entry> = legend.entries.iter().filter(|e| !analysis.sources.iter().any(|&s| analysis.index.classes().class_of(s) == e.class)).collect();
+    let externals: Vec<&Entry> = legend
+        .entries
+        .iter()
+        .filter(|e| !analysis.sources.iter().any(|&s| analysis.index.classes().class_of(s) == e.class))
+        .collect();
     for entry in externals {
         let _ = writeln!(out, "{:>digits$}  {} (destination only)", entry.number, entry.label());
     }

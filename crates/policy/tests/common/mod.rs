@@ -23,20 +23,23 @@ pub fn cluster(yaml: &str) -> Cluster {
 /// The explained verdict, after checking that the bulk matrix gives the same answer.
 pub fn verdict(cluster: &Cluster, from: &str, to: &str, port: &str) -> Verdict {
     let port: PortProto = port.parse().unwrap();
-    let position = |id: &str| {
-        cluster
-            .endpoints()
-            .iter()
-            .position(|e| e.id == id)
-            .unwrap_or_else(|| panic!("no endpoint {id}"))
-    };
+    let position =
+        |id: &str| cluster.endpoints().iter().position(|e| e.id == id).unwrap_or_else(|| panic!("no endpoint {id}"));
     let (f, t) = (position(from), position(to));
     let explained = evaluate::verdict(cluster, &cluster.endpoints()[f], &cluster.endpoints()[t], port);
     let index = PolicyIndex::new(cluster);
     let matrix = index.matrix(port);
     let (cf, ct) = (index.classes().class_of(f), index.classes().class_of(t));
-    assert_eq!(matrix.egress_allows(cf, ct), explained.egress.allowed, "egress {from} -> {to} {port}: bulk vs explained");
-    assert_eq!(matrix.ingress_allows(cf, ct), explained.ingress.allowed, "ingress {from} -> {to} {port}: bulk vs explained");
+    assert_eq!(
+        matrix.egress_allows(cf, ct),
+        explained.egress.allowed,
+        "egress {from} -> {to} {port}: bulk vs explained"
+    );
+    assert_eq!(
+        matrix.ingress_allows(cf, ct),
+        explained.ingress.allowed,
+        "ingress {from} -> {to} {port}: bulk vs explained"
+    );
     explained
 }
 
