@@ -201,7 +201,7 @@ fn bad_input_names_file_object_and_field_and_exits_2() {
     let path = file.to_str().unwrap();
     let output = netcanary(&["analyze", "-f", path, "--color", "never"]);
     let keep_going = netcanary(&["analyze", "-f", path, "--keep-going", "--port", "80"]);
-    let notes = netcanary(&["analyze", "-f", path, "--keep-going", "--notes", "--port", "80"]);
+    let notes = netcanary(&["analyze", "-f", path, "--keep-going", "--all-diagnostics", "--port", "80"]);
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(output.status.code(), Some(2));
     let err = stderr(&output);

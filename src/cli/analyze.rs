@@ -1,5 +1,6 @@
 //! `netcanary analyze`: offline, from manifests, who may reach whom on which port, and why.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -58,9 +59,10 @@ pub struct Args {
     #[arg(long)]
     keep_going: bool,
 
-    /// List every object skipped on purpose (unknown kinds, finished pods), not just their count.
+    /// List every diagnostic: objects skipped on purpose (unknown kinds, finished pods) and
+    /// every repetition of a warning, which are otherwise counted.
     #[arg(long)]
-    notes: bool,
+    all_diagnostics: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -77,7 +79,7 @@ enum Format {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let loaded = manifest::load_paths(&args.paths, &args.namespace);
-    report_diagnostics(&loaded.diagnostics, args.notes);
+    report_diagnostics(&loaded.diagnostics, args.all_diagnostics);
     if loaded.has_errors() && !args.keep_going {
         eprintln!("\nThe input has errors (above): fix them, or pass --keep-going to analyse the rest.");
         return Ok(ExitCode::from(2));
@@ -181,27 +183,46 @@ fn parse_external_target(value: &str) -> Result<(IpAddr, PortProto), String> {
     Ok((socket.ip(), port.parse()?))
 }
 
-fn report_diagnostics(diagnostics: &[Diagnostic], show_notes: bool) {
+/// How many diagnostics with the same message are listed before the rest are counted.
+const SAME_MESSAGE_LIMIT: usize = 5;
+
+fn report_diagnostics(diagnostics: &[Diagnostic], all: bool) {
     let mut stderr = anstream::stderr().lock();
     let mut hidden_notes = 0;
+    let mut seen: HashMap<(Severity, &str), usize> = HashMap::new();
     for d in diagnostics {
         let style = match d.severity {
             Severity::Error => anstyle::AnsiColor::Red.on_default().bold(),
             Severity::Warning => anstyle::AnsiColor::Yellow.on_default().bold(),
-            Severity::Note if show_notes => anstyle::Style::new().dimmed(),
+            Severity::Note if all => anstyle::Style::new().dimmed(),
             Severity::Note => {
                 hidden_notes += 1;
                 continue;
             }
         };
+        let count = seen.entry((d.severity, d.message.as_str())).or_default();
+        *count += 1;
+        if *count > SAME_MESSAGE_LIMIT && !all {
+            continue;
+        }
         let text = d.to_string();
         let (label, rest) = text.split_once(": ").unwrap_or((&text, ""));
         let _ = writeln!(stderr, "{style}{label}{style:#}: {rest}");
     }
+    let mut repeated: Vec<_> = seen.into_iter().filter(|(_, n)| *n > SAME_MESSAGE_LIMIT && !all).collect();
+    repeated.sort();
+    for ((severity, message), n) in repeated {
+        let more = n - SAME_MESSAGE_LIMIT;
+        let _ = writeln!(
+            stderr,
+            "{}: … and {more} more like \"{message}\" (--all-diagnostics lists them)",
+            severity.as_str()
+        );
+    }
     if hidden_notes > 0 {
         let _ = writeln!(
             stderr,
-            "note: {hidden_notes} object(s) skipped on purpose (kinds netcanary does not use, finished pods); --notes lists them"
+            "note: {hidden_notes} object(s) skipped on purpose (kinds netcanary does not use, finished pods); --all-diagnostics lists them"
         );
     }
 }

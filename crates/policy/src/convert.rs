@@ -15,7 +15,7 @@ use crate::model::{IpBlock, NamespaceScope, Peer, Policy, Rule};
 use crate::port::{ContainerPort, PortMatch, Protocol, RulePort, port_name_problem};
 use crate::selector::{Labels, Operator, Requirement, Selector, label_key_problem, label_value_problem};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     /// Something skipped on purpose, worth knowing (an unknown kind, a finished pod).
     Note,

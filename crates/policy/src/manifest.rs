@@ -348,7 +348,12 @@ fn typed<T: DeserializeOwned>(value: Value, problems: &mut Problems) -> Option<T
         Err(e) => {
             let path = e.path().to_string();
             let field = if path == "." { String::new() } else { path };
-            problems.error(field, e.into_inner().to_string());
+            let mut message = e.into_inner().to_string();
+            if message.contains("expected a string") && !message.contains("invalid type: map") {
+                // YAML reads unquoted 1e3, 0755, true or 1.10 as numbers or booleans.
+                message.push_str(": quote the value in YAML (for example \"1.10\")");
+            }
+            problems.error(field, message);
             None
         }
     }

@@ -172,3 +172,12 @@ fn json_files_and_folders_load() {
     assert!(find(&loaded.diagnostics, "missing.yaml").message.contains("cannot read"));
     assert_eq!(loaded.diagnostics.len(), 2, "{:#?}", loaded.diagnostics);
 }
+
+#[test]
+fn unquoted_numbers_where_strings_belong_get_a_hint() {
+    let loaded = load(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: a, labels: {version: 1.10}}\nspec: {containers: []}\n",
+    );
+    let d = find(&loaded.diagnostics, "metadata.labels.version");
+    assert!(d.message.contains("quote the value"), "{d}");
+}

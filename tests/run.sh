@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this): installs what the tests need
+# on a fresh Debian machine, then checks formatting and lints, and runs every test.
+#
+# As root, the network-namespace tests are required to run (NETCANARY_REQUIRE_NETNS=1);
+# as another user they report SKIPPED with the reason.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests drive: ip/bridges/veth, nftables, a DNS server, and the
+# by-hand tools the prober benchmark compares against.
+packages=(iproute2 nftables dnsmasq-base curl netcat-openbsd procps)
+
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "==> installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "==> not root: cannot install ${missing[*]}; the tests that need them report SKIPPED"
+    fi
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    export NETCANARY_REQUIRE_NETNS=1
+else
+    echo "==> not root: network-namespace tests will report SKIPPED"
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> cargo test"
+cargo test --workspace --locked
