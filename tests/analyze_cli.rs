@@ -224,3 +224,18 @@ fn missing_files_and_bad_flags_are_clear() {
     assert!(!output.status.success());
     assert!(stderr(&output).contains("is not ADDRESS:PORT"), "{}", stderr(&output));
 }
+
+#[test]
+fn wide_matrices_are_split_to_fit_the_terminal() {
+    let output = Command::new(env!("CARGO_BIN_EXE_netcanary"))
+        .args(["analyze", "-f", "examples/cluster", "--port", "80", "--color", "never"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("COLUMNS", "70")
+        .output()
+        .unwrap();
+    let text = stdout(&output);
+    assert!(text.contains("80/TCP (columns 1-"), "{text}");
+    assert!(text.lines().all(|l| l.chars().count() <= 70), "every line fits 70 columns:\n{text}");
+    let chunks = text.lines().filter(|l| l.starts_with("80/TCP")).count();
+    assert!(chunks >= 2, "{text}");
+}

@@ -22,14 +22,16 @@ pub fn render(analysis: &Analysis<'_>, width: usize) -> String {
     }
     let _ = writeln!(
         out,
-        "{}  rows: from, columns: to   {} allowed   {} denied   {} self pair (implementation-defined)\n",
+        "{}: rows are sources, columns destinations\n{} allowed   {} denied   {} self pair (implementation-defined)\n",
         paint(style::HEADING, "Reachability by policy"),
         paint(style::ALLOWED, ALLOWED_MARK),
         paint(style::DENIED, DENIED_MARK),
         paint(style::DIM, "dim"),
     );
     let digits = legend.entries.len().to_string().len();
-    let label_width = legend.entries.iter().map(|e| e.label().chars().count()).max().unwrap_or(0).min(60);
+    // Labels get at most half the width, so that some columns always fit beside them.
+    let label_width =
+        legend.entries.iter().map(|e| e.label().chars().count()).max().unwrap_or(0).min(60).min(width / 2);
     for block in &analysis.blocks {
         let rows = legend.entries_of(analysis, &analysis.sources);
         let columns = legend.entries_of(analysis, &block.destinations);
