@@ -97,8 +97,9 @@ impl Classes {
     }
 }
 
-/// Every label key that a pod selector (of a policy or of a peer) reads.
-fn selected_keys(cluster: &Cluster) -> HashSet<&str> {
+/// Every label key that a pod selector (of a policy or of a peer) reads: the labels that
+/// matter to policy, and so the only ones a probe pod needs to copy.
+pub fn selected_keys(cluster: &Cluster) -> HashSet<&str> {
     let mut keys = HashSet::new();
     for policy in cluster.policies() {
         let peer_selectors =

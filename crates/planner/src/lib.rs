@@ -1,0 +1,15 @@
+//! netcanary's probe planner: pure code that decides which probe pods a run starts and
+//! which connections they try, so that a bounded number of probes exercises every rule
+//! that should allow traffic and every isolation that should deny it.
+//!
+//! # Layout
+//! - [`mirror`]: which labels a probe pod copies from the workload it stands in for.
+//! - [`select`]: the budgeted choice of probes.
+//! - [`plan`]: what a plan holds, and coverage.
+
+pub mod mirror;
+pub mod plan;
+pub mod select;
+
+pub use plan::{Coverage, Destination, Mirror, Plan, PlannedProbe, Purpose};
+pub use select::{Options, plan};

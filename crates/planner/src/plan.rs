@@ -1,0 +1,84 @@
+//! What a run will do: the probe pods to start and the connections they try.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use netcanary_policy::{Labels, PortProto, RuleRef};
+
+/// A probe pod standing in for one class of workload pods.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mirror {
+    /// The engine's class this pod mirrors.
+    pub class: usize,
+    pub namespace: String,
+    /// The policy-relevant labels it copies (netcanary's own labels are added on creation).
+    pub labels: Labels,
+    /// Policy-relevant labels it could not copy because controllers own them.
+    pub dropped_labels: Vec<String>,
+    /// The workload pod it stands for (the class's representative).
+    pub stands_for: String,
+    /// How many workload pods share the class.
+    pub members: usize,
+    /// Ports it answers on as a target; empty for a pure source.
+    pub listen: BTreeSet<PortProto>,
+}
+
+/// Why a probe is in the plan; the report groups by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Purpose {
+    /// The namespace's pods must resolve names through cluster DNS.
+    Dns,
+    /// Exercises a rule that should allow traffic.
+    AllowRule,
+    /// Checks that an isolated pod really refuses what policy denies.
+    Isolation,
+    /// A sampled cross-namespace pair.
+    Sample,
+}
+
+/// Where a probe goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Destination {
+    Mirror(usize),
+    /// The cluster DNS service.
+    Dns,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedProbe {
+    /// Index into [`Plan::mirrors`].
+    pub from: usize,
+    pub to: Destination,
+    pub port: PortProto,
+    /// What policy says for the workloads mirrored (the orchestrator recomputes it for the
+    /// probe pods themselves once they have IPs).
+    pub expected_allowed: bool,
+    pub purpose: Purpose,
+    /// The rules that allow it (both directions), for coverage.
+    pub covers: Vec<RuleRef>,
+}
+
+/// How much of the policy the plan exercises.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// Every rule of every policy.
+    pub rules: usize,
+    pub covered: BTreeSet<RuleRef>,
+    /// Rules no planned probe exercises, with the reason.
+    pub uncovered: BTreeMap<RuleRef, String>,
+}
+
+impl Coverage {
+    /// The fraction of rules exercised; 1 when there are no rules to exercise.
+    pub fn ratio(&self) -> f64 {
+        if self.rules == 0 { 1.0 } else { self.covered.len() as f64 / self.rules as f64 }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    pub mirrors: Vec<Mirror>,
+    pub probes: Vec<PlannedProbe>,
+    pub coverage: Coverage,
+    /// Things the report must say: classes not mirrored and why, budget exhausted.
+    pub notes: Vec<String>,
+}

@@ -1,0 +1,395 @@
+//! Choosing probes: a full matrix is quadratic, so a run probes by coverage within a
+//! budget. In order: DNS from every namespace, a witness for every rule that should allow
+//! traffic, a denied probe for every isolated class, then cross-namespace samples with
+//! dev → production first.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use netcanary_policy::classes::selected_keys;
+use netcanary_policy::evaluate;
+use netcanary_policy::model::Governance;
+use netcanary_policy::{
+    Cluster, Direction, Endpoint, Matrix, PolicyIndex, PortProto, Protocol, RuleRef, Selector, Verdict,
+};
+
+use crate::mirror::mirrored_labels;
+use crate::plan::{Coverage, Destination, Mirror, Plan, PlannedProbe, Purpose};
+
+/// What the planner may do.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// At most this many probes (DNS included).
+    pub max_probes: usize,
+    /// Protocols the prober can test (SCTP needs kernel support the prober does not assume).
+    pub protocols: Vec<Protocol>,
+    /// Ids of the cluster DNS pods (behind the DNS Service), if DNS is to be checked.
+    pub dns_endpoints: Vec<String>,
+    /// Selectors of Services that publish not-ready addresses, by namespace: a target
+    /// matching one would receive real traffic although it is never Ready.
+    pub not_ready_services: Vec<(String, Selector)>,
+    /// Explained evaluations spent looking for one rule's witness.
+    pub witness_search_limit: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            max_probes: 500,
+            protocols: vec![Protocol::Tcp, Protocol::Udp],
+            dns_endpoints: Vec::new(),
+            not_ready_services: Vec::new(),
+            witness_search_limit: 500,
+        }
+    }
+}
+
+/// Plans a run over `cluster`'s pods.
+pub fn plan(cluster: &Cluster, options: &Options) -> Plan {
+    let mut planner = Planner::new(cluster, options);
+    planner.dns();
+    planner.rule_witnesses();
+    planner.isolation();
+    planner.samples();
+    planner.finish()
+}
+
+struct Planner<'c> {
+    cluster: &'c Cluster,
+    options: &'c Options,
+    index: PolicyIndex<'c>,
+    keys: HashSet<&'c str>,
+    matrices: HashMap<PortProto, Matrix>,
+    /// Classes that can send (governed pods) and receive (governed pods with probed ports
+    /// and no not-ready Service), in a deterministic order.
+    sources: Vec<usize>,
+    targets: Vec<usize>,
+    mirrors: Vec<Mirror>,
+    mirror_of: HashMap<usize, usize>,
+    probes: Vec<PlannedProbe>,
+    planned: HashSet<(usize, usize, PortProto)>,
+    coverage: Coverage,
+    notes: Vec<String>,
+    budget_exhausted: bool,
+}
+
+impl<'c> Planner<'c> {
+    fn new(cluster: &'c Cluster, options: &'c Options) -> Self {
+        let index = PolicyIndex::new(cluster);
+        let mut planner = Self {
+            cluster,
+            options,
+            keys: selected_keys(cluster),
+            matrices: HashMap::new(),
+            sources: Vec::new(),
+            targets: Vec::new(),
+            mirrors: Vec::new(),
+            mirror_of: HashMap::new(),
+            probes: Vec::new(),
+            planned: HashSet::new(),
+            coverage: Coverage::default(),
+            notes: Vec::new(),
+            budget_exhausted: false,
+            index,
+        };
+        let mut classes: Vec<usize> = (0..planner.index.classes().len()).collect();
+        classes.sort_by(|a, b| planner.representative(*a).id.cmp(&planner.representative(*b).id));
+        for class in classes {
+            let endpoint = planner.representative(class);
+            if endpoint.governed() != Governance::Governed {
+                continue;
+            }
+            planner.sources.push(class);
+            if planner.ports(class).is_empty() {
+                continue;
+            }
+            match planner.not_ready_service(endpoint) {
+                None => planner.targets.push(class),
+                Some(service) => planner.notes.push(format!(
+                    "{} is not mirrored as a target: Service selector {service} publishes not-ready addresses, so a probe pod would receive real traffic",
+                    endpoint.id
+                )),
+            }
+        }
+        planner
+    }
+
+    fn representative(&self, class: usize) -> &'c Endpoint {
+        &self.cluster.endpoints()[self.index.classes().representative(class)]
+    }
+
+    /// The declared ports of a class that the prober can test.
+    fn ports(&self, class: usize) -> Vec<PortProto> {
+        let ports: BTreeSet<PortProto> = self
+            .representative(class)
+            .ports
+            .iter()
+            .filter(|p| self.options.protocols.contains(&p.protocol))
+            .map(|p| PortProto::new(p.port, p.protocol))
+            .collect();
+        ports.into_iter().collect()
+    }
+
+    fn not_ready_service(&self, endpoint: &Endpoint) -> Option<&'c Selector> {
+        self.options
+            .not_ready_services
+            .iter()
+            .find(|(ns, selector)| {
+                Some(ns.as_str()) == endpoint.namespace.as_deref() && selector.matches(&endpoint.labels)
+            })
+            .map(|(_, selector)| selector)
+    }
+
+    fn allowed(&mut self, source: usize, destination: usize, port: PortProto) -> bool {
+        let index = &self.index;
+        self.matrices.entry(port).or_insert_with(|| index.matrix(port)).allowed(source, destination)
+    }
+
+    fn verdict(&self, source: usize, destination: usize, port: PortProto) -> Verdict {
+        evaluate::verdict(self.cluster, self.representative(source), self.representative(destination), port)
+    }
+
+    fn mirror(&mut self, class: usize) -> usize {
+        if let Some(&m) = self.mirror_of.get(&class) {
+            return m;
+        }
+        let endpoint = self.representative(class);
+        let (labels, dropped_labels) = mirrored_labels(&endpoint.labels, &self.keys);
+        self.mirrors.push(Mirror {
+            class,
+            namespace: endpoint.namespace.clone().unwrap_or_default(),
+            labels,
+            dropped_labels,
+            stands_for: endpoint.id.clone(),
+            members: self.index.classes().members(class).len(),
+            listen: BTreeSet::new(),
+        });
+        self.mirror_of.insert(class, self.mirrors.len() - 1);
+        self.mirrors.len() - 1
+    }
+
+    /// Adds a probe if the budget allows; returns whether it was added.
+    fn add(&mut self, source: usize, to: Option<usize>, port: PortProto, verdict: &Verdict, purpose: Purpose) -> bool {
+        if self.probes.len() >= self.options.max_probes {
+            self.budget_exhausted = true;
+            return false;
+        }
+        let key = (source, to.unwrap_or(usize::MAX), port);
+        if !self.planned.insert(key) {
+            return false;
+        }
+        let covers: Vec<RuleRef> =
+            verdict.egress.allowed_by.iter().chain(&verdict.ingress.allowed_by).map(|hit| hit.rule.clone()).collect();
+        if verdict.allowed {
+            self.coverage.covered.extend(covers.iter().cloned());
+        }
+        let from = self.mirror(source);
+        let destination = match to {
+            Some(class) => {
+                let m = self.mirror(class);
+                self.mirrors[m].listen.insert(port);
+                Destination::Mirror(m)
+            }
+            None => Destination::Dns,
+        };
+        self.probes.push(PlannedProbe {
+            from,
+            to: destination,
+            port,
+            expected_allowed: verdict.allowed,
+            purpose,
+            covers,
+        });
+        true
+    }
+
+    /// One source per namespace checks DNS over UDP and TCP.
+    fn dns(&mut self) {
+        let Some(dns) = self.options.dns_endpoints.iter().find_map(|id| self.cluster.endpoint(id)) else { return };
+        let dns_class =
+            self.index.classes().class_of(self.cluster.endpoints().iter().position(|e| e.id == dns.id).unwrap_or(0));
+        let mut namespaces_done = HashSet::new();
+        for source in self.sources.clone() {
+            let namespace = self.representative(source).namespace.clone();
+            if !namespaces_done.insert(namespace) {
+                continue;
+            }
+            for protocol in [Protocol::Udp, Protocol::Tcp] {
+                if self.options.protocols.contains(&protocol) {
+                    let port = PortProto::new(53, protocol);
+                    let verdict = self.verdict(source, dns_class, port);
+                    self.add(source, None, port, &verdict, Purpose::Dns);
+                }
+            }
+        }
+    }
+
+    /// A witness for every rule: an allowed connection that this rule allows.
+    fn rule_witnesses(&mut self) {
+        let cluster = self.cluster;
+        for policy in cluster.policies() {
+            for direction in [Direction::Ingress, Direction::Egress] {
+                for index in 0..policy.rules(direction).map_or(0, <[_]>::len) {
+                    self.coverage.rules += 1;
+                    let rule = RuleRef { policy: policy.id(), direction, index };
+                    if self.coverage.covered.contains(&rule) {
+                        continue;
+                    }
+                    match self.find_witness(&rule) {
+                        Ok((source, destination, port, verdict)) => {
+                            if !self.add(source, Some(destination), port, &verdict, Purpose::AllowRule) {
+                                self.coverage.uncovered.insert(rule, "the probe budget (--max-probes) ran out".into());
+                            }
+                        }
+                        Err(reason) => {
+                            self.coverage.uncovered.insert(rule, reason);
+                        }
+                    }
+                }
+            }
+        }
+        let covered = self.coverage.covered.clone();
+        self.coverage.uncovered.retain(|rule, _| !covered.contains(rule));
+    }
+
+    fn find_witness(&mut self, rule: &RuleRef) -> Result<(usize, usize, PortProto, Verdict), String> {
+        let policy = self.cluster.policies().iter().find(|p| p.id() == rule.policy).ok_or("policy vanished")?;
+        let selected = |class: usize, this: &Self| policy.selects(this.representative(class));
+        let (subjects, others): (Vec<usize>, Vec<usize>) = match rule.direction {
+            Direction::Ingress => {
+                (self.targets.iter().copied().filter(|&c| selected(c, self)).collect(), self.sources.clone())
+            }
+            Direction::Egress => {
+                (self.sources.iter().copied().filter(|&c| selected(c, self)).collect(), self.targets.clone())
+            }
+        };
+        if subjects.is_empty() {
+            let role = if rule.direction == Direction::Ingress { "pod with a probed port" } else { "pod" };
+            return Err(format!("the policy selects no {role}"));
+        }
+        let mut tries = 0;
+        for &subject in &subjects {
+            for &other in &others {
+                let (source, destination) =
+                    if rule.direction == Direction::Ingress { (other, subject) } else { (subject, other) };
+                for port in self.ports(destination) {
+                    if !self.allowed(source, destination, port) {
+                        continue;
+                    }
+                    tries += 1;
+                    let verdict = self.verdict(source, destination, port);
+                    let side = if rule.direction == Direction::Ingress { &verdict.ingress } else { &verdict.egress };
+                    if side.allowed_by.iter().any(|hit| &hit.rule == rule) {
+                        return Ok((source, destination, port, verdict));
+                    }
+                    if tries >= self.options.witness_search_limit {
+                        return Err(format!("no allowed pod pair found using it within {tries} candidates"));
+                    }
+                }
+            }
+        }
+        Err("no pod pair reaches it: its peers match no pod, or the far side's policy denies every match".into())
+    }
+
+    /// Every isolated class gets a probe that policy denies, from another namespace when
+    /// possible, so a network that enforces nothing cannot pass.
+    fn isolation(&mut self) {
+        let isolated = |this: &Self, class: usize, direction: Direction| {
+            let endpoint = this.representative(class);
+            this.cluster.policies().iter().any(|p| p.rules(direction).is_some() && p.selects(endpoint))
+        };
+        for destination in self.targets.clone() {
+            if isolated(self, destination, Direction::Ingress) {
+                let sources = self.ranked(&self.sources.clone(), destination, false);
+                self.first_denied(&sources, &[destination]);
+            }
+        }
+        for source in self.sources.clone() {
+            if isolated(self, source, Direction::Egress) {
+                let targets = self.ranked(&self.targets.clone(), source, true);
+                self.first_denied(&[source], &targets);
+            }
+        }
+    }
+
+    fn first_denied(&mut self, sources: &[usize], destinations: &[usize]) {
+        for &source in sources {
+            for &destination in destinations {
+                for port in self.ports(destination) {
+                    if !self.allowed(source, destination, port) {
+                        let verdict = self.verdict(source, destination, port);
+                        self.add(source, Some(destination), port, &verdict, Purpose::Isolation);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `candidates` ordered for a pair with `anchor`: other namespaces first; among them,
+    /// dev-like sources before production-like destinations.
+    fn ranked(&self, candidates: &[usize], anchor: usize, candidates_are_destinations: bool) -> Vec<usize> {
+        let anchor_ns = self.representative(anchor).namespace.clone();
+        let mut ranked = candidates.to_vec();
+        ranked.sort_by_key(|&c| {
+            let ns = self.representative(c).namespace.clone();
+            let rank = if candidates_are_destinations {
+                production_rank(self.cluster, &ns)
+            } else {
+                dev_rank(self.cluster, &ns)
+            };
+            (ns == anchor_ns, rank)
+        });
+        ranked
+    }
+
+    /// Cross-namespace pairs until the budget runs out, dev → production first.
+    fn samples(&mut self) {
+        let mut pairs: Vec<(usize, usize)> = Vec::new();
+        for &source in &self.sources {
+            for &destination in &self.targets {
+                if self.representative(source).namespace != self.representative(destination).namespace {
+                    pairs.push((source, destination));
+                }
+            }
+        }
+        pairs.sort_by_key(|&(s, d)| {
+            let (sns, dns) = (self.representative(s).namespace.clone(), self.representative(d).namespace.clone());
+            (dev_rank(self.cluster, &sns) + production_rank(self.cluster, &dns), sns, dns)
+        });
+        for (source, destination) in pairs {
+            if self.probes.len() >= self.options.max_probes {
+                break;
+            }
+            if let Some(port) = self.ports(destination).first().copied() {
+                let verdict = self.verdict(source, destination, port);
+                self.add(source, Some(destination), port, &verdict, Purpose::Sample);
+            }
+        }
+    }
+
+    fn finish(mut self) -> Plan {
+        if self.budget_exhausted {
+            self.notes.push(format!(
+                "the probe budget of {} was reached; raise --max-probes to test more",
+                self.options.max_probes
+            ));
+        }
+        Plan { mirrors: self.mirrors, probes: self.probes, coverage: self.coverage, notes: self.notes }
+    }
+}
+
+/// 0 for namespaces that look like development (by name or labels), 2 otherwise.
+fn dev_rank(cluster: &Cluster, namespace: &Option<String>) -> u8 {
+    if looks_like(cluster, namespace, &["dev", "test", "sandbox", "staging"]) { 0 } else { 2 }
+}
+
+/// 0 for namespaces that look like production, 2 otherwise.
+fn production_rank(cluster: &Cluster, namespace: &Option<String>) -> u8 {
+    if looks_like(cluster, namespace, &["prod"]) { 0 } else { 2 }
+}
+
+fn looks_like(cluster: &Cluster, namespace: &Option<String>, words: &[&str]) -> bool {
+    let Some(ns) = namespace else { return false };
+    let labels = cluster.namespace_labels(ns).into_iter().flat_map(|l| l.values());
+    std::iter::once(ns).chain(labels).any(|text| words.iter().any(|w| text.contains(w)))
+}

@@ -1,0 +1,111 @@
+//! The planner on the bundled example cluster: coverage of every rule that can be
+//! exercised, a denial for every isolated class, DNS per namespace, and the budget.
+
+use std::path::PathBuf;
+
+use netcanary_planner::{Destination, Options, Plan, Purpose, plan};
+use netcanary_policy::manifest::load_paths;
+use netcanary_policy::{Cluster, Direction, PortProto, RuleRef, Selector};
+
+fn example() -> Cluster {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/cluster");
+    let loaded = load_paths(&[dir], "default");
+    assert!(!loaded.has_errors());
+    loaded.cluster
+}
+
+fn options() -> Options {
+    Options { dns_endpoints: vec!["kube-system/deployment/coredns".into()], ..Options::default() }
+}
+
+fn rule(policy: &str, direction: Direction, index: usize) -> RuleRef {
+    RuleRef { policy: policy.into(), direction, index }
+}
+
+fn describe(plan: &Plan, probe: usize) -> String {
+    let p = &plan.probes[probe];
+    let to = match p.to {
+        Destination::Mirror(m) => plan.mirrors[m].stands_for.clone(),
+        Destination::Dns => "dns".into(),
+    };
+    format!("{} -> {to} {}", plan.mirrors[p.from].stands_for, p.port)
+}
+
+#[test]
+fn every_reachable_rule_gets_a_witness() {
+    let cluster = example();
+    let plan = plan(&cluster, &options());
+    let witnessed = rule("production/allow-api-to-db", Direction::Ingress, 0);
+    assert!(plan.coverage.covered.contains(&witnessed), "{:#?}", plan.coverage);
+    let probe = plan.probes.iter().position(|p| p.covers.contains(&witnessed)).unwrap();
+    assert!(plan.probes[probe].expected_allowed);
+    assert!(describe(&plan, probe).ends_with("production/statefulset/db 5432/TCP"), "{}", describe(&plan, probe));
+
+    // staging's api -> db rule can never be exercised: the api's egress denies it.
+    let dead = rule("staging/allow-api-to-db", Direction::Ingress, 0);
+    assert!(plan.coverage.uncovered[&dead].contains("no pod pair reaches it"), "{:#?}", plan.coverage.uncovered);
+    // The internet rule names no pod at all.
+    assert!(plan.coverage.uncovered.contains_key(&rule("production/allow-api-egress", Direction::Egress, 1)));
+    assert_eq!(plan.coverage.rules, 10, "4 rules of the starter kits, 4 of production, 2 of staging");
+    assert_eq!(plan.coverage.covered.len() + plan.coverage.uncovered.len(), plan.coverage.rules);
+    assert!(plan.coverage.ratio() > 0.5 && plan.coverage.ratio() < 1.0);
+}
+
+#[test]
+fn every_isolated_class_gets_a_denied_probe() {
+    let cluster = example();
+    let plan = plan(&cluster, &options());
+    for target in ["production/statefulset/db", "production/deployment/api", "staging/statefulset/db"] {
+        let denied = plan.probes.iter().enumerate().find(|(i, p)| {
+            !p.expected_allowed
+                && p.purpose == Purpose::Isolation
+                && describe(&plan, *i).contains(&format!("-> {target} "))
+        });
+        assert!(denied.is_some(), "no denied probe into {target}");
+    }
+    // Production's ingress denial is probed from dev first.
+    let into_db =
+        plan.probes.iter().enumerate().find(|(i, p)| {
+            p.purpose == Purpose::Isolation && describe(&plan, *i).contains("-> production/statefulset/db")
+        });
+    assert!(describe(&plan, into_db.unwrap().0).starts_with("dev/"));
+}
+
+#[test]
+fn dns_is_checked_from_every_namespace_over_udp_and_tcp() {
+    let plan = plan(&example(), &options());
+    let dns: Vec<&netcanary_planner::PlannedProbe> = plan.probes.iter().filter(|p| p.to == Destination::Dns).collect();
+    assert_eq!(dns.len(), 5 * 2);
+    assert!(dns.iter().all(|p| p.expected_allowed && p.port.port == 53));
+    assert!(dns.iter().any(|p| p.port == PortProto::new(53, netcanary_policy::Protocol::Tcp)));
+}
+
+#[test]
+fn mirrors_copy_only_policy_relevant_labels_and_listen_on_probed_ports() {
+    let plan = plan(&example(), &options());
+    let db = plan.mirrors.iter().find(|m| m.stands_for == "production/statefulset/db").unwrap();
+    assert_eq!(db.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(), ["app=db"]);
+    assert!(db.listen.contains(&"5432/TCP".parse().unwrap()));
+    let api = plan.mirrors.iter().find(|m| m.stands_for == "production/deployment/api").unwrap();
+    assert!(!api.labels.contains_key("tier"), "no policy reads tier");
+}
+
+#[test]
+fn the_budget_is_respected_and_reported() {
+    let options = Options { max_probes: 12, ..options() };
+    let plan = plan(&example(), &options);
+    assert_eq!(plan.probes.len(), 12);
+    assert!(plan.notes.iter().any(|n| n.contains("--max-probes")));
+    assert!(plan.coverage.uncovered.values().any(|r| r.contains("budget")));
+}
+
+#[test]
+fn targets_behind_not_ready_services_are_not_mirrored() {
+    let options = Options {
+        not_ready_services: vec![("production".into(), Selector::from_labels([("app", "db")]))],
+        ..options()
+    };
+    let plan = plan(&example(), &options);
+    assert!(plan.mirrors.iter().all(|m| m.stands_for != "production/statefulset/db" || m.listen.is_empty()));
+    assert!(plan.notes.iter().any(|n| n.contains("production/statefulset/db is not mirrored as a target")));
+}
