@@ -6,12 +6,12 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::api::core::v1::{Container, Namespace, Pod, PodSpec};
 use k8s_openapi::api::networking::v1::{IPBlock, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::model::{IpBlock, NamespaceScope, Peer, Policy, Rule};
+use crate::model::{Endpoint, IpBlock, NamespaceScope, Peer, Policy, Rule};
 use crate::port::{ContainerPort, PortMatch, Protocol, RulePort, port_name_problem};
 use crate::selector::{Labels, Operator, Requirement, Selector, label_key_problem, label_value_problem};
 
@@ -377,4 +377,53 @@ pub fn labels(labels: Option<&Labels>, path: &str, problems: &mut Problems) -> L
         }
     }
     out
+}
+
+/// A namespace's name and labels; `None` without a name.
+pub fn namespace(ns: &Namespace, problems: &mut Problems) -> Option<(String, Labels)> {
+    let name = ns.metadata.name.clone().unwrap_or_default();
+    if name.is_empty() {
+        problems.error("metadata.name", "is required");
+        return None;
+    }
+    Some((name, labels(ns.metadata.labels.as_ref(), "metadata.labels", problems)))
+}
+
+/// A running (or pending) pod as an endpoint. `None` for pods that policy no longer
+/// applies to (Succeeded, Failed: their IPs may already belong to others) and for pods with
+/// errors.
+pub fn pod(pod: &Pod, default_namespace: &str, problems: &mut Problems) -> Option<Endpoint> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| default_namespace.to_string());
+    let status = pod.status.clone().unwrap_or_default();
+    if let Some(phase @ ("Succeeded" | "Failed")) = status.phase.as_deref() {
+        problems.note("status.phase", format!("skipped: the pod is {phase}, so no policy applies to it"));
+        return None;
+    }
+    let spec = pod.spec.clone().unwrap_or_default();
+    let labels = labels(pod.metadata.labels.as_ref(), "metadata.labels", problems);
+    let ports = container_ports(&spec, "spec", problems);
+    let mut ip_fields: Vec<(String, String)> = status
+        .pod_ips
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, ip)| (format!("status.podIPs[{i}].ip"), ip.ip.clone()))
+        .collect();
+    if ip_fields.is_empty() {
+        ip_fields.extend(status.pod_ip.map(|ip| ("status.podIP".to_string(), ip)));
+    }
+    let mut ips = Vec::new();
+    for (field, text) in ip_fields {
+        match text.parse::<IpAddr>() {
+            Ok(ip) => ips.push(ip),
+            Err(_) => problems.error(field, format!("{text:?} is not an IP address")),
+        }
+    }
+    if problems.has_errors() {
+        return None;
+    }
+    let mut endpoint = Endpoint::pod(&namespace, &name, labels).with_ips(ips).with_ports(ports);
+    endpoint.host_network = spec.host_network.unwrap_or(false);
+    Some(endpoint)
 }

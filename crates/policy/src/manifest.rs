@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -223,50 +222,19 @@ impl Loader {
 
     fn namespace(&mut self, ctx: &ObjectContext<'_>, value: Value, problems: &mut Problems) {
         let Some(ns) = typed::<Namespace>(value, problems) else { return };
-        let name = ns.metadata.name.clone().unwrap_or_default();
-        if name.is_empty() {
-            return problems.error("metadata.name", "is required");
+        if let Some((name, labels)) = convert::namespace(&ns, problems) {
+            self.note_duplicate(ctx, "Namespace", "", &name, problems);
+            self.loaded.cluster.set_namespace(&name, labels);
         }
-        self.note_duplicate(ctx, "Namespace", "", &name, problems);
-        let labels = convert::labels(ns.metadata.labels.as_ref(), "metadata.labels", problems);
-        self.loaded.cluster.set_namespace(&name, labels);
     }
 
     fn pod(&mut self, ctx: &ObjectContext<'_>, value: Value, problems: &mut Problems) {
         let Some(pod) = typed::<Pod>(value, problems) else { return };
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| self.default_namespace.clone());
-        let status = pod.status.unwrap_or_default();
-        if let Some(phase @ ("Succeeded" | "Failed")) = status.phase.as_deref() {
-            return problems.note("status.phase", format!("skipped: the pod is {phase}, so no policy applies to it"));
+        if let Some(endpoint) = convert::pod(&pod, &self.default_namespace, problems) {
+            let (namespace, name) = endpoint.id.split_once('/').unwrap_or_default();
+            self.note_duplicate(ctx, "Pod", namespace, name, problems);
+            self.loaded.cluster.add_endpoint(endpoint);
         }
-        let spec = pod.spec.unwrap_or_default();
-        let labels = convert::labels(pod.metadata.labels.as_ref(), "metadata.labels", problems);
-        let ports = convert::container_ports(&spec, "spec", problems);
-        let mut ip_fields: Vec<(String, String)> = status
-            .pod_ips
-            .iter()
-            .flatten()
-            .enumerate()
-            .map(|(i, ip)| (format!("status.podIPs[{i}].ip"), ip.ip.clone()))
-            .collect();
-        if ip_fields.is_empty() {
-            ip_fields.extend(status.pod_ip.map(|ip| ("status.podIP".to_string(), ip)));
-        }
-        let mut ips = Vec::new();
-        for (field, text) in ip_fields {
-            match text.parse::<IpAddr>() {
-                Ok(ip) => ips.push(ip),
-                Err(_) => problems.error(field, format!("{text:?} is not an IP address")),
-            }
-        }
-        if problems.has_errors() {
-            return;
-        }
-        self.note_duplicate(ctx, "Pod", &namespace, &name, problems);
-        let mut endpoint = Endpoint::pod(&namespace, &name, labels).with_ips(ips).with_ports(ports);
-        endpoint.host_network = spec.host_network.unwrap_or(false);
-        self.loaded.cluster.add_endpoint(endpoint);
     }
 
     fn network_policy(&mut self, ctx: &ObjectContext<'_>, value: Value, problems: &mut Problems) {
