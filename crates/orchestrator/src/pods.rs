@@ -1,0 +1,188 @@
+//! The probe and target pods, built to the safety rules: they copy only policy-relevant
+//! labels, are never Ready, are owned by their run, pass Pod Security "restricted", carry
+//! no token, are small and bounded in time.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvVar, Pod, PodReadinessGate, PodSecurityContext, PodSpec, ResourceRequirements,
+    SeccompProfile, SecurityContext, Sysctl,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use netcanary_planner::Mirror;
+use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE, RUN_ID_KEY};
+use netcanary_policy::Protocol;
+
+/// A readiness gate nobody sets: the pods never become Ready, so no Service (that does not
+/// publish not-ready addresses) ever sends them traffic.
+pub const NEVER_READY_GATE: &str = "netcanary.io/never-ready";
+/// The unprivileged user the container runs as (distroless `nonroot`).
+const NON_ROOT_UID: i64 = 65532;
+
+/// What every pod of a run shares.
+#[derive(Clone, Debug)]
+pub struct PodSettings {
+    pub image: String,
+    pub run_id: String,
+    /// The run record that owns the pods, as their controller.
+    pub owner: OwnerReference,
+    /// Hard bound on a pod's life (`activeDeadlineSeconds`).
+    pub deadline_seconds: i64,
+}
+
+/// The name of a run's pod: short, unique within the run, and telling its role.
+pub fn pod_name(run_id: &str, role: &str, index: usize) -> String {
+    format!("netcanary-{run_id}-{role}{index}")
+}
+
+/// A target pod for `mirror`, listening on the ports probed to it.
+pub fn target(settings: &PodSettings, index: usize, mirror: &Mirror) -> Pod {
+    let ports = |protocol: Protocol| {
+        let list: Vec<String> =
+            mirror.listen.iter().filter(|p| p.protocol == protocol).map(|p| p.port.to_string()).collect();
+        list.join(",")
+    };
+    let mut args = vec!["target".to_string()];
+    for (flag, list) in [("--tcp", ports(Protocol::Tcp)), ("--udp", ports(Protocol::Udp))] {
+        if !list.is_empty() {
+            args.extend([flag.to_string(), list]);
+        }
+    }
+    build(settings, &pod_name(&settings.run_id, "t", index), mirror, args, Vec::new())
+}
+
+/// A source pod for `mirror` that runs `plan` (the agent's JSON plan) once.
+pub fn source(settings: &PodSettings, name: &str, mirror: &Mirror, plan: String) -> Pod {
+    let env = vec![EnvVar { name: "NETCANARY_PLAN_JSON".into(), value: Some(plan), ..EnvVar::default() }];
+    build(settings, name, mirror, vec!["agent".into()], env)
+}
+
+fn build(settings: &PodSettings, name: &str, mirror: &Mirror, args: Vec<String>, env: Vec<EnvVar>) -> Pod {
+    let mut labels = mirror.labels.clone();
+    labels.insert(MANAGED_BY_KEY.into(), MANAGED_BY_VALUE.into());
+    labels.insert(RUN_ID_KEY.into(), settings.run_id.clone());
+    let quantity = |s: &str| Quantity(s.to_string());
+    let resources = |cpu: &str, memory: &str| {
+        BTreeMap::from([("cpu".to_string(), quantity(cpu)), ("memory".to_string(), quantity(memory))])
+    };
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(mirror.namespace.clone()),
+            labels: Some(labels),
+            annotations: Some(BTreeMap::from([("netcanary.io/stands-for".to_string(), mirror.stands_for.clone())])),
+            owner_references: Some(vec![settings.owner.clone()]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            restart_policy: Some("Never".into()),
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            active_deadline_seconds: Some(settings.deadline_seconds),
+            termination_grace_period_seconds: Some(2),
+            readiness_gates: Some(vec![PodReadinessGate { condition_type: NEVER_READY_GATE.into() }]),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(NON_ROOT_UID),
+                run_as_group: Some(NON_ROOT_UID),
+                seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..SeccompProfile::default() }),
+                // A safe sysctl, allowed by "restricted": lets the non-root target bind ports
+                // below 1024 without any capability.
+                sysctls: Some(vec![Sysctl { name: "net.ipv4.ip_unprivileged_port_start".into(), value: "0".into() }]),
+                ..PodSecurityContext::default()
+            }),
+            containers: vec![Container {
+                name: "netcanary".into(),
+                image: Some(settings.image.clone()),
+                args: Some(args),
+                env: (!env.is_empty()).then_some(env),
+                termination_message_policy: Some("File".into()),
+                resources: Some(ResourceRequirements {
+                    requests: Some(resources("10m", "16Mi")),
+                    limits: Some(resources("200m", "64Mi")),
+                    ..ResourceRequirements::default()
+                }),
+                security_context: Some(SecurityContext {
+                    allow_privilege_escalation: Some(false),
+                    privileged: Some(false),
+                    read_only_root_filesystem: Some(true),
+                    run_as_non_root: Some(true),
+                    capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
+                    ..SecurityContext::default()
+                }),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        }),
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netcanary_policy::{Labels, PortProto};
+
+    fn mirror() -> Mirror {
+        Mirror {
+            class: 0,
+            namespace: "prod".into(),
+            labels: Labels::from([("app".to_string(), "db".to_string())]),
+            dropped_labels: vec![],
+            stands_for: "prod/db-0".into(),
+            members: 1,
+            listen: ["5432/TCP", "53/UDP", "53/TCP"].iter().map(|p| p.parse::<PortProto>().unwrap()).collect(),
+        }
+    }
+
+    fn settings() -> PodSettings {
+        PodSettings {
+            image: "netcanary:test".into(),
+            run_id: "r1".into(),
+            owner: OwnerReference {
+                api_version: "netcanary.io/v1alpha1".into(),
+                kind: "NetcanaryRun".into(),
+                name: "r1".into(),
+                uid: "u".into(),
+                controller: Some(true),
+                block_owner_deletion: Some(false),
+            },
+            deadline_seconds: 120,
+        }
+    }
+
+    #[test]
+    fn target_pods_follow_the_safety_rules() {
+        let pod = target(&settings(), 3, &mirror());
+        let labels = pod.metadata.labels.unwrap();
+        assert_eq!(labels.len(), 3, "{labels:?}");
+        assert_eq!(labels["app"], "db");
+        assert_eq!(labels[MANAGED_BY_KEY], MANAGED_BY_VALUE);
+        assert_eq!(labels[RUN_ID_KEY], "r1");
+        assert_eq!(pod.metadata.name.as_deref(), Some("netcanary-r1-t3"));
+        assert_eq!(pod.metadata.owner_references.unwrap()[0].controller, Some(true));
+        let spec = pod.spec.unwrap();
+        assert_eq!(spec.automount_service_account_token, Some(false));
+        assert_eq!(spec.readiness_gates.unwrap()[0].condition_type, NEVER_READY_GATE);
+        assert_eq!(spec.active_deadline_seconds, Some(120));
+        let container = &spec.containers[0];
+        assert_eq!(container.args.as_ref().unwrap(), &["target", "--tcp", "53,5432", "--udp", "53"]);
+        let security = container.security_context.as_ref().unwrap();
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+        assert_eq!(security.capabilities.as_ref().unwrap().drop.as_ref().unwrap(), &["ALL"]);
+        let pod_security = spec.security_context.unwrap();
+        assert_eq!(pod_security.run_as_non_root, Some(true));
+        assert_eq!(pod_security.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        assert!(container.resources.as_ref().unwrap().limits.is_some());
+    }
+
+    #[test]
+    fn source_pods_carry_their_plan_in_the_environment() {
+        let pod = source(&settings(), "netcanary-r1-s0", &mirror(), "{\"probes\":[]}".into());
+        let container = &pod.spec.unwrap().containers[0];
+        assert_eq!(container.args.as_ref().unwrap(), &["agent"]);
+        assert_eq!(container.env.as_ref().unwrap()[0].name, "NETCANARY_PLAN_JSON");
+    }
+}
