@@ -1,0 +1,179 @@
+//! A snapshot of what policy evaluation needs from the cluster: namespaces, pods,
+//! NetworkPolicies, and the Services that matter for probing (cluster DNS, and Services
+//! that publish not-ready addresses). Objects the engine cannot read are reported and
+//! skipped, never fatal.
+
+use std::net::{IpAddr, SocketAddr};
+
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, ListParams, ObjectList};
+use kube::{Client, Resource};
+use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
+use netcanary_policy::convert::{self, Problems, Severity};
+use netcanary_policy::{Cluster, Selector};
+use serde::de::DeserializeOwned;
+use tracing::warn;
+
+use crate::error::{Error, KubeContext};
+
+/// Page size for lists, so that a large cluster is read in bounded pieces.
+const PAGE: u32 = 500;
+
+/// The cluster DNS as probes see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterDns {
+    /// The Service's ClusterIP and port 53.
+    pub server: SocketAddr,
+    /// The pods behind it (`ns/name`), whose policies decide DNS traffic.
+    pub endpoints: Vec<String>,
+}
+
+/// An object the engine could not read, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    pub object: String,
+    pub namespace: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub cluster: Cluster,
+    pub dns: Option<ClusterDns>,
+    /// Services publishing not-ready addresses, by namespace.
+    pub not_ready_services: Vec<(String, Selector)>,
+    /// Policies skipped: the pairs they could affect cannot be judged.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// Where the cluster DNS Service lives (`kube-system/kube-dns` on most clusters).
+#[derive(Clone, Debug)]
+pub struct DnsService {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl Default for DnsService {
+    fn default() -> Self {
+        Self { namespace: "kube-system".into(), name: "kube-dns".into() }
+    }
+}
+
+/// Reads the snapshot. Pods netcanary created (left over by a crashed run) are not part of it.
+pub async fn take(client: &Client, dns: &DnsService) -> Result<Snapshot, Error> {
+    let namespaces: Vec<Namespace> = list_all(Api::all(client.clone()), "list namespaces").await?;
+    let pods: Vec<Pod> = list_all(Api::all(client.clone()), "list pods").await?;
+    let policies: Vec<NetworkPolicy> = list_all(Api::all(client.clone()), "list networkpolicies").await?;
+    let services: Vec<Service> = list_all(Api::all(client.clone()), "list services").await?;
+
+    let mut snapshot = Snapshot::default();
+    for ns in &namespaces {
+        let mut problems = Problems::default();
+        if let Some((name, labels)) = convert::namespace(ns, &mut problems) {
+            snapshot.cluster.set_namespace(&name, labels);
+        }
+    }
+    for pod in pods.iter().filter(|p| !is_ours(p)) {
+        let mut problems = Problems::default();
+        if let Some(endpoint) = convert::pod(pod, "default", &mut problems) {
+            snapshot.cluster.add_endpoint(endpoint);
+        }
+        report(&mut snapshot, pod, &problems);
+    }
+    for np in &policies {
+        let mut problems = Problems::default();
+        match convert::policy(np, "default", &mut problems) {
+            Some(policy) => snapshot.cluster.add_policy(policy),
+            None => report(&mut snapshot, np, &problems),
+        }
+    }
+    for service in &services {
+        let spec = service.spec.clone().unwrap_or_default();
+        let namespace = service.metadata.namespace.clone().unwrap_or_default();
+        if spec.publish_not_ready_addresses == Some(true)
+            && let Some(selector) = spec.selector.as_ref().filter(|s| !s.is_empty())
+        {
+            snapshot.not_ready_services.push((
+                namespace.clone(),
+                Selector::from_labels(selector.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            ));
+        }
+        if namespace == dns.namespace && service.metadata.name.as_deref() == Some(dns.name.as_str()) {
+            snapshot.dns = Some(cluster_dns(&snapshot.cluster, service, &spec)?);
+        }
+    }
+    Ok(snapshot)
+}
+
+fn cluster_dns(
+    cluster: &Cluster,
+    service: &Service,
+    spec: &k8s_openapi::api::core::v1::ServiceSpec,
+) -> Result<ClusterDns, Error> {
+    let namespace = service.metadata.namespace.clone().unwrap_or_default();
+    let id = format!("{namespace}/{}", service.metadata.name.clone().unwrap_or_default());
+    let ip: IpAddr =
+        spec.cluster_ip.as_deref().and_then(|ip| ip.parse().ok()).ok_or_else(|| Error::NoDnsAddress(id.clone()))?;
+    let selector = spec.selector.clone().unwrap_or_default();
+    let selector = Selector::from_labels(selector.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let endpoints = cluster
+        .endpoints()
+        .iter()
+        .filter(|e| {
+            e.namespace.as_deref() == Some(namespace.as_str())
+                && !selector.is_everything()
+                && selector.matches(&e.labels)
+        })
+        .map(|e| e.id.clone())
+        .collect();
+    Ok(ClusterDns { server: SocketAddr::new(ip, 53), endpoints })
+}
+
+/// Whether netcanary created this pod (they are never part of what is verified).
+pub fn is_ours(pod: &Pod) -> bool {
+    pod.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY_KEY)).is_some_and(|v| v == MANAGED_BY_VALUE)
+}
+
+fn report<K: Resource<DynamicType = ()>>(snapshot: &mut Snapshot, object: &K, problems: &Problems) {
+    let name = format!(
+        "{} {}/{}",
+        K::kind(&()),
+        object.meta().namespace.clone().unwrap_or_default(),
+        object.meta().name.clone().unwrap_or_default()
+    );
+    for problem in problems.list.iter().filter(|p| p.severity == Severity::Error) {
+        warn!(object = %name, field = %problem.field, message = %problem.message, "cannot read object, skipped");
+    }
+    if problems.has_errors() {
+        let reason = problems
+            .list
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(|p| format!("{}: {}", p.field, p.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        snapshot.unreadable.push(Unreadable {
+            object: name,
+            namespace: object.meta().namespace.clone().unwrap_or_default(),
+            reason,
+        });
+    }
+}
+
+/// Lists every object, page by page.
+async fn list_all<K>(api: Api<K>, what: &str) -> Result<Vec<K>, Error>
+where
+    K: Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut out = Vec::new();
+    let mut params = ListParams::default().limit(PAGE);
+    loop {
+        let page: ObjectList<K> = api.list(&params).await.context(what)?;
+        out.extend(page.items);
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => return Ok(out),
+        }
+    }
+}
