@@ -131,6 +131,7 @@ mod tests {
             labels: Labels::from([("app".to_string(), "db".to_string())]),
             dropped_labels: vec![],
             stands_for: "prod/db-0".into(),
+            workload: "db".into(),
             members: 1,
             listen: ["5432/TCP", "53/UDP", "53/TCP"].iter().map(|p| p.parse::<PortProto>().unwrap()).collect(),
         }

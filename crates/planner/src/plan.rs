@@ -16,6 +16,8 @@ pub struct Mirror {
     pub dropped_labels: Vec<String>,
     /// The workload pod it stands for (the class's representative).
     pub stands_for: String,
+    /// The workload that pod belongs to: what reports and metric labels name.
+    pub workload: String,
     /// How many workload pods share the class.
     pub members: usize,
     /// Ports it answers on as a target; empty for a pure source.

@@ -160,6 +160,7 @@ impl<'c> Planner<'c> {
             labels,
             dropped_labels,
             stands_for: endpoint.id.clone(),
+            workload: endpoint.workload_name().to_string(),
             members: self.index.classes().members(class).len(),
             listen: BTreeSet::new(),
         });

@@ -425,5 +425,19 @@ pub fn pod(pod: &Pod, default_namespace: &str, problems: &mut Problems) -> Optio
     }
     let mut endpoint = Endpoint::pod(&namespace, &name, labels).with_ips(ips).with_ports(ports);
     endpoint.host_network = spec.host_network.unwrap_or(false);
+    endpoint.workload = owning_workload(pod);
     Some(endpoint)
+}
+
+/// The workload that owns a pod, by its controller ownerReference: a ReplicaSet's name
+/// without its pod-template-hash is its Deployment's.
+fn owning_workload(pod: &Pod) -> Option<String> {
+    let owner = pod.metadata.owner_references.as_ref()?.iter().find(|o| o.controller == Some(true))?;
+    let hash = pod.metadata.labels.as_ref().and_then(|l| l.get("pod-template-hash"));
+    match (owner.kind.as_str(), hash) {
+        ("ReplicaSet", Some(hash)) => {
+            Some(owner.name.strip_suffix(&format!("-{hash}")).unwrap_or(&owner.name).to_string())
+        }
+        _ => Some(owner.name.clone()),
+    }
 }

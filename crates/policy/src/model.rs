@@ -57,6 +57,9 @@ pub struct Endpoint {
     pub ports: Vec<ContainerPort>,
     /// Host-network pods share the node's network and are not governed by pod policy.
     pub host_network: bool,
+    /// The workload a pod belongs to (its Deployment, StatefulSet, ...), for reports and
+    /// metric labels, which must never carry pod names.
+    pub workload: Option<String>,
 }
 
 impl Endpoint {
@@ -69,6 +72,7 @@ impl Endpoint {
             ips: Vec::new(),
             ports: Vec::new(),
             host_network: false,
+            workload: None,
         }
     }
 
@@ -76,6 +80,7 @@ impl Endpoint {
         Self {
             id: format!("{namespace}/{}/{name}", kind.to_ascii_lowercase()),
             kind: EndpointKind::Workload(kind.to_string()),
+            workload: Some(name.to_string()),
             ..Self::pod(namespace, name, labels)
         }
     }
@@ -89,6 +94,7 @@ impl Endpoint {
             ips: vec![ip],
             ports: Vec::new(),
             host_network: false,
+            workload: None,
         }
     }
 
@@ -123,6 +129,12 @@ impl Endpoint {
         family
             .and_then(|f| self.ips.iter().copied().find(|ip| IpFamily::of(*ip) == f))
             .or_else(|| self.ips.first().copied())
+    }
+
+    /// The name reports use for what this endpoint belongs to: its workload, else its own
+    /// name (a bare pod, an address).
+    pub fn workload_name(&self) -> &str {
+        self.workload.as_deref().unwrap_or_else(|| self.id.rsplit('/').next().unwrap_or(&self.id))
     }
 
     pub fn primary_family(&self) -> Option<IpFamily> {

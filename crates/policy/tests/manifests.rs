@@ -181,3 +181,35 @@ fn unquoted_numbers_where_strings_belong_get_a_hint() {
     let d = find(&loaded.diagnostics, "metadata.labels.version");
     assert!(d.message.contains("quote the value"), "{d}");
 }
+
+#[test]
+fn pods_know_their_workload() {
+    let loaded = load(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: api-7d9f8b6c5-x2x9z
+  namespace: prod
+  labels: {app: api, pod-template-hash: 7d9f8b6c5}
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: api-7d9f8b6c5, uid: u, controller: true}]
+spec: {containers: [{name: c, image: x}]}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: db-0
+  namespace: prod
+  ownerReferences: [{apiVersion: apps/v1, kind: StatefulSet, name: db, uid: u, controller: true}]
+spec: {containers: [{name: c, image: x}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: debug, namespace: prod}
+spec: {containers: [{name: c, image: x}]}
+"#,
+    );
+    let name = |id: &str| loaded.cluster.endpoint(id).unwrap().workload_name().to_string();
+    assert_eq!(name("prod/api-7d9f8b6c5-x2x9z"), "api");
+    assert_eq!(name("prod/db-0"), "db");
+    assert_eq!(name("prod/debug"), "debug");
+}

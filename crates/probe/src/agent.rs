@@ -87,23 +87,14 @@ pub async fn run_plan(plan: &ProbePlan, concurrency: usize) -> AgentReport {
             })
         })
         .collect();
-    AgentReport {
-        results,
-        timeout_ms: millis(timeout),
-        concurrency,
-        elapsed_ms: millis(started.elapsed()),
-    }
+    AgentReport { results, timeout_ms: millis(timeout), concurrency, elapsed_ms: millis(started.elapsed()) }
 }
 
 /// Runs one probe under its own hard limit: its deadlines plus the margin.
 async fn run_guarded(probe: &PlannedProbe, timeout: Duration) -> ProbeResult {
     let started = Instant::now();
-    let limit = probe
-        .spec
-        .as_ref()
-        .map_or(Duration::ZERO, |spec| probe_budget(spec, timeout));
-    let outcome = match tokio::time::timeout(limit + WATCHDOG_MARGIN, run_one(probe, timeout)).await
-    {
+    let limit = probe.spec.as_ref().map_or(Duration::ZERO, |spec| probe_budget(spec, timeout));
+    let outcome = match tokio::time::timeout(limit + WATCHDOG_MARGIN, run_one(probe, timeout)).await {
         Ok(outcome) => outcome,
         Err(_elapsed) => Outcome::error("the probe overran its deadline"),
     };
@@ -126,11 +117,7 @@ async fn run_one(probe: &PlannedProbe, timeout: Duration) -> Outcome {
             Ok(addr) => udp::probe(addr, timeout).await,
             Err(detail) => Outcome::error(detail),
         },
-        ProbeSpec::Dns {
-            name,
-            server,
-            transport,
-        } => dns::probe(name, *server, *transport, timeout).await,
+        ProbeSpec::Dns { name, server, transport } => dns::probe(name, *server, *transport, timeout).await,
     }
 }
 

@@ -23,20 +23,13 @@ use crate::plan::DnsTransport;
 use crate::{tcp, udp};
 
 /// Resolves `name` through `server` over `transport`, giving up after `timeout`.
-pub async fn probe(
-    name: &str,
-    server: SocketAddr,
-    transport: DnsTransport,
-    timeout: Duration,
-) -> Outcome {
+pub async fn probe(name: &str, server: SocketAddr, transport: DnsTransport, timeout: Duration) -> Outcome {
     let (id, request) = match build_query(name) {
         Ok(query) => query,
         Err(detail) => return Outcome::error(detail),
     };
     match transport {
-        DnsTransport::Udp => {
-            udp::exchange(server, timeout, &request, |reply| answer(id, reply)).await
-        }
+        DnsTransport::Udp => udp::exchange(server, timeout, &request, |reply| answer(id, reply)).await,
         DnsTransport::Tcp => over_tcp(server, timeout, id, &request).await,
     }
 }
@@ -48,9 +41,7 @@ fn build_query(name: &str) -> Result<(u16, Vec<u8>), String> {
     let mut message = Message::query();
     message.metadata.recursion_desired = true;
     message.add_query(Query::query(fqdn, RecordType::A));
-    let bytes = message
-        .to_vec()
-        .map_err(|err| format!("cannot encode dns query: {err}"))?;
+    let bytes = message.to_vec().map_err(|err| format!("cannot encode dns query: {err}"))?;
     Ok((message.metadata.id, bytes))
 }
 
@@ -60,11 +51,7 @@ fn answer(id: u16, reply: &[u8]) -> Option<Outcome> {
     if message.metadata.id != id || message.metadata.message_type != MessageType::Response {
         return None;
     }
-    let detail = format!(
-        "{} with {} answer(s)",
-        message.metadata.response_code,
-        message.answers.len()
-    );
+    let detail = format!("{} with {} answer(s)", message.metadata.response_code, message.answers.len());
     Some(Outcome::new(Observed::Connected, detail))
 }
 
@@ -75,24 +62,17 @@ async fn over_tcp(server: SocketAddr, timeout: Duration, id: u16, request: &[u8]
         Err(outcome) => return outcome,
     };
     match tokio::time::timeout_at(deadline, exchange_tcp(&mut stream, request)).await {
-        Ok(Ok(reply)) => answer(id, &reply).unwrap_or_else(|| {
-            reached_without_answer("the reply was not an answer to the query".to_owned())
-        }),
+        Ok(Ok(reply)) => answer(id, &reply)
+            .unwrap_or_else(|| reached_without_answer("the reply was not an answer to the query".to_owned())),
         Ok(Err(err)) => reached_without_answer(format!("tcp exchange: {err}")),
-        Err(_elapsed) => reached_without_answer(format!(
-            "no dns answer within {} ms",
-            timeout.as_millis()
-        )),
+        Err(_elapsed) => reached_without_answer(format!("no dns answer within {} ms", timeout.as_millis())),
     }
 }
 
 /// The TCP handshake completed, so the network let the probe through: that is the policy
 /// question, even when the server then says nothing useful.
 fn reached_without_answer(why: String) -> Outcome {
-    Outcome::new(
-        Observed::Connected,
-        format!("tcp handshake completed but {why}"),
-    )
+    Outcome::new(Observed::Connected, format!("tcp handshake completed but {why}"))
 }
 
 /// DNS over TCP: a two-byte length prefix on both the query and the answer (RFC 1035 4.2.2).

@@ -17,10 +17,7 @@ pub fn raise() -> u64 {
     if soft >= hard {
         return soft;
     }
-    let raised = Rlimit {
-        current: Some(hard),
-        maximum: limit.maximum,
-    };
+    let raised = Rlimit { current: Some(hard), maximum: limit.maximum };
     match setrlimit(Resource::Nofile, raised) {
         Ok(()) => hard,
         Err(err) => {

@@ -40,13 +40,8 @@ pub enum Reachability {
 
 impl Observed {
     /// All outcomes, in the order of the contract's table.
-    pub const ALL: [Observed; 5] = [
-        Observed::Connected,
-        Observed::Refused,
-        Observed::Timeout,
-        Observed::Unreachable,
-        Observed::Error,
-    ];
+    pub const ALL: [Observed; 5] =
+        [Observed::Connected, Observed::Refused, Observed::Timeout, Observed::Unreachable, Observed::Error];
 
     /// The contract's spelling.
     pub fn as_str(self) -> &'static str {
@@ -84,10 +79,7 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn new(observed: Observed, detail: impl Into<Option<String>>) -> Self {
-        Outcome {
-            observed,
-            detail: detail.into(),
-        }
+        Outcome { observed, detail: detail.into() }
     }
 
     pub fn connected() -> Self {
@@ -95,10 +87,7 @@ impl Outcome {
     }
 
     pub fn timeout(waited: std::time::Duration) -> Self {
-        Outcome::new(
-            Observed::Timeout,
-            format!("no answer within {} ms", waited.as_millis()),
-        )
+        Outcome::new(Observed::Timeout, format!("no answer within {} ms", waited.as_millis()))
     }
 
     pub fn error(detail: impl Into<String>) -> Self {
@@ -129,9 +118,7 @@ impl Outcome {
 pub fn classify_io_error(err: &io::Error) -> Observed {
     match Errno::from_io_error(err) {
         Some(Errno::CONNREFUSED) => Observed::Refused,
-        Some(Errno::HOSTUNREACH | Errno::NETUNREACH | Errno::ACCESS | Errno::PERM) => {
-            Observed::Unreachable
-        }
+        Some(Errno::HOSTUNREACH | Errno::NETUNREACH | Errno::ACCESS | Errno::PERM) => Observed::Unreachable,
         Some(Errno::TIMEDOUT) => Observed::Timeout,
         _ => Observed::Error,
     }

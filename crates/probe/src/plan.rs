@@ -53,11 +53,7 @@ pub struct PlannedProbe {
 pub enum ProbeSpec {
     Tcp(Endpoint),
     Udp(Endpoint),
-    Dns {
-        name: String,
-        server: SocketAddr,
-        transport: DnsTransport,
-    },
+    Dns { name: String, server: SocketAddr, transport: DnsTransport },
 }
 
 impl ProbeSpec {
@@ -73,11 +69,7 @@ impl ProbeSpec {
     pub fn target(&self) -> String {
         match self {
             ProbeSpec::Tcp(endpoint) | ProbeSpec::Udp(endpoint) => endpoint.to_string(),
-            ProbeSpec::Dns {
-                name,
-                server,
-                transport,
-            } => format!("{name} via {server}/{transport}"),
+            ProbeSpec::Dns { name, server, transport } => format!("{name} via {server}/{transport}"),
         }
     }
 }
@@ -126,20 +118,9 @@ impl fmt::Display for DnsTransport {
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error("cannot read plan {source_name}: {source}")]
-    Read {
-        source_name: String,
-        source: std::io::Error,
-    },
-    #[error(
-        "plan {source_name} is not a valid plan at line {line}, column {column} (at `{json_path}`): {message}"
-    )]
-    Parse {
-        source_name: String,
-        json_path: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Read { source_name: String, source: std::io::Error },
+    #[error("plan {source_name} is not a valid plan at line {line}, column {column} (at `{json_path}`): {message}")]
+    Parse { source_name: String, json_path: String, line: usize, column: usize, message: String },
     #[error("plan {source_name}: `timeout_ms` must be between 1 and {MAX_TIMEOUT_MS}, got {got}")]
     Timeout { source_name: String, got: u64 },
     #[error("plan {source_name}: `concurrency` must be at least 1")]
@@ -166,11 +147,7 @@ pub enum PlanSource {
 
 impl PlanSource {
     pub fn from_arg(arg: &str) -> Self {
-        if arg == "-" {
-            PlanSource::Stdin
-        } else {
-            PlanSource::File(PathBuf::from(arg))
-        }
+        if arg == "-" { PlanSource::Stdin } else { PlanSource::File(PathBuf::from(arg)) }
     }
 
     fn name(&self) -> String {
@@ -188,10 +165,7 @@ impl ProbePlan {
             PlanSource::Stdin => std::io::read_to_string(std::io::stdin()),
             PlanSource::File(path) => read_file(path),
         };
-        let text = read.map_err(|source_err| PlanError::Read {
-            source_name: source.name(),
-            source: source_err,
-        })?;
+        let text = read.map_err(|source_err| PlanError::Read { source_name: source.name(), source: source_err })?;
         ProbePlan::parse(&text, &source.name())
     }
 
@@ -200,12 +174,7 @@ impl ProbePlan {
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let raw: RawPlan = serde_path_to_error::deserialize(&mut deserializer)
             .map_err(|err| (err.path().to_string(), err.into_inner()))
-            .and_then(|raw| {
-                deserializer
-                    .end()
-                    .map(|()| raw)
-                    .map_err(|err| (".".to_owned(), err))
-            })
+            .and_then(|raw| deserializer.end().map(|()| raw).map_err(|err| (".".to_owned(), err)))
             .map_err(|(json_path, inner)| PlanError::Parse {
                 source_name: source_name.to_owned(),
                 json_path,
@@ -217,28 +186,14 @@ impl ProbePlan {
             None => DEFAULT_TIMEOUT,
             Some(ms @ 1..=MAX_TIMEOUT_MS) => Duration::from_millis(ms),
             Some(got) => {
-                return Err(PlanError::Timeout {
-                    source_name: source_name.to_owned(),
-                    got,
-                });
+                return Err(PlanError::Timeout { source_name: source_name.to_owned(), got });
             }
         };
         if raw.concurrency == Some(0) {
-            return Err(PlanError::Concurrency {
-                source_name: source_name.to_owned(),
-            });
+            return Err(PlanError::Concurrency { source_name: source_name.to_owned() });
         }
-        let probes = raw
-            .probes
-            .iter()
-            .enumerate()
-            .map(|(index, value)| parse_probe(index, value))
-            .collect();
-        Ok(ProbePlan {
-            timeout,
-            concurrency: raw.concurrency,
-            probes: reject_duplicate_ids(probes),
-        })
+        let probes = raw.probes.iter().enumerate().map(|(index, value)| parse_probe(index, value)).collect();
+        Ok(ProbePlan { timeout, concurrency: raw.concurrency, probes: reject_duplicate_ids(probes) })
     }
 
     /// How many probes are valid and will really be sent.
@@ -251,10 +206,7 @@ impl ProbePlan {
 fn without_position(err: &serde_json::Error) -> String {
     let message = err.to_string();
     let suffix = format!(" at line {} column {}", err.line(), err.column());
-    message
-        .strip_suffix(&suffix)
-        .map(str::to_owned)
-        .unwrap_or(message)
+    message.strip_suffix(&suffix).map(str::to_owned).unwrap_or(message)
 }
 
 fn read_file(path: &Path) -> std::io::Result<String> {
@@ -263,10 +215,7 @@ fn read_file(path: &Path) -> std::io::Result<String> {
 
 fn parse_probe(index: usize, value: &Value) -> PlannedProbe {
     let Some(object) = value.as_object() else {
-        return PlannedProbe {
-            id: format!("probes[{index}]"),
-            spec: Err(format!("probes[{index}] is not an object")),
-        };
+        return PlannedProbe { id: format!("probes[{index}]"), spec: Err(format!("probes[{index}] is not an object")) };
     };
     let id = match object.get("id") {
         Some(Value::String(id)) if !id.is_empty() => Ok(id.clone()),
@@ -280,10 +229,7 @@ fn parse_probe(index: usize, value: &Value) -> PlannedProbe {
             let spec = parse_spec(object).map_err(|detail| format!("probe {id:?}: {detail}"));
             PlannedProbe { id, spec }
         }
-        Err(detail) => PlannedProbe {
-            id: format!("probes[{index}]"),
-            spec: Err(format!("probes[{index}]: {detail}")),
-        },
+        Err(detail) => PlannedProbe { id: format!("probes[{index}]"), spec: Err(format!("probes[{index}]: {detail}")) },
     }
 }
 
@@ -303,20 +249,12 @@ fn parse_spec(object: &Map<String, Value>) -> Result<ProbeSpec, String> {
                 Some(Value::String(t)) if t == "udp" => DnsTransport::Udp,
                 Some(Value::String(t)) if t == "tcp" => DnsTransport::Tcp,
                 Some(other) => {
-                    return Err(format!(
-                        "`transport` must be \"udp\" or \"tcp\", got {other}"
-                    ));
+                    return Err(format!("`transport` must be \"udp\" or \"tcp\", got {other}"));
                 }
             };
-            Ok(ProbeSpec::Dns {
-                name: name.to_owned(),
-                server,
-                transport,
-            })
+            Ok(ProbeSpec::Dns { name: name.to_owned(), server, transport })
         }
-        other => Err(format!(
-            "unknown probe kind {other:?} (expected \"tcp\", \"udp\" or \"dns\")"
-        )),
+        other => Err(format!("unknown probe kind {other:?} (expected \"tcp\", \"udp\" or \"dns\")")),
     }
 }
 
@@ -333,8 +271,7 @@ fn parse_endpoint(object: &Map<String, Value>) -> Result<Endpoint, String> {
     let port = match object.get("port") {
         Some(Value::Number(n)) => match n.as_u64() {
             Some(0) => return Err("port 0 is not a valid port (use 1-65535)".to_owned()),
-            Some(p) => u16::try_from(p)
-                .map_err(|_| format!("port {p} is out of range (use 1-65535)"))?,
+            Some(p) => u16::try_from(p).map_err(|_| format!("port {p} is out of range (use 1-65535)"))?,
             None => return Err(format!("port {n} is not an integer in 1-65535")),
         },
         Some(other) => return Err(format!("`port` must be an integer in 1-65535, got {other}")),
@@ -344,19 +281,14 @@ fn parse_endpoint(object: &Map<String, Value>) -> Result<Endpoint, String> {
 }
 
 fn parse_host(text: &str) -> Result<Host, String> {
-    let unbracketed = text
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .unwrap_or(text);
+    let unbracketed = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
     if let Ok(ip) = unbracketed.parse::<IpAddr>() {
         return Ok(Host::Ip(ip));
     }
     if is_dns_name(text.trim_end_matches('.')) {
         Ok(Host::Name(text.to_owned()))
     } else {
-        Err(format!(
-            "bad address {text:?}: neither an IP address nor a host name"
-        ))
+        Err(format!("bad address {text:?}: neither an IP address nor a host name"))
     }
 }
 
@@ -371,13 +303,9 @@ fn is_dns_name(name: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
-        && !labels
-            .last()
-            .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()))
+        && !labels.last().is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// `ip`, `ip:port`, `[v6]` or `[v6]:port`; the port defaults to 53.
@@ -468,10 +396,7 @@ mod tests {
         assert_eq!(plan.runnable(), 4);
         assert_eq!(plan.probes[0].spec.as_ref().unwrap().target(), "[fd00::2]:443");
         assert_eq!(plan.probes[1].spec.as_ref().unwrap().target(), "my-svc.ns.svc:53");
-        assert_eq!(
-            plan.probes[2].spec.as_ref().unwrap().target(),
-            "example.test. via [fd00::53]:53/tcp"
-        );
+        assert_eq!(plan.probes[2].spec.as_ref().unwrap().target(), "example.test. via [fd00::53]:53/tcp");
         assert_eq!(plan.probes[3].id, "7");
     }
 
@@ -520,8 +445,7 @@ mod tests {
 
     #[test]
     fn unparseable_plans_name_the_file_line_and_path() {
-        let err = ProbePlan::parse("{\"probes\": [\n], \"timeout_ms\": \"soon\"}", "plan.json")
-            .unwrap_err();
+        let err = ProbePlan::parse("{\"probes\": [\n], \"timeout_ms\": \"soon\"}", "plan.json").unwrap_err();
         let message = err.to_string();
         assert!(message.contains("plan.json"), "{message}");
         assert!(message.contains("line 2"), "{message}");

@@ -15,13 +15,8 @@ pub async fn endpoint(endpoint: &Endpoint, timeout: Duration) -> Result<SocketAd
     };
     let lookup = tokio::net::lookup_host((name.as_str(), endpoint.port));
     match tokio::time::timeout(timeout, lookup).await {
-        Ok(Ok(mut addrs)) => addrs
-            .next()
-            .ok_or_else(|| format!("host {name:?} resolved to no address")),
+        Ok(Ok(mut addrs)) => addrs.next().ok_or_else(|| format!("host {name:?} resolved to no address")),
         Ok(Err(err)) => Err(format!("cannot resolve host {name:?}: {err}")),
-        Err(_elapsed) => Err(format!(
-            "resolving host {name:?} took longer than {} ms",
-            timeout.as_millis()
-        )),
+        Err(_elapsed) => Err(format!("resolving host {name:?} took longer than {} ms", timeout.as_millis())),
     }
 }

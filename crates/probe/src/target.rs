@@ -56,25 +56,14 @@ pub struct ServeStats {
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     #[error("cannot listen on {proto} {addr}: {source}")]
-    Bind {
-        proto: &'static str,
-        addr: SocketAddr,
-        source: io::Error,
-    },
+    Bind { proto: &'static str, addr: SocketAddr, source: io::Error },
     #[error("cannot listen on [::] ({v6}) nor on 0.0.0.0 ({v4})")]
-    NoStack {
-        v6: Box<TargetError>,
-        v4: Box<TargetError>,
-    },
+    NoStack { v6: Box<TargetError>, v4: Box<TargetError> },
 }
 
 /// Binds every port on `listen`. With no address, `::` (dual-stack: IPv4 and IPv6) is used,
 /// falling back to `0.0.0.0` on a host without IPv6. Must run inside a tokio runtime.
-pub fn bind(
-    listen: Option<IpAddr>,
-    tcp_ports: &[u16],
-    udp_ports: &[u16],
-) -> Result<Listeners, TargetError> {
+pub fn bind(listen: Option<IpAddr>, tcp_ports: &[u16], udp_ports: &[u16]) -> Result<Listeners, TargetError> {
     if let Some(ip) = listen {
         return bind_on(ip, tcp_ports, udp_ports);
     }
@@ -82,12 +71,8 @@ pub fn bind(
         Ok(listeners) => Ok(listeners),
         Err(v6) => {
             warn!(error = %v6, "IPv6 unavailable, listening on IPv4 only");
-            bind_on(Ipv4Addr::UNSPECIFIED.into(), tcp_ports, udp_ports).map_err(|v4| {
-                TargetError::NoStack {
-                    v6: Box::new(v6),
-                    v4: Box::new(v4),
-                }
-            })
+            bind_on(Ipv4Addr::UNSPECIFIED.into(), tcp_ports, udp_ports)
+                .map_err(|v4| TargetError::NoStack { v6: Box::new(v6), v4: Box::new(v4) })
         }
     }
 }
@@ -96,20 +81,12 @@ fn bind_on(ip: IpAddr, tcp_ports: &[u16], udp_ports: &[u16]) -> Result<Listeners
     let mut listeners = Listeners::default();
     for &port in tcp_ports {
         let addr = SocketAddr::new(ip, port);
-        let listener = tcp_listener(addr).map_err(|source| TargetError::Bind {
-            proto: "tcp",
-            addr,
-            source,
-        })?;
+        let listener = tcp_listener(addr).map_err(|source| TargetError::Bind { proto: "tcp", addr, source })?;
         listeners.tcp.push(listener);
     }
     for &port in udp_ports {
         let addr = SocketAddr::new(ip, port);
-        let socket = udp_socket(addr).map_err(|source| TargetError::Bind {
-            proto: "udp",
-            addr,
-            source,
-        })?;
+        let socket = udp_socket(addr).map_err(|source| TargetError::Bind { proto: "udp", addr, source })?;
         listeners.udp.push(socket);
     }
     Ok(listeners)
@@ -118,11 +95,7 @@ fn bind_on(ip: IpAddr, tcp_ports: &[u16], udp_ports: &[u16]) -> Result<Listeners
 /// A socket2 socket for `addr`; on the IPv6 wildcard it is dual-stack (`IPV6_V6ONLY` off),
 /// so one socket answers IPv4 (as v4-mapped addresses) and IPv6 alike.
 fn new_socket(addr: SocketAddr, ty: Type, protocol: Protocol) -> io::Result<Socket> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        ty.nonblocking().cloexec(),
-        Some(protocol),
-    )?;
+    let socket = Socket::new(Domain::for_address(addr), ty.nonblocking().cloexec(), Some(protocol))?;
     if addr.is_ipv6() && addr.ip().is_unspecified() {
         socket.set_only_v6(false)?;
     }

@@ -105,9 +105,10 @@ fn push_entry(out: &mut String, result: &ProbeResult, with_millis: bool) {
 
 fn dense(results: &[ProbeResult]) -> Option<String> {
     let first: u64 = parse_canonical_u64(&results.first()?.id)?;
-    let consecutive = results.iter().enumerate().all(|(offset, result)| {
-        parse_canonical_u64(&result.id) == first.checked_add(offset as u64)
-    });
+    let consecutive = results
+        .iter()
+        .enumerate()
+        .all(|(offset, result)| parse_canonical_u64(&result.id) == first.checked_add(offset as u64));
     if !consecutive {
         return None;
     }
@@ -157,10 +158,7 @@ pub fn decode(text: &str) -> Result<CompactResults, DecodeError> {
         return Err(DecodeError::NotCompactForm);
     }
     let bad_header = || DecodeError::Header(header.to_owned());
-    let total: usize = words
-        .next()
-        .and_then(|w| w.parse().ok())
-        .ok_or_else(bad_header)?;
+    let total: usize = words.next().and_then(|w| w.parse().ok()).ok_or_else(bad_header)?;
     let rest: Vec<&str> = words.collect();
     let (results, truncated, expected) = match rest.as_slice() {
         [] => (decode_entries(body)?, false, total),
@@ -175,16 +173,9 @@ pub fn decode(text: &str) -> Result<CompactResults, DecodeError> {
         _ => return Err(bad_header()),
     };
     if results.len() != expected {
-        return Err(DecodeError::Count {
-            expected,
-            found: results.len(),
-        });
+        return Err(DecodeError::Count { expected, found: results.len() });
     }
-    Ok(CompactResults {
-        total,
-        truncated,
-        results,
-    })
+    Ok(CompactResults { total, truncated, results })
 }
 
 fn decode_entries(body: &str) -> Result<Vec<CompactResult>, DecodeError> {
@@ -194,12 +185,7 @@ fn decode_entries(body: &str) -> Result<Vec<CompactResult>, DecodeError> {
     }
     body.split(',')
         .enumerate()
-        .map(|(index, entry)| {
-            decode_entry(entry).ok_or_else(|| DecodeError::Entry {
-                index,
-                entry: entry.to_owned(),
-            })
-        })
+        .map(|(index, entry)| decode_entry(entry).ok_or_else(|| DecodeError::Entry { index, entry: entry.to_owned() }))
         .collect()
 }
 
@@ -208,16 +194,8 @@ fn decode_entry(entry: &str) -> Option<CompactResult> {
     let mut chars = outcome.chars();
     let observed = observed(chars.next()?)?;
     let millis = chars.as_str();
-    let millis = if millis.is_empty() {
-        None
-    } else {
-        Some(millis.parse().ok()?)
-    };
-    Some(CompactResult {
-        id: unescape(id)?,
-        observed,
-        millis,
-    })
+    let millis = if millis.is_empty() { None } else { Some(millis.parse().ok()?) };
+    Some(CompactResult { id: unescape(id)?, observed, millis })
 }
 
 fn decode_dense(body: &str, first: u64) -> Result<Vec<CompactResult>, DecodeError> {
@@ -226,27 +204,14 @@ fn decode_dense(body: &str, first: u64) -> Result<Vec<CompactResult>, DecodeErro
     let mut rest = body;
     while let Some(c) = rest.chars().next() {
         let index = results.len();
-        let bad = || DecodeError::Entry {
-            index,
-            entry: rest.chars().take(16).collect(),
-        };
+        let bad = || DecodeError::Entry { index, entry: rest.chars().take(16).collect() };
         let observed = observed(c).ok_or_else(bad)?;
-        let digits = rest[1..]
-            .find(|ch: char| !ch.is_ascii_digit())
-            .map_or(rest.len() - 1, |end| end);
-        let count: usize = if digits == 0 {
-            1
-        } else {
-            rest[1..=digits].parse().map_err(|_| bad())?
-        };
+        let digits = rest[1..].find(|ch: char| !ch.is_ascii_digit()).map_or(rest.len() - 1, |end| end);
+        let count: usize = if digits == 0 { 1 } else { rest[1..=digits].parse().map_err(|_| bad())? };
         for _ in 0..count {
             let offset = results.len() as u64;
             let id = first.checked_add(offset).ok_or_else(bad)?.to_string();
-            results.push(CompactResult {
-                id,
-                observed,
-                millis: None,
-            });
+            results.push(CompactResult { id, observed, millis: None });
         }
         rest = &rest[1 + digits..];
     }
@@ -317,18 +282,12 @@ mod tests {
     fn compact(results: &[ProbeResult], with_millis: bool) -> Vec<CompactResult> {
         results
             .iter()
-            .map(|r| CompactResult {
-                id: r.id.clone(),
-                observed: r.observed,
-                millis: with_millis.then_some(r.millis),
-            })
+            .map(|r| CompactResult { id: r.id.clone(), observed: r.observed, millis: with_millis.then_some(r.millis) })
             .collect()
     }
 
     fn many(n: usize, id: impl Fn(usize) -> String) -> Vec<ProbeResult> {
-        (0..n)
-            .map(|i| result(&id(i), Observed::ALL[(i / 7) % 5], (i % 1000) as u64))
-            .collect()
+        (0..n).map(|i| result(&id(i), Observed::ALL[(i / 7) % 5], (i % 1000) as u64)).collect()
     }
 
     #[test]
@@ -369,9 +328,8 @@ mod tests {
         assert_eq!(decoded.results, compact(&results, false));
 
         // Runs of one compress to the bare code.
-        let alternating: Vec<ProbeResult> = (0..4)
-            .map(|i| result(&(i + 10).to_string(), Observed::ALL[i % 2], 1))
-            .collect();
+        let alternating: Vec<ProbeResult> =
+            (0..4).map(|i| result(&(i + 10).to_string(), Observed::ALL[i % 2], 1)).collect();
         assert_eq!(dense(&alternating).unwrap(), "nc1 4 dense 10\nCRCR");
     }
 
@@ -411,13 +369,7 @@ mod tests {
         assert!(matches!(decode("nc1 1\n1=Q3"), Err(DecodeError::Entry { index: 0, .. })));
         assert!(matches!(decode("nc1 1\n1=C3x"), Err(DecodeError::Entry { .. })));
         assert!(matches!(decode("nc1 1\n%zz=C"), Err(DecodeError::Entry { .. })));
-        assert_eq!(
-            decode("nc1 2\n1=C"),
-            Err(DecodeError::Count {
-                expected: 2,
-                found: 1
-            })
-        );
+        assert_eq!(decode("nc1 2\n1=C"), Err(DecodeError::Count { expected: 2, found: 1 }));
         assert!(matches!(decode("nc1 3 dense 1\nC2"), Err(DecodeError::Count { .. })));
     }
 }

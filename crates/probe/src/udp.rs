@@ -3,10 +3,13 @@
 //! The socket is *connected*, which is what makes ICMP visible: Linux reports an ICMP port
 //! unreachable as `ECONNREFUSED` (refused) and ICMP host unreachable / admin-prohibited as
 //! `EHOSTUNREACH`/`EACCES` (unreachable) on the next `send` or `recv` of a connected socket,
-//! and never on an unconnected one. UDP loses packets, so the datagram is sent again with
+//! and never on an unconnected one. `IP_RECVERR` is needed too: without it Linux drops the
+//! "soft" ICMP errors (host or net unreachable) for UDP and only reports the "hard" ones. UDP loses packets, so the datagram is sent again with
 //! growing intervals until the deadline; only silence for the whole timeout is `timeout`.
 
+use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -21,10 +24,7 @@ const FIRST_RETRY: Duration = Duration::from_millis(100);
 /// Sends netcanary's probe datagram to `addr` and waits up to `timeout` for its echo.
 pub async fn probe(addr: SocketAddr, timeout: Duration) -> Outcome {
     let datagram = wire::encode(Nonce::random());
-    exchange(addr, timeout, &datagram, |reply| {
-        (reply == datagram).then(Outcome::connected)
-    })
-    .await
+    exchange(addr, timeout, &datagram, |reply| (reply == datagram).then(Outcome::connected)).await
 }
 
 /// Sends `request` until `answer` accepts a reply, an ICMP error arrives, or `timeout` passes.
@@ -71,14 +71,30 @@ async fn connected_socket(addr: SocketAddr) -> Result<UdpSocket, Outcome> {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
-    let socket = UdpSocket::bind(local)
-        .await
-        .map_err(|err| Outcome::error(format!("udp socket: {err}")))?;
+    let socket = UdpSocket::bind(local).await.map_err(|err| Outcome::error(format!("udp socket: {err}")))?;
+    enable_recverr(&socket, addr.is_ipv6()).map_err(|err| Outcome::error(format!("udp socket: IP_RECVERR: {err}")))?;
     // Connecting a UDP socket sends nothing; it fails only when there is no route, which
     // the kernel reports as ENETUNREACH (unreachable) or EADDRNOTAVAIL (error).
-    socket
-        .connect(addr)
-        .await
-        .map_err(|err| Outcome::from_io("connect", &err))?;
+    socket.connect(addr).await.map_err(|err| Outcome::from_io("connect", &err))?;
     Ok(socket)
+}
+
+/// Sets `IP_RECVERR` (or `IPV6_RECVERR`) so that every ICMP error reaches `send`/`recv`.
+/// Neither socket2 nor rustix exposes this option, hence the raw `setsockopt`.
+fn enable_recverr(socket: &UdpSocket, ipv6: bool) -> io::Result<()> {
+    let (level, name) =
+        if ipv6 { (libc::IPPROTO_IPV6, libc::IPV6_RECVERR) } else { (libc::IPPROTO_IP, libc::IP_RECVERR) };
+    let on: libc::c_int = 1;
+    // SAFETY: the descriptor belongs to `socket`, which is borrowed for the whole call; the
+    // option value points to a live `c_int` and its exact size is passed, as the option wants.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            std::ptr::from_ref(&on).cast::<libc::c_void>(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }

@@ -29,10 +29,7 @@ impl Nonce {
     pub fn random() -> Nonce {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
         let half = |salt: u64| {
             let mut hasher = RandomState::new().build_hasher();
             hasher.write_u64(salt);
@@ -56,8 +53,7 @@ pub fn encode(nonce: Nonce) -> [u8; PROBE_LEN] {
 /// The nonce of a well-formed probe datagram, or `None` for anything else.
 pub fn decode(datagram: &[u8]) -> Option<Nonce> {
     let hex = datagram.strip_prefix(MAGIC.as_slice())?;
-    if hex.len() != NONCE_HEX_LEN || !hex.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
+    if hex.len() != NONCE_HEX_LEN || !hex.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     let text = std::str::from_utf8(hex).ok()?;
@@ -84,13 +80,7 @@ mod tests {
         longer.push(b'\n');
         let mut upper = datagram;
         upper[PROBE_LEN - 1] = b'F';
-        let not_probes: [&[u8]; 5] = [
-            b"",
-            b"hello",
-            &datagram[..PROBE_LEN - 1],
-            &longer,
-            &upper,
-        ];
+        let not_probes: [&[u8]; 5] = [b"", b"hello", &datagram[..PROBE_LEN - 1], &longer, &upper];
         for bytes in not_probes {
             assert!(!is_probe(bytes), "{:?}", String::from_utf8_lossy(bytes));
         }

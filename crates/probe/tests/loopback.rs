@@ -33,12 +33,7 @@ impl InProcessTarget {
         let task = tokio::spawn(target::serve(listeners, async {
             let _ = stopped.await;
         }));
-        InProcessTarget {
-            tcp,
-            udp,
-            stop: Some(stop),
-            task,
-        }
+        InProcessTarget { tcp, udp, stop: Some(stop), task }
     }
 
     async fn stop(mut self) -> Arc<ServeStats> {
@@ -107,10 +102,7 @@ async fn target_ignores_datagrams_without_the_probe_header() {
     // The same socket gets an answer once it speaks netcanary.
     let datagram = wire::encode(wire::Nonce::random());
     client.send(&datagram).await.unwrap();
-    let len = tokio::time::timeout(TIMEOUT, client.recv(&mut buf))
-        .await
-        .expect("echo in time")
-        .unwrap();
+    let len = tokio::time::timeout(TIMEOUT, client.recv(&mut buf)).await.expect("echo in time").unwrap();
     assert_eq!(&buf[..len], datagram.as_slice());
 
     let stats = target.stop().await;
@@ -172,11 +164,7 @@ async fn a_plan_with_bad_probes_still_runs_the_good_ones() {
     );
     let plan = ProbePlan::parse(&plan, "inline").unwrap();
     let report = run_plan(&plan, 2).await;
-    let got: Vec<(&str, Observed)> = report
-        .results
-        .iter()
-        .map(|r| (r.id.as_str(), r.observed))
-        .collect();
+    let got: Vec<(&str, Observed)> = report.results.iter().map(|r| (r.id.as_str(), r.observed)).collect();
     assert_eq!(
         got,
         [
@@ -202,11 +190,7 @@ async fn two_thousand_loopback_probes_finish_in_about_one_timeout() {
     let target = InProcessTarget::start(V4);
     let probes: Vec<String> = (1..=2000)
         .map(|i| {
-            let (kind, port) = if i % 2 == 0 {
-                ("tcp", target.tcp.port())
-            } else {
-                ("udp", target.udp.port())
-            };
+            let (kind, port) = if i % 2 == 0 { ("tcp", target.tcp.port()) } else { ("udp", target.udp.port()) };
             format!(r#"{{"id": "{i}", "kind": "{kind}", "host": "127.0.0.1", "port": {port}}}"#)
         })
         .collect();
@@ -215,11 +199,7 @@ async fn two_thousand_loopback_probes_finish_in_about_one_timeout() {
     let limit = netcanary_probe::fd_limit::raise();
     let concurrency = netcanary_probe::fd_limit::cap_concurrency(4096, limit);
     let report = run_plan(&plan, concurrency).await;
-    let connected = report
-        .results
-        .iter()
-        .filter(|r| r.observed == Observed::Connected)
-        .count();
+    let connected = report.results.iter().filter(|r| r.observed == Observed::Connected).count();
     assert_eq!(connected, 2000, "{:?}", report.results.iter().find(|r| r.observed != Observed::Connected));
     assert!(report.elapsed_ms < 3000, "took {} ms", report.elapsed_ms);
     target.stop().await;

@@ -6,8 +6,12 @@
 //! converging rather than hidden or alarmed. A probe that could not run is inconclusive,
 //! never a pass.
 
+pub mod record;
+
 use netcanary_probe::observed::{Observed, Reachability};
 use serde::{Deserialize, Serialize};
+
+pub use record::{Canary, ProbeRecord, RunRecord, WorkloadRef};
 
 /// The judgement of one probe (stable: the `result` label of `netcanary_probes`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
