@@ -3,8 +3,12 @@
 //! # Layout
 //! - [`snapshot`]: what policy evaluation needs from the cluster, read with paging.
 //! - [`pods`]: the probe and target pods, built to the safety rules.
+//! - [`run`]: one verification run, from snapshot to cleanup.
+//! - [`record`]: the `NetcanaryRun` record and Events.
 //! - [`error`]: one error type with bounded metric labels.
 
 pub mod error;
 pub mod pods;
+pub mod record;
+pub mod run;
 pub mod snapshot;

@@ -1,0 +1,140 @@
+//! The run's record in the cluster: a cluster-scoped `NetcanaryRun` (CRD in
+//! `manifests/crds/`) that `kubectl get netcanaryruns` lists, owns the run's pods, and
+//! carries the summary and mismatches in its status; plus one Event per mismatch.
+
+use k8s_openapi::api::core::v1::{Event, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Client, ResourceExt};
+use netcanary_verify::{Outcome, RunRecord};
+use serde_json::json;
+
+use crate::error::{Error, KubeContext};
+
+pub const GROUP: &str = "netcanary.io";
+pub const VERSION: &str = "v1alpha1";
+pub const KIND: &str = "NetcanaryRun";
+
+pub fn api_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, KIND), "netcanaryruns")
+}
+
+fn api(client: &Client) -> Api<DynamicObject> {
+    Api::all_with(client.clone(), &api_resource())
+}
+
+/// Creates the record of a starting run; its owner reference is what the run's pods carry.
+pub async fn create(client: &Client, run_id: &str, started_at: &str) -> Result<OwnerReference, Error> {
+    let mut object = DynamicObject::new(run_id, &api_resource());
+    object.data = json!({"spec": {"startedAt": started_at}});
+    let created = api(client)
+        .create(&PostParams::default(), &object)
+        .await
+        .context(format!("create NetcanaryRun {run_id} (is the CRD installed? kubectl apply -k manifests/)"))?;
+    Ok(OwnerReference {
+        api_version: format!("{GROUP}/{VERSION}"),
+        kind: KIND.into(),
+        name: created.name_any(),
+        uid: created.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(false),
+    })
+}
+
+/// Writes the finished run's summary and mismatches into the record's status.
+pub async fn finish(client: &Client, record: &RunRecord) -> Result<(), Error> {
+    let counts = record.counts();
+    let count = |o: Outcome| counts.get(&o).copied().unwrap_or(0);
+    let result = match record.exit_code() {
+        0 => "Passed",
+        1 => "Mismatch",
+        _ => "Inconclusive",
+    };
+    let mismatches: Vec<_> = record
+        .mismatches()
+        .map(|p| {
+            json!({
+                "kind": p.outcome.as_str(),
+                "source": p.source.to_string(),
+                "destination": p.destination.to_string(),
+                "port": p.port,
+                "protocol": p.protocol,
+                "expected": if p.expected_allowed { "allow" } else { "deny" },
+                "observed": p.observed.last().map(|o| o.as_str()),
+                "because": p.expected_because,
+            })
+        })
+        .collect();
+    let status = json!({
+        "status": {
+            "result": result,
+            "finishedAt": rfc3339(record.finished_at),
+            "pass": count(Outcome::Pass),
+            "unexpectedAllow": count(Outcome::UnexpectedAllow),
+            "unexpectedDeny": count(Outcome::UnexpectedDeny),
+            "converging": count(Outcome::Converging),
+            "inconclusive": count(Outcome::Inconclusive),
+            "coverage": format!("{:.0}%", record.coverage * 100.0),
+            "canary": record.canary,
+            "mismatches": mismatches,
+            "problems": record.problems,
+        }
+    });
+    api(client)
+        .patch_status(&record.run_id, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .context(format!("update NetcanaryRun {} status", record.run_id))?;
+    Ok(())
+}
+
+/// One Warning Event per mismatch, on the run record, so `kubectl describe` and event
+/// exporters show them.
+pub async fn emit_events(client: &Client, record: &RunRecord, owner: &OwnerReference) -> Result<(), Error> {
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    for (i, probe) in record.mismatches().enumerate() {
+        let message = format!(
+            "{} -> {} {}/{}: policy says {}, the network {} ({})",
+            probe.source,
+            probe.destination,
+            probe.port,
+            probe.protocol,
+            if probe.expected_allowed { "allow" } else { "deny" },
+            probe.observed.last().map_or("gave no answer", |o| o.as_str()),
+            probe.expected_because
+        );
+        let event = Event {
+            metadata: ObjectMeta { name: Some(format!("{}.{i}", record.run_id)), ..ObjectMeta::default() },
+            involved_object: ObjectReference {
+                api_version: Some(owner.api_version.clone()),
+                kind: Some(owner.kind.clone()),
+                name: Some(owner.name.clone()),
+                uid: Some(owner.uid.clone()),
+                ..ObjectReference::default()
+            },
+            reason: Some(
+                if probe.outcome == Outcome::UnexpectedAllow { "UnexpectedAllow" } else { "UnexpectedDeny" }.into(),
+            ),
+            message: Some(message),
+            type_: Some("Warning".into()),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now.clone()),
+            event_time: Some(MicroTime(now.0)),
+            reporting_component: Some("netcanary".into()),
+            reporting_instance: Some(record.run_id.clone()),
+            action: Some("Probe".into()),
+            count: Some(1),
+            ..Event::default()
+        };
+        events.create(&PostParams::default(), &event).await.context("create event")?;
+    }
+    Ok(())
+}
+
+/// Unix seconds as RFC 3339, the way Kubernetes writes times.
+pub fn rfc3339(unix_seconds: f64) -> String {
+    k8s_openapi::jiff::Timestamp::from_millisecond((unix_seconds * 1000.0) as i64)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
