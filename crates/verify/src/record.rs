@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use netcanary_probe::observed::Observed;
+pub use netcanary_probe::observed::Observed;
 use serde::{Deserialize, Serialize};
 
 use crate::Outcome;

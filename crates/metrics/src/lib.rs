@@ -1,0 +1,247 @@
+//! netcanary's metrics, with the names alerts and dashboards use (DESIGN.md): one
+//! registry, one prefix, labels bounded to namespaces, workloads, ports and outcomes —
+//! never pod names or UIDs.
+//!
+//! `serve` exposes the registry on `/metrics`; a `run` in a CronJob pushes it to a
+//! Pushgateway.
+
+use netcanary_verify::{Canary, RunRecord};
+use prometheus::{Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, Opts, Registry, TextEncoder};
+
+/// Probe latency buckets, in seconds: from loopback-fast to the longest probe deadline.
+const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    run_timestamp: Gauge,
+    run_success: Gauge,
+    run_duration: Gauge,
+    probes: GaugeVec,
+    mismatch: GaugeVec,
+    probe_duration: HistogramVec,
+    rules_covered: Gauge,
+    canary: Gauge,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("push to {url}: {source}")]
+    Http {
+        url: String,
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    #[error("encode metrics: {0}")]
+    Encode(#[from] prometheus::Error),
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let gauge = |name: &str, help: &str| {
+            let g = Gauge::new(name, help).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("registered once");
+            g
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("registered once");
+            g
+        };
+        let probe_duration = HistogramVec::new(
+            HistogramOpts::new("netcanary_probe_duration_seconds", "How long probes took, by protocol and what they observed.")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["protocol", "observed"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(probe_duration.clone())).expect("registered once");
+        Self {
+            run_timestamp: gauge("netcanary_run_timestamp_seconds", "Unix time at which the last run finished."),
+            run_success: gauge("netcanary_run_success", "1 when the last run verified everything it planned, else 0."),
+            run_duration: gauge("netcanary_run_duration_seconds", "How long the last run took."),
+            probes: gauge_vec("netcanary_probes", "Probes of the last run, by judgement.", &["result"]),
+            mismatch: gauge_vec(
+                "netcanary_mismatch",
+                "1 for every open mismatch between policy and network in the last run.",
+                &["src_namespace", "src_workload", "dst_namespace", "dst_workload", "port", "protocol", "kind"],
+            ),
+            rules_covered: gauge("netcanary_policy_rules_covered_ratio", "Fraction of policy rules the last run exercised."),
+            canary: gauge("netcanary_enforcement_canary", "1 when the enforcement canary was blocked as policy says; 0 when the network enforces nothing."),
+            probe_duration,
+            registry,
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Replaces the last run's state with `run`'s (mismatches no longer seen disappear).
+    pub fn record(&self, run: &RunRecord) {
+        self.run_timestamp.set(run.finished_at);
+        self.run_success.set(if run.verified() { 1.0 } else { 0.0 });
+        self.run_duration.set(run.duration_seconds());
+        for (outcome, count) in run.counts() {
+            self.probes.with_label_values(&[outcome.as_str()]).set(count as f64);
+        }
+        self.mismatch.reset();
+        for probe in run.mismatches() {
+            let port = probe.port.to_string();
+            self.mismatch
+                .with_label_values(&[
+                    probe.source.namespace.as_str(),
+                    probe.source.workload.as_str(),
+                    probe.destination.namespace.as_str(),
+                    probe.destination.workload.as_str(),
+                    port.as_str(),
+                    probe.protocol.as_str(),
+                    probe.outcome.as_str(),
+                ])
+                .set(1.0);
+        }
+        for probe in &run.probes {
+            if let (Some(millis), Some(observed)) = (probe.millis, probe.observed.last()) {
+                self.probe_duration
+                    .with_label_values(&[probe.protocol.as_str(), observed.as_str()])
+                    .observe(millis as f64 / 1000.0);
+            }
+        }
+        self.rules_covered.set(run.coverage);
+        self.canary.set(match run.canary {
+            Canary::Enforced => 1.0,
+            Canary::NotEnforced => 0.0,
+            // Neither: an alert on `== 0` must not fire when the canary could not be judged.
+            Canary::Unknown(_) => f64::NAN,
+        });
+    }
+
+    /// The Prometheus text exposition format.
+    pub fn encode(&self) -> Result<String, prometheus::Error> {
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        Ok(String::from_utf8_lossy(&buffer).into_owned())
+    }
+
+    /// Replaces the `job` group on a Pushgateway with these metrics (HTTP PUT, so metrics
+    /// of the previous run do not linger). Blocking.
+    pub fn push(&self, gateway: &str, job: &str) -> Result<(), PushError> {
+        let url = format!("{}/metrics/job/{job}", gateway.trim_end_matches('/'));
+        let body = self.encode()?;
+        ureq::put(&url)
+            .header("Content-Type", "text/plain; version=0.0.4")
+            .send(body)
+            .map_err(|source| PushError::Http { url: url.clone(), source: Box::new(source) })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+
+    use netcanary_verify::{Outcome, ProbeRecord, WorkloadRef};
+    use netcanary_verify::record::Observed;
+
+    use super::*;
+
+    fn probe(outcome: Outcome, observed: Observed) -> ProbeRecord {
+        ProbeRecord {
+            source: WorkloadRef { namespace: "dev".into(), workload: "api".into() },
+            destination: WorkloadRef { namespace: "prod".into(), workload: "db".into() },
+            port: 5432,
+            protocol: "TCP".into(),
+            kind: "tcp".into(),
+            purpose: "isolation".into(),
+            expected_allowed: false,
+            expected_because: String::new(),
+            observed: vec![observed],
+            millis: Some(3),
+            outcome,
+            detail: None,
+        }
+    }
+
+    fn run(probes: Vec<ProbeRecord>, canary: Canary) -> RunRecord {
+        RunRecord { run_id: "r".into(), started_at: 100.0, finished_at: 104.0, probes, coverage: 0.75, canary, problems: vec![] }
+    }
+
+    #[test]
+    fn a_run_becomes_the_design_metrics() {
+        let metrics = Metrics::new();
+        metrics.record(&run(vec![probe(Outcome::UnexpectedAllow, Observed::Connected), probe(Outcome::Pass, Observed::Timeout)], Canary::NotEnforced));
+        let text = metrics.encode().unwrap();
+        for line in [
+            "netcanary_run_timestamp_seconds 104",
+            "netcanary_run_duration_seconds 4",
+            "netcanary_run_success 1",
+            "netcanary_probes{result=\"unexpected_allow\"} 1",
+            "netcanary_probes{result=\"pass\"} 1",
+            "netcanary_probes{result=\"inconclusive\"} 0",
+            "netcanary_mismatch{dst_namespace=\"prod\",dst_workload=\"db\",kind=\"unexpected_allow\",port=\"5432\",protocol=\"TCP\",src_namespace=\"dev\",src_workload=\"api\"} 1",
+            "netcanary_policy_rules_covered_ratio 0.75",
+            "netcanary_enforcement_canary 0",
+            "netcanary_probe_duration_seconds_count{observed=\"connected\",protocol=\"TCP\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        // The next run saw no mismatch: the series disappears rather than staying at 1.
+        metrics.record(&run(vec![probe(Outcome::Pass, Observed::Timeout)], Canary::Enforced));
+        let text = metrics.encode().unwrap();
+        assert!(!text.contains("netcanary_mismatch{"), "{text}");
+        assert!(text.contains("netcanary_enforcement_canary 1"));
+    }
+
+    #[test]
+    fn an_unjudged_canary_is_neither_enforced_nor_not() {
+        let metrics = Metrics::new();
+        metrics.record(&run(vec![], Canary::Unknown("no policy".into())));
+        assert!(metrics.encode().unwrap().contains("netcanary_enforcement_canary NaN"));
+    }
+
+    #[test]
+    fn pushes_with_put_to_the_job_group() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let mut length = 0;
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                if header == "\r\n" {
+                    break;
+                }
+                if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").unwrap();
+            (request_line, String::from_utf8(body).unwrap())
+        });
+        let metrics = Metrics::new();
+        metrics.record(&run(vec![], Canary::Enforced));
+        metrics.push(&format!("http://{address}/"), "netcanary").unwrap();
+        let (request_line, body) = server.join().unwrap();
+        assert_eq!(request_line.trim(), "PUT /metrics/job/netcanary HTTP/1.1");
+        assert!(body.contains("netcanary_enforcement_canary 1"));
+    }
+
+    #[test]
+    fn push_failures_name_the_url() {
+        let error = Metrics::new().push("http://127.0.0.1:1", "netcanary").unwrap_err();
+        assert!(error.to_string().starts_with("push to http://127.0.0.1:1/metrics/job/netcanary"), "{error}");
+    }
+}
