@@ -133,3 +133,26 @@ fn the_target_answers_on_loopback_and_exits_0_on_sigterm() {
     };
     assert!(status.success(), "exit status {status}");
 }
+
+#[test]
+fn a_plan_from_the_environment_runs_as_in_a_probe_pod() {
+    let dir = scratch("env-plan");
+    let log = dir.join("termination-log");
+    // Nothing listens on port 1 of loopback: a refused probe, without any network.
+    let plan = r#"{"timeout_ms": 500, "probes": [{"id": "1", "kind": "tcp", "host": "127.0.0.1", "port": 1}]}"#;
+    let out = Command::new(BIN)
+        .arg("agent")
+        .env("NETCANARY_PLAN_JSON", plan)
+        .env("NETCANARY_TERMINATION_LOG", &log)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: AgentReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report.results[0].observed, Observed::Refused);
+    let compact = termination_log::decode(&std::fs::read_to_string(&log).unwrap()).unwrap();
+    assert_eq!(compact.results[0].observed, Observed::Refused);
+    let neither = Command::new(BIN).arg("agent").env_remove("NETCANARY_PLAN").output().unwrap();
+    assert_eq!(neither.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&neither.stderr).contains("--plan"));
+    std::fs::remove_dir_all(dir).unwrap();
+}

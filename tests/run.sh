@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests drive: ip/bridges/veth, nftables, a DNS server, and the
 # by-hand tools the prober benchmark compares against.
-packages=(iproute2 nftables dnsmasq-base curl netcat-openbsd procps)
+packages=(iproute2 nftables dnsmasq-base curl netcat-openbsd procps time)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -19,10 +19,16 @@ use tracing::{info, warn};
 /// the pod's status without any network access. Exits 0 when the plan ran (whatever the
 /// probes observed; a bad probe is reported as "error"), 2 when the plan cannot be read.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("plan_source").required(true).args(["plan", "plan_json"])))]
 pub struct Args {
     /// The plan to run: a JSON file, or `-` for standard input.
     #[arg(long, value_name = "FILE|-", env = "NETCANARY_PLAN")]
-    plan: String,
+    plan: Option<String>,
+
+    /// The plan itself, as JSON text: how the orchestrator hands a probe pod its plan (in
+    /// the environment, so that no ConfigMap or volume is needed).
+    #[arg(long, value_name = "JSON", env = "NETCANARY_PLAN_JSON", hide_env_values = true)]
+    plan_json: Option<String>,
 
     /// Where to write the compact results (what the pod status shows as its termination message).
     #[arg(long, value_name = "PATH", env = "NETCANARY_TERMINATION_LOG", default_value = "/dev/termination-log")]
@@ -46,7 +52,11 @@ pub struct Args {
 const HARD_WATCHDOG_GRACE: Duration = Duration::from_secs(2);
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let plan = ProbePlan::load(&PlanSource::from_arg(&args.plan))?;
+    let plan = match (&args.plan, &args.plan_json) {
+        (_, Some(json)) => ProbePlan::parse(json, "--plan-json")?,
+        (Some(source), None) => ProbePlan::load(&PlanSource::from_arg(source))?,
+        (None, None) => anyhow::bail!("give the plan with --plan FILE|- or --plan-json JSON"),
+    };
     for probe in &plan.probes {
         if let Err(detail) = &probe.spec {
             warn!(probe.id = %probe.id, %detail, "invalid probe, reported as error");

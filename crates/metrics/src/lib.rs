@@ -56,8 +56,11 @@ impl Metrics {
             g
         };
         let probe_duration = HistogramVec::new(
-            HistogramOpts::new("netcanary_probe_duration_seconds", "How long probes took, by protocol and what they observed.")
-                .buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                "netcanary_probe_duration_seconds",
+                "How long probes took, by protocol and what they observed.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
             &["protocol", "observed"],
         )
         .expect("valid metric");
@@ -72,8 +75,14 @@ impl Metrics {
                 "1 for every open mismatch between policy and network in the last run.",
                 &["src_namespace", "src_workload", "dst_namespace", "dst_workload", "port", "protocol", "kind"],
             ),
-            rules_covered: gauge("netcanary_policy_rules_covered_ratio", "Fraction of policy rules the last run exercised."),
-            canary: gauge("netcanary_enforcement_canary", "1 when the enforcement canary was blocked as policy says; 0 when the network enforces nothing."),
+            rules_covered: gauge(
+                "netcanary_policy_rules_covered_ratio",
+                "Fraction of policy rules the last run exercised.",
+            ),
+            canary: gauge(
+                "netcanary_enforcement_canary",
+                "1 when the enforcement canary was blocked as policy says; 0 when the network enforces nothing.",
+            ),
             probe_duration,
             registry,
         }
@@ -147,8 +156,8 @@ mod tests {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
 
-    use netcanary_verify::{Outcome, ProbeRecord, WorkloadRef};
     use netcanary_verify::record::Observed;
+    use netcanary_verify::{Outcome, ProbeRecord, WorkloadRef};
 
     use super::*;
 
@@ -170,13 +179,24 @@ mod tests {
     }
 
     fn run(probes: Vec<ProbeRecord>, canary: Canary) -> RunRecord {
-        RunRecord { run_id: "r".into(), started_at: 100.0, finished_at: 104.0, probes, coverage: 0.75, canary, problems: vec![] }
+        RunRecord {
+            run_id: "r".into(),
+            started_at: 100.0,
+            finished_at: 104.0,
+            probes,
+            coverage: 0.75,
+            canary,
+            problems: vec![],
+        }
     }
 
     #[test]
     fn a_run_becomes_the_design_metrics() {
         let metrics = Metrics::new();
-        metrics.record(&run(vec![probe(Outcome::UnexpectedAllow, Observed::Connected), probe(Outcome::Pass, Observed::Timeout)], Canary::NotEnforced));
+        metrics.record(&run(
+            vec![probe(Outcome::UnexpectedAllow, Observed::Connected), probe(Outcome::Pass, Observed::Timeout)],
+            Canary::NotEnforced,
+        ));
         let text = metrics.encode().unwrap();
         for line in [
             "netcanary_run_timestamp_seconds 104",

@@ -203,12 +203,14 @@ impl Run<'_> {
                 by_source.entry(plan.probes[p].from).or_default().push(p);
             }
             let mut names = BTreeMap::new();
+            let mut agent_ids: BTreeMap<String, HashMap<usize, String>> = BTreeMap::new();
             for (source, probe_ids) in &by_source {
                 let mirror = &plan.mirrors[*source];
-                let agent_plan = self.agent_plan(plan, probe_ids, targets, snapshot, &mut rounds);
+                let (agent_plan, ids) = self.agent_plan(plan, probe_ids, targets, snapshot, &mut rounds);
                 let name = format!("{}r{round}", pods::pod_name(&self.run_id, "s", *source));
                 create_pod(self.client, &pods::source(settings, &name, mirror, agent_plan)).await?;
-                names.insert(name, (*source, mirror.namespace.clone()));
+                names.insert(name.clone(), (*source, mirror.namespace.clone()));
+                agent_ids.insert(name, ids);
             }
             let states = self.wait(&names, |s| s.terminated_message.is_some()).await?;
             for (name, (source, namespace)) in &names {
@@ -240,8 +242,9 @@ impl Run<'_> {
         Ok(rounds)
     }
 
-    /// The agent's JSON plan for some probes of one source. Probes whose target never
-    /// started are recorded as broken instead.
+    /// The agent's JSON plan for some probes of one source, with the agent id of each probe
+    /// (1..N in plan order, which the termination log encodes most compactly). Probes whose
+    /// target never started are recorded as broken instead.
     fn agent_plan(
         &self,
         plan: &Plan,
@@ -249,23 +252,39 @@ impl Run<'_> {
         targets: &HashMap<usize, PodState>,
         snapshot: &Snapshot,
         rounds: &mut [Rounds],
-    ) -> String {
+    ) -> (String, HashMap<usize, String>) {
         let mut probes = Vec::new();
+        let mut ids = HashMap::new();
         for &p in probe_ids {
             let probe = &plan.probes[p];
             let kind = if probe.port.protocol == Protocol::Udp { "udp" } else { "tcp" };
-            match probe.to {
+            let id = (probes.len() + 1).to_string();
+            let entry = match probe.to {
                 Destination::Dns => match &snapshot.dns {
-                    Some(dns) => probes.push(json!({"id": p.to_string(), "kind": "dns", "name": self.options.dns_name, "server": dns.server.to_string(), "transport": kind})),
-                    None => rounds[p].broken = Some(format!("no cluster DNS Service {}/{}", self.options.dns.namespace, self.options.dns.name)),
+                    Some(dns) => Ok(
+                        json!({"id": id, "kind": "dns", "name": self.options.dns_name, "server": dns.server.to_string(), "transport": kind}),
+                    ),
+                    None => {
+                        Err(format!("no cluster DNS Service {}/{}", self.options.dns.namespace, self.options.dns.name))
+                    }
                 },
                 Destination::Mirror(m) => match targets.get(&m).and_then(|s| s.ip) {
-                    Some(ip) => probes.push(json!({"id": p.to_string(), "kind": kind, "host": ip.to_string(), "port": probe.port.port})),
-                    None => rounds[p].broken = Some(targets.get(&m).and_then(|s| s.failed.clone()).unwrap_or_else(|| "the target pod never started".into())),
+                    Some(ip) => Ok(json!({"id": id, "kind": kind, "host": ip.to_string(), "port": probe.port.port})),
+                    None => Err(targets
+                        .get(&m)
+                        .and_then(|s| s.failed.clone())
+                        .unwrap_or_else(|| "the target pod never started".into())),
                 },
+            };
+            match entry {
+                Ok(entry) => {
+                    probes.push(entry);
+                    ids.insert(p, id);
+                }
+                Err(reason) => rounds[p].broken = Some(reason),
             }
         }
-        json!({"timeout_ms": self.options.probe_timeout.as_millis() as u64, "probes": probes}).to_string()
+        (json!({"timeout_ms": self.options.probe_timeout.as_millis() as u64, "probes": probes}).to_string(), ids)
     }
 
     /// Reads a finished source pod's results: the termination message, or the log when the
