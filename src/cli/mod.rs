@@ -3,6 +3,7 @@
 mod agent;
 mod analyze;
 mod logging;
+mod run;
 mod target;
 
 use std::process::ExitCode;
@@ -29,6 +30,9 @@ struct Cli {
 enum Command {
     /// Offline: read manifests and print who may reach whom, on which port, and why.
     Analyze(analyze::Args),
+    /// One verification run against the current cluster: probe pods, real connections,
+    /// every disagreement with policy reported.
+    Run(run::Args),
     /// Inside a probe pod: run a probe plan and report what the network did.
     Agent(agent::Args),
     /// Inside a target pod: listen on TCP/UDP ports and answer netcanary's probes.
@@ -53,6 +57,7 @@ pub fn main() -> ExitCode {
     logging::init(&cli.log_level);
     let outcome = match cli.command {
         Command::Analyze(args) => analyze::run(args),
+        Command::Run(args) => run::run_verb(args),
         Command::Agent(args) => agent::run(args),
         Command::Target(args) => target::run(args),
     };

@@ -10,11 +10,13 @@
 //! - [`json`]: the stable `analyze -o json` contract.
 //! - [`summary`]: counts only, for clusters too large to print.
 //! - [`explain`]: one verdict in words.
+//! - [`run`]: a verification run's report: table, JUnit.
 
 pub mod explain;
 pub mod json;
 pub mod legend;
 pub mod markdown;
+pub mod run;
 pub mod summary;
 pub mod table;
 

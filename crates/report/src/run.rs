@@ -1,0 +1,224 @@
+//! The report of a verification run: a table for people (mismatches first, with why policy
+//! expected otherwise), the run record as JSON for scripts, and JUnit XML for CI systems.
+
+use std::fmt::Write;
+
+use netcanary_verify::{Canary, Outcome, ProbeRecord, RunRecord};
+
+use crate::style::{self, paint};
+
+/// The table for a terminal.
+pub fn table(run: &RunRecord) -> String {
+    let mut out = String::new();
+    let counts = run.counts();
+    let count = |o: Outcome| counts.get(&o).copied().unwrap_or(0);
+    let verdict = match run.exit_code() {
+        0 => paint(style::ALLOWED, "PASS"),
+        1 => paint(style::DENIED, "MISMATCH"),
+        _ => paint(style::WARNING, "INCONCLUSIVE"),
+    };
+    let _ = writeln!(out, "{} run {} in {:.1} s: {verdict}", paint(style::HEADING, "netcanary"), run.run_id, run.duration_seconds());
+    let canary = match &run.canary {
+        Canary::Enforced => paint(style::ALLOWED, "enforced (the canary was blocked as policy says)"),
+        Canary::NotEnforced => paint(
+            style::DENIED,
+            "NOT ENFORCED: the canary connected although policy denies it; this network enforces no NetworkPolicy at all",
+        ),
+        Canary::Unknown(reason) => paint(style::WARNING, &format!("unknown ({reason})")),
+    };
+    let _ = writeln!(out, "  enforcement   {canary}");
+    let _ = writeln!(
+        out,
+        "  probes        {} pass, {} unexpected allow, {} unexpected deny, {} converging, {} inconclusive",
+        count(Outcome::Pass),
+        count(Outcome::UnexpectedAllow),
+        count(Outcome::UnexpectedDeny),
+        count(Outcome::Converging),
+        count(Outcome::Inconclusive)
+    );
+    let _ = writeln!(out, "  coverage      {:.0}% of policy rules exercised", run.coverage * 100.0);
+    for problem in &run.problems {
+        let _ = writeln!(out, "  {}       {problem}", paint(style::WARNING, "problem"));
+    }
+    let mut shown: Vec<&ProbeRecord> = run.probes.iter().collect();
+    shown.sort_by_key(|p| (rank(p.outcome), p.source.clone(), p.destination.clone(), p.port));
+    let rows: Vec<[String; 6]> = shown
+        .iter()
+        .map(|p| {
+            [
+                p.outcome.as_str().to_string(),
+                p.source.to_string(),
+                p.destination.to_string(),
+                format!("{}/{}{}", p.port, p.protocol, if p.kind == "dns" { " dns" } else { "" }),
+                format!("{} / {}", if p.expected_allowed { "allow" } else { "deny" }, observed(p)),
+                p.detail.clone().unwrap_or_else(|| p.expected_because.clone()),
+            ]
+        })
+        .collect();
+    let headers = ["RESULT", "FROM", "TO", "PORT", "EXPECTED / OBSERVED", "WHY"];
+    let mut widths = headers.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let _ = writeln!(out);
+    let line = |cells: [&str; 6]| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            text.push_str(cell);
+            if i + 1 < cells.len() {
+                text.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        text
+    };
+    let _ = writeln!(out, "{}", paint(style::HEADING, &line(headers)));
+    for (row, probe) in rows.iter().zip(&shown) {
+        let text = line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]]);
+        let styled = match probe.outcome {
+            Outcome::Pass => text,
+            Outcome::UnexpectedAllow | Outcome::UnexpectedDeny => paint(style::DENIED, &text),
+            Outcome::Converging | Outcome::Inconclusive => paint(style::WARNING, &text),
+        };
+        let _ = writeln!(out, "{styled}");
+    }
+    out
+}
+
+/// Mismatches first, then what could not be judged, then the rest.
+fn rank(outcome: Outcome) -> u8 {
+    match outcome {
+        Outcome::UnexpectedAllow => 0,
+        Outcome::UnexpectedDeny => 1,
+        Outcome::Inconclusive => 2,
+        Outcome::Converging => 3,
+        Outcome::Pass => 4,
+    }
+}
+
+/// Every round's observation: `timeout, timeout, connected`.
+fn observed(probe: &ProbeRecord) -> String {
+    if probe.observed.is_empty() {
+        return "-".into();
+    }
+    probe.observed.iter().map(|o| o.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// JUnit XML: one test case per probe; a mismatch is a failure, an inconclusive probe an
+/// error, so CI systems show both and never count them as passed.
+pub fn junit(run: &RunRecord) -> String {
+    let counts = run.counts();
+    let count = |o: Outcome| counts.get(&o).copied().unwrap_or(0);
+    let failures = count(Outcome::UnexpectedAllow) + count(Outcome::UnexpectedDeny) + usize::from(run.canary == Canary::NotEnforced);
+    let errors = count(Outcome::Inconclusive);
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuite name=\"netcanary\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\" id=\"{}\">",
+        run.probes.len() + 1,
+        run.duration_seconds(),
+        xml(&run.run_id)
+    );
+    let _ = write!(out, "  <testcase classname=\"netcanary.canary\" name=\"the network enforces NetworkPolicy\">");
+    match &run.canary {
+        Canary::Enforced => {}
+        Canary::NotEnforced => {
+            out.push_str("<failure message=\"the enforcement canary connected: this network enforces no NetworkPolicy\"/>")
+        }
+        Canary::Unknown(reason) => {
+            let _ = write!(out, "<skipped message=\"{}\"/>", xml(reason));
+        }
+    }
+    out.push_str("</testcase>\n");
+    for probe in &run.probes {
+        let name = format!("{} -> {} {}/{} ({})", probe.source, probe.destination, probe.port, probe.protocol, probe.kind);
+        let _ = write!(out, "  <testcase classname=\"netcanary.{}\" name=\"{}\">", xml(&probe.purpose), xml(&name));
+        let message = format!(
+            "policy says {} ({}); observed {}",
+            if probe.expected_allowed { "allow" } else { "deny" },
+            probe.expected_because,
+            observed(probe)
+        );
+        match probe.outcome {
+            Outcome::Pass | Outcome::Converging => {}
+            Outcome::UnexpectedAllow | Outcome::UnexpectedDeny => {
+                let _ = write!(out, "<failure type=\"{}\" message=\"{}\"/>", probe.outcome.as_str(), xml(&message));
+            }
+            Outcome::Inconclusive => {
+                let detail = probe.detail.clone().unwrap_or_default();
+                let _ = write!(out, "<error type=\"inconclusive\" message=\"{}\"/>", xml(&detail));
+            }
+        }
+        out.push_str("</testcase>\n");
+    }
+    out.push_str("</testsuite>\n");
+    out
+}
+
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use netcanary_verify::record::Observed;
+    use netcanary_verify::WorkloadRef;
+
+    use super::*;
+
+    fn probe(outcome: Outcome, expected_allowed: bool, observed: Observed) -> ProbeRecord {
+        ProbeRecord {
+            source: WorkloadRef { namespace: "dev".into(), workload: "api".into() },
+            destination: WorkloadRef { namespace: "prod".into(), workload: "db".into() },
+            port: 5432,
+            protocol: "TCP".into(),
+            kind: "tcp".into(),
+            purpose: "isolation".into(),
+            expected_allowed,
+            expected_because: "ingress isolated by prod/deny-all and no rule allows it".into(),
+            observed: vec![observed],
+            millis: Some(2),
+            outcome,
+            detail: None,
+        }
+    }
+
+    fn run() -> RunRecord {
+        RunRecord {
+            run_id: "abc".into(),
+            started_at: 0.0,
+            finished_at: 3.0,
+            probes: vec![
+                probe(Outcome::Pass, true, Observed::Connected),
+                probe(Outcome::UnexpectedAllow, false, Observed::Connected),
+                ProbeRecord { detail: Some("the probe pod never ran: <oops>".into()), ..probe(Outcome::Inconclusive, true, Observed::Error) },
+            ],
+            coverage: 0.5,
+            canary: Canary::NotEnforced,
+            problems: vec![],
+        }
+    }
+
+    #[test]
+    fn table_puts_mismatches_first_and_says_why() {
+        let text = table(&run());
+        assert!(text.contains("MISMATCH"));
+        assert!(text.contains("NOT ENFORCED"));
+        assert!(text.contains("1 pass, 1 unexpected allow, 0 unexpected deny, 0 converging, 1 inconclusive"));
+        let rows: Vec<&str> = text.lines().skip_while(|l| !l.contains("RESULT")).skip(1).collect();
+        assert!(rows[0].contains("unexpected_allow") && rows[0].contains("deny / connected"), "{text}");
+        assert!(rows[0].contains("ingress isolated by prod/deny-all"));
+        assert!(rows[1].contains("inconclusive") && rows[1].contains("never ran"));
+    }
+
+    #[test]
+    fn junit_counts_failures_and_errors_and_escapes() {
+        let xml = junit(&run());
+        assert!(xml.contains("tests=\"4\" failures=\"2\" errors=\"1\""), "{xml}");
+        assert!(xml.contains("<failure type=\"unexpected_allow\""));
+        assert!(xml.contains("never ran: &lt;oops&gt;"));
+        assert!(xml.contains("name=\"dev/api -&gt; prod/db 5432/TCP (tcp)\""));
+    }
+}

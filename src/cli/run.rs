@@ -1,0 +1,171 @@
+//! `netcanary run`: one verification run against the current cluster.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use netcanary_metrics::Metrics;
+use netcanary_orchestrator::run::{RunOptions, run};
+use netcanary_orchestrator::snapshot::DnsService;
+use netcanary_report::run as report;
+use tracing::warn;
+
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = "\
+Exit status: 0 when the network does what policy says, 1 on a mismatch (or when the
+enforcement canary connects: the network enforces no policy), 2 when the run could not
+verify what it planned (a probe pod that never started, an unreadable policy, the API
+server gone, the deadline).
+
+Examples:
+  netcanary run                                  # in-cluster, or the current kubeconfig context
+  netcanary run -o junit > netcanary.xml         # for CI
+  netcanary run --pushgateway http://pushgateway.monitoring:9091")]
+pub struct Args {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    #[command(flatten)]
+    pub probing: ProbeArgs,
+
+    /// Report format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table, env = "NETCANARY_OUTPUT")]
+    output: Format,
+
+    /// Push the run's metrics to this Pushgateway (job `netcanary`).
+    #[arg(long, value_name = "URL", env = "NETCANARY_PUSHGATEWAY")]
+    pushgateway: Option<String>,
+}
+
+/// How to reach the cluster.
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// Kubeconfig to use; default: in-cluster configuration, else $KUBECONFIG or ~/.kube/config.
+    #[arg(long, value_name = "PATH", env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context to use.
+    #[arg(long, value_name = "NAME", env = "NETCANARY_CONTEXT")]
+    context: Option<String>,
+}
+
+/// How a run probes.
+#[derive(Debug, clap::Args)]
+pub struct ProbeArgs {
+    /// The netcanary image probe and target pods run.
+    #[arg(long, value_name = "IMAGE", env = "NETCANARY_IMAGE", default_value_t = RunOptions::default().image)]
+    image: String,
+
+    /// Each probe's deadline.
+    #[arg(long, value_name = "DURATION", env = "NETCANARY_PROBE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+
+    /// Rounds a disagreeing probe gets before it is called a mismatch.
+    #[arg(long, value_name = "N", env = "NETCANARY_ROUNDS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    rounds: u32,
+
+    /// Wait between rounds, for policy still being programmed.
+    #[arg(long, value_name = "DURATION", env = "NETCANARY_ROUND_WAIT", default_value = "5s", value_parser = humantime::parse_duration)]
+    round_wait: Duration,
+
+    /// At most this many probes per run (the planner covers rules first).
+    #[arg(long, value_name = "N", env = "NETCANARY_MAX_PROBES", default_value_t = 500)]
+    max_probes: usize,
+
+    /// How long a probe pod may take to start.
+    #[arg(long, value_name = "DURATION", env = "NETCANARY_POD_START_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
+    pod_start_timeout: Duration,
+
+    /// The whole run's deadline; past it the run ends inconclusive and cleans up.
+    #[arg(long, value_name = "DURATION", env = "NETCANARY_DEADLINE", default_value = "10m", value_parser = humantime::parse_duration)]
+    deadline: Duration,
+
+    /// netcanary's own namespace, whose default-deny policy the enforcement canary tests.
+    #[arg(long, value_name = "NAMESPACE", env = "NETCANARY_NAMESPACE", default_value = "netcanary")]
+    namespace: String,
+
+    /// The cluster DNS Service, as NAMESPACE/NAME.
+    #[arg(long, value_name = "NS/NAME", env = "NETCANARY_DNS_SERVICE", default_value = "kube-system/kube-dns")]
+    dns_service: String,
+
+    /// The name DNS probes resolve.
+    #[arg(long, value_name = "NAME", env = "NETCANARY_DNS_NAME", default_value = "kubernetes.default.svc.cluster.local")]
+    dns_name: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// Summary and one row per probe, mismatches first.
+    Table,
+    /// The run record: every probe with expectation, rounds and judgement.
+    Json,
+    /// JUnit XML for CI systems: mismatches are failures, inconclusive probes errors.
+    Junit,
+}
+
+impl ClusterArgs {
+    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        let options = KubeConfigOptions { context: self.context.clone(), ..KubeConfigOptions::default() };
+        let config = match &self.kubeconfig {
+            Some(path) => {
+                let kubeconfig = Kubeconfig::read_from(path).with_context(|| format!("read kubeconfig {}", path.display()))?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?
+            }
+            None if self.context.is_some() => kube::Config::from_kubeconfig(&options).await?,
+            None => kube::Config::infer().await.context("no in-cluster configuration and no kubeconfig (use --kubeconfig)")?,
+        };
+        Ok(kube::Client::try_from(config)?)
+    }
+}
+
+impl ProbeArgs {
+    pub fn options(&self) -> anyhow::Result<RunOptions> {
+        let (namespace, name) = self
+            .dns_service
+            .split_once('/')
+            .with_context(|| format!("--dns-service {:?} must be NAMESPACE/NAME", self.dns_service))?;
+        Ok(RunOptions {
+            image: self.image.clone(),
+            probe_timeout: self.timeout,
+            rounds: self.rounds,
+            round_wait: self.round_wait,
+            pod_start_timeout: self.pod_start_timeout,
+            deadline: self.deadline,
+            planner: netcanary_planner::Options { max_probes: self.max_probes, ..netcanary_planner::Options::default() },
+            dns: DnsService { namespace: namespace.into(), name: name.into() },
+            dns_name: self.dns_name.clone(),
+            canary_namespace: self.namespace.clone(),
+            ..RunOptions::default()
+        })
+    }
+}
+
+pub fn run_verb(args: Args) -> anyhow::Result<ExitCode> {
+    let options = args.probing.options()?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let record = runtime.block_on(async {
+        let client = args.cluster.client().await?;
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        anyhow::Ok(run(&client, &options, shutdown).await)
+    })?;
+    if let Some(gateway) = &args.pushgateway {
+        let metrics = Metrics::new();
+        metrics.record(&record);
+        if let Err(error) = metrics.push(gateway, "netcanary") {
+            warn!(%error, "cannot push metrics");
+            eprintln!("warning: {error}");
+        }
+    }
+    let mut stdout = anstream::stdout().lock();
+    match args.output {
+        Format::Table => write!(stdout, "{}", report::table(&record))?,
+        Format::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&record)?)?,
+        Format::Junit => write!(stdout, "{}", report::junit(&record))?,
+    }
+    Ok(ExitCode::from(record.exit_code()))
+}
