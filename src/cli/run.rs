@@ -9,7 +9,7 @@ use anyhow::Context;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use netcanary_metrics::Metrics;
 use netcanary_orchestrator::run::{RunOptions, run};
-use netcanary_orchestrator::snapshot::DnsService;
+use netcanary_orchestrator::snapshot::{DnsService, Listed};
 use netcanary_report::run as report;
 use tracing::warn;
 
@@ -92,7 +92,12 @@ pub struct ProbeArgs {
     dns_service: String,
 
     /// The name DNS probes resolve.
-    #[arg(long, value_name = "NAME", env = "NETCANARY_DNS_NAME", default_value = "kubernetes.default.svc.cluster.local")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "NETCANARY_DNS_NAME",
+        default_value = "kubernetes.default.svc.cluster.local"
+    )]
     dns_name: String,
 }
 
@@ -111,11 +116,14 @@ impl ClusterArgs {
         let options = KubeConfigOptions { context: self.context.clone(), ..KubeConfigOptions::default() };
         let config = match &self.kubeconfig {
             Some(path) => {
-                let kubeconfig = Kubeconfig::read_from(path).with_context(|| format!("read kubeconfig {}", path.display()))?;
+                let kubeconfig =
+                    Kubeconfig::read_from(path).with_context(|| format!("read kubeconfig {}", path.display()))?;
                 kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?
             }
             None if self.context.is_some() => kube::Config::from_kubeconfig(&options).await?,
-            None => kube::Config::infer().await.context("no in-cluster configuration and no kubeconfig (use --kubeconfig)")?,
+            None => kube::Config::infer()
+                .await
+                .context("no in-cluster configuration and no kubeconfig (use --kubeconfig)")?,
         };
         Ok(kube::Client::try_from(config)?)
     }
@@ -134,7 +142,10 @@ impl ProbeArgs {
             round_wait: self.round_wait,
             pod_start_timeout: self.pod_start_timeout,
             deadline: self.deadline,
-            planner: netcanary_planner::Options { max_probes: self.max_probes, ..netcanary_planner::Options::default() },
+            planner: netcanary_planner::Options {
+                max_probes: self.max_probes,
+                ..netcanary_planner::Options::default()
+            },
             dns: DnsService { namespace: namespace.into(), name: name.into() },
             dns_name: self.dns_name.clone(),
             canary_namespace: self.namespace.clone(),
@@ -151,7 +162,7 @@ pub fn run_verb(args: Args) -> anyhow::Result<ExitCode> {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        anyhow::Ok(run(&client, &options, shutdown).await)
+        anyhow::Ok(run(&client, &Listed(client.clone()), &options, shutdown).await)
     })?;
     if let Some(gateway) = &args.pushgateway {
         let metrics = Metrics::new();

@@ -24,7 +24,7 @@ use tracing::{info, instrument, warn};
 use crate::error::{Error, KubeContext};
 use crate::pods::{self, PodSettings};
 use crate::record;
-use crate::snapshot::{self, DnsService, Snapshot};
+use crate::snapshot::{DnsService, Snapshot, SnapshotSource};
 
 /// How a run behaves.
 #[derive(Clone, Debug)]
@@ -72,11 +72,17 @@ impl Default for RunOptions {
 /// Runs one verification. Never fails: what goes wrong is in the record's problems, and
 /// the pods are deleted before it returns. `shutdown` ends the run early (Ctrl-C).
 #[instrument(skip_all)]
-pub async fn run(client: &Client, options: &RunOptions, shutdown: impl Future<Output = ()>) -> RunRecord {
+pub async fn run(
+    client: &Client,
+    source: &impl SnapshotSource,
+    options: &RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> RunRecord {
     let run_id = new_run_id();
     let started_at = unix_now();
     let mut run = Run {
         client,
+        source,
         options,
         run_id: run_id.clone(),
         probes: Vec::new(),
@@ -114,8 +120,9 @@ pub async fn run(client: &Client, options: &RunOptions, shutdown: impl Future<Ou
     record
 }
 
-struct Run<'a> {
+struct Run<'a, S> {
     client: &'a Client,
+    source: &'a S,
     options: &'a RunOptions,
     run_id: String,
     probes: Vec<ProbeRecord>,
@@ -134,11 +141,11 @@ struct PodState {
     failed: Option<String>,
 }
 
-impl Run<'_> {
+impl<S: SnapshotSource> Run<'_, S> {
     async fn execute(&mut self, started_at: f64) -> Result<(), Error> {
         let owner = record::create(self.client, &self.run_id, &record::rfc3339(started_at)).await?;
         sweep(self.client, &self.run_id).await?;
-        let snapshot = snapshot::take(self.client, &self.options.dns).await?;
+        let snapshot = self.source.snapshot(&self.options.dns).await?;
         for unreadable in &snapshot.unreadable {
             self.problems.push(format!("{} cannot be read and was skipped: {}", unreadable.object, unreadable.reason));
         }

@@ -60,15 +60,36 @@ impl Default for DnsService {
     }
 }
 
-/// Reads the snapshot. Pods netcanary created (left over by a crashed run) are not part of it.
-pub async fn take(client: &Client, dns: &DnsService) -> Result<Snapshot, Error> {
-    let namespaces: Vec<Namespace> = list_all(Api::all(client.clone()), "list namespaces").await?;
-    let pods: Vec<Pod> = list_all(Api::all(client.clone()), "list pods").await?;
-    let policies: Vec<NetworkPolicy> = list_all(Api::all(client.clone()), "list networkpolicies").await?;
-    let services: Vec<Service> = list_all(Api::all(client.clone()), "list services").await?;
+/// Where a run gets its snapshot: listed fresh (`run`), or from watch caches (`serve`).
+pub trait SnapshotSource {
+    fn snapshot(&self, dns: &DnsService) -> impl std::future::Future<Output = Result<Snapshot, Error>> + Send;
+}
 
+/// Lists everything from the API server, page by page.
+pub struct Listed(pub Client);
+
+impl SnapshotSource for Listed {
+    async fn snapshot(&self, dns: &DnsService) -> Result<Snapshot, Error> {
+        let client = &self.0;
+        let namespaces: Vec<Namespace> = list_all(Api::all(client.clone()), "list namespaces").await?;
+        let pods: Vec<Pod> = list_all(Api::all(client.clone()), "list pods").await?;
+        let policies: Vec<NetworkPolicy> = list_all(Api::all(client.clone()), "list networkpolicies").await?;
+        let services: Vec<Service> = list_all(Api::all(client.clone()), "list services").await?;
+        build(&namespaces, &pods, &policies, &services, dns)
+    }
+}
+
+/// Builds the snapshot from objects. Pods netcanary created (left over by a crashed run)
+/// are not part of it; objects the engine cannot read are recorded and skipped.
+pub fn build(
+    namespaces: &[Namespace],
+    pods: &[Pod],
+    policies: &[NetworkPolicy],
+    services: &[Service],
+    dns: &DnsService,
+) -> Result<Snapshot, Error> {
     let mut snapshot = Snapshot::default();
-    for ns in &namespaces {
+    for ns in namespaces {
         let mut problems = Problems::default();
         if let Some((name, labels)) = convert::namespace(ns, &mut problems) {
             snapshot.cluster.set_namespace(&name, labels);
@@ -81,14 +102,14 @@ pub async fn take(client: &Client, dns: &DnsService) -> Result<Snapshot, Error> 
         }
         report(&mut snapshot, pod, &problems);
     }
-    for np in &policies {
+    for np in policies {
         let mut problems = Problems::default();
         match convert::policy(np, "default", &mut problems) {
             Some(policy) => snapshot.cluster.add_policy(policy),
             None => report(&mut snapshot, np, &problems),
         }
     }
-    for service in &services {
+    for service in services {
         let spec = service.spec.clone().unwrap_or_default();
         let namespace = service.metadata.namespace.clone().unwrap_or_default();
         if spec.publish_not_ready_addresses == Some(true)

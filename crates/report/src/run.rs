@@ -17,7 +17,13 @@ pub fn table(run: &RunRecord) -> String {
         1 => paint(style::DENIED, "MISMATCH"),
         _ => paint(style::WARNING, "INCONCLUSIVE"),
     };
-    let _ = writeln!(out, "{} run {} in {:.1} s: {verdict}", paint(style::HEADING, "netcanary"), run.run_id, run.duration_seconds());
+    let _ = writeln!(
+        out,
+        "{} run {} in {:.1} s: {verdict}",
+        paint(style::HEADING, "netcanary"),
+        run.run_id,
+        run.duration_seconds()
+    );
     let canary = match &run.canary {
         Canary::Enforced => paint(style::ALLOWED, "enforced (the canary was blocked as policy says)"),
         Canary::NotEnforced => paint(
@@ -111,7 +117,9 @@ fn observed(probe: &ProbeRecord) -> String {
 pub fn junit(run: &RunRecord) -> String {
     let counts = run.counts();
     let count = |o: Outcome| counts.get(&o).copied().unwrap_or(0);
-    let failures = count(Outcome::UnexpectedAllow) + count(Outcome::UnexpectedDeny) + usize::from(run.canary == Canary::NotEnforced);
+    let failures = count(Outcome::UnexpectedAllow)
+        + count(Outcome::UnexpectedDeny)
+        + usize::from(run.canary == Canary::NotEnforced);
     let errors = count(Outcome::Inconclusive);
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -124,16 +132,17 @@ pub fn junit(run: &RunRecord) -> String {
     let _ = write!(out, "  <testcase classname=\"netcanary.canary\" name=\"the network enforces NetworkPolicy\">");
     match &run.canary {
         Canary::Enforced => {}
-        Canary::NotEnforced => {
-            out.push_str("<failure message=\"the enforcement canary connected: this network enforces no NetworkPolicy\"/>")
-        }
+        Canary::NotEnforced => out.push_str(
+            "<failure message=\"the enforcement canary connected: this network enforces no NetworkPolicy\"/>",
+        ),
         Canary::Unknown(reason) => {
             let _ = write!(out, "<skipped message=\"{}\"/>", xml(reason));
         }
     }
     out.push_str("</testcase>\n");
     for probe in &run.probes {
-        let name = format!("{} -> {} {}/{} ({})", probe.source, probe.destination, probe.port, probe.protocol, probe.kind);
+        let name =
+            format!("{} -> {} {}/{} ({})", probe.source, probe.destination, probe.port, probe.protocol, probe.kind);
         let _ = write!(out, "  <testcase classname=\"netcanary.{}\" name=\"{}\">", xml(&probe.purpose), xml(&name));
         let message = format!(
             "policy says {} ({}); observed {}",
@@ -163,8 +172,8 @@ fn xml(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use netcanary_verify::record::Observed;
     use netcanary_verify::WorkloadRef;
+    use netcanary_verify::record::Observed;
 
     use super::*;
 
@@ -193,7 +202,10 @@ mod tests {
             probes: vec![
                 probe(Outcome::Pass, true, Observed::Connected),
                 probe(Outcome::UnexpectedAllow, false, Observed::Connected),
-                ProbeRecord { detail: Some("the probe pod never ran: <oops>".into()), ..probe(Outcome::Inconclusive, true, Observed::Error) },
+                ProbeRecord {
+                    detail: Some("the probe pod never ran: <oops>".into()),
+                    ..probe(Outcome::Inconclusive, true, Observed::Error)
+                },
             ],
             coverage: 0.5,
             canary: Canary::NotEnforced,
