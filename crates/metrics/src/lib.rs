@@ -5,23 +5,31 @@
 //! `serve` exposes the registry on `/metrics`; a `run` in a CronJob pushes it to a
 //! Pushgateway.
 
+pub mod http;
+
 use netcanary_verify::{Canary, RunRecord};
-use prometheus::{Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, Opts, Registry, TextEncoder};
+
+fn set(gauge: &GaugeVec, value: f64) {
+    gauge.with_label_values::<&str>(&[]).set(value);
+}
 
 /// Probe latency buckets, in seconds: from loopback-fast to the longest probe deadline.
 const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
+/// Every series appears only once a run has set it: a gauge exported at 0 before the first
+/// run would read as "the canary connected" or "the run failed" and page someone.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
-    run_timestamp: Gauge,
-    run_success: Gauge,
-    run_duration: Gauge,
+    run_timestamp: GaugeVec,
+    run_success: GaugeVec,
+    run_duration: GaugeVec,
     probes: GaugeVec,
     mismatch: GaugeVec,
     probe_duration: HistogramVec,
-    rules_covered: Gauge,
-    canary: Gauge,
+    rules_covered: GaugeVec,
+    canary: GaugeVec,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,16 +53,12 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let gauge = |name: &str, help: &str| {
-            let g = Gauge::new(name, help).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("registered once");
-            g
-        };
         let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
             let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
             registry.register(Box::new(g.clone())).expect("registered once");
             g
         };
+        let gauge = |name: &str, help: &str| gauge_vec(name, help, &[]);
         let probe_duration = HistogramVec::new(
             HistogramOpts::new(
                 "netcanary_probe_duration_seconds",
@@ -94,9 +98,9 @@ impl Metrics {
 
     /// Replaces the last run's state with `run`'s (mismatches no longer seen disappear).
     pub fn record(&self, run: &RunRecord) {
-        self.run_timestamp.set(run.finished_at);
-        self.run_success.set(if run.verified() { 1.0 } else { 0.0 });
-        self.run_duration.set(run.duration_seconds());
+        set(&self.run_timestamp, run.finished_at);
+        set(&self.run_success, if run.verified() { 1.0 } else { 0.0 });
+        set(&self.run_duration, run.duration_seconds());
         for (outcome, count) in run.counts() {
             self.probes.with_label_values(&[outcome.as_str()]).set(count as f64);
         }
@@ -122,13 +126,16 @@ impl Metrics {
                     .observe(millis as f64 / 1000.0);
             }
         }
-        self.rules_covered.set(run.coverage);
-        self.canary.set(match run.canary {
-            Canary::Enforced => 1.0,
-            Canary::NotEnforced => 0.0,
-            // Neither: an alert on `== 0` must not fire when the canary could not be judged.
-            Canary::Unknown(_) => f64::NAN,
-        });
+        set(&self.rules_covered, run.coverage);
+        set(
+            &self.canary,
+            match run.canary {
+                Canary::Enforced => 1.0,
+                Canary::NotEnforced => 0.0,
+                // Neither: an alert on `== 0` must not fire when the canary could not be judged.
+                Canary::Unknown(_) => f64::NAN,
+            },
+        );
     }
 
     /// The Prometheus text exposition format.
