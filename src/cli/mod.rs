@@ -4,6 +4,7 @@ mod agent;
 mod analyze;
 mod logging;
 mod run;
+mod serve;
 mod target;
 
 use std::process::ExitCode;
@@ -14,9 +15,10 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "netcanary", version, about, long_about = None, propagate_version = true)]
 struct Cli {
-    /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` takes precedence.
-    #[arg(long, global = true, env = "NETCANARY_LOG_LEVEL", default_value = "warn")]
-    log_level: String,
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `debug` or `netcanary_orchestrator=debug`);
+    /// `RUST_LOG` takes precedence. Default: `info` for run and serve (their progress), else `warn`.
+    #[arg(long, global = true, env = "NETCANARY_LOG_LEVEL")]
+    log_level: Option<String>,
 
     /// When to colour output: auto colours only a terminal (and honours NO_COLOR).
     #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, env = "NETCANARY_COLOR")]
@@ -33,6 +35,8 @@ enum Command {
     /// One verification run against the current cluster: probe pods, real connections,
     /// every disagreement with policy reported.
     Run(run::Args),
+    /// Long-running: verify on a schedule and serve /metrics, /healthz and /readyz.
+    Serve(serve::Args),
     /// Inside a probe pod: run a probe plan and report what the network did.
     Agent(agent::Args),
     /// Inside a target pod: listen on TCP/UDP ports and answer netcanary's probes.
@@ -54,10 +58,15 @@ pub fn main() -> ExitCode {
         ColorWhen::Never => anstream::ColorChoice::Never,
     };
     choice.write_global();
-    logging::init(&cli.log_level);
+    let default_level = match cli.command {
+        Command::Run(_) | Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    logging::init(cli.log_level.as_deref().unwrap_or(default_level));
     let outcome = match cli.command {
         Command::Analyze(args) => analyze::run(args),
         Command::Run(args) => run::run_verb(args),
+        Command::Serve(args) => serve::serve(args),
         Command::Agent(args) => agent::run(args),
         Command::Target(args) => target::run(args),
     };

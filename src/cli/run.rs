@@ -44,7 +44,7 @@ pub struct Args {
 #[derive(Debug, clap::Args)]
 pub struct ClusterArgs {
     /// Kubeconfig to use; default: in-cluster configuration, else $KUBECONFIG or ~/.kube/config.
-    #[arg(long, value_name = "PATH", env = "KUBECONFIG")]
+    #[arg(long, value_name = "PATH", env = "NETCANARY_KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
 
     /// Kubeconfig context to use.

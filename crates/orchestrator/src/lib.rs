@@ -5,6 +5,7 @@
 //! - [`pods`]: the probe and target pods, built to the safety rules.
 //! - [`run`]: one verification run, from snapshot to cleanup.
 //! - [`record`]: the `NetcanaryRun` record and Events.
+//! - [`watch`]: watch caches that keep `serve`'s snapshot current.
 //! - [`error`]: one error type with bounded metric labels.
 
 pub mod error;
@@ -12,3 +13,4 @@ pub mod pods;
 pub mod record;
 pub mod run;
 pub mod snapshot;
+pub mod watch;

@@ -1,0 +1,87 @@
+//! `netcanary serve`: runs on a schedule and serves `/metrics`, `/healthz` and `/readyz`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use netcanary_metrics::{Metrics, http};
+use netcanary_orchestrator::run::run;
+use netcanary_orchestrator::watch::Watched;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::run::{ClusterArgs, ProbeArgs};
+
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = "\
+Runs a verification every --every (no two at once), keeping the cluster snapshot current
+with watches, and exposes the last run's metrics. /readyz answers 200 once the watches have
+synced. SIGTERM or Ctrl-C ends it after cleaning up the run in progress.")]
+pub struct Args {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+
+    #[command(flatten)]
+    probing: ProbeArgs,
+
+    /// Time from the start of one run to the start of the next.
+    #[arg(long, value_name = "DURATION", env = "NETCANARY_EVERY", default_value = "15m", value_parser = humantime::parse_duration)]
+    every: Duration,
+
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, value_name = "ADDR", env = "NETCANARY_LISTEN", default_value = "0.0.0.0:9090")]
+    listen: SocketAddr,
+}
+
+pub fn serve(args: Args) -> anyhow::Result<ExitCode> {
+    let options = args.probing.options()?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let client = args.cluster.client().await?;
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(async move {
+            let mut term = match signal(SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(error) => return warn!(%error, "cannot listen for SIGTERM"),
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            let _ = stop.send(true);
+        });
+        let requested = |mut receiver: watch::Receiver<bool>| async move {
+            let _ = receiver.wait_for(|stop| *stop).await;
+        };
+
+        let metrics = Metrics::new();
+        let (set_ready, ready) = watch::channel(false);
+        let listener =
+            tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listen on {}", args.listen))?;
+        info!(address = %args.listen, "serving /metrics, /healthz, /readyz");
+        let server = tokio::spawn(http::serve(listener, metrics.clone(), ready, requested(stopped.clone())));
+
+        let watched = Watched::start(&client);
+        tokio::select! {
+            () = watched.synced() => { let _ = set_ready.send(true); }
+            () = requested(stopped.clone()) => {}
+        }
+        while !*stopped.borrow() {
+            let started = Instant::now();
+            let record = run(&client, &watched, &options, requested(stopped.clone())).await;
+            metrics.record(&record);
+            let counts = record.counts();
+            info!(run.id = %record.run_id, exit = record.exit_code(), ?counts, "run finished");
+            tokio::select! {
+                () = tokio::time::sleep_until(started + args.every) => {}
+                () = requested(stopped.clone()) => {}
+            }
+        }
+        server.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
