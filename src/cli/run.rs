@@ -8,8 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use netcanary_metrics::Metrics;
-use netcanary_orchestrator::run::{RunOptions, run};
-use netcanary_orchestrator::snapshot::{DnsService, Listed};
+use netcanary_orchestrator::run::{RunOptions, plan, run};
+use netcanary_orchestrator::snapshot::{DnsService, Listed, SnapshotSource};
+use netcanary_report::plan as report_plan;
 use netcanary_report::run as report;
 use tracing::warn;
 
@@ -34,6 +35,11 @@ pub struct Args {
     /// Report format.
     #[arg(short, long, value_enum, default_value_t = Format::Table, env = "NETCANARY_OUTPUT")]
     output: Format,
+
+    /// Only read the cluster and print what a run would probe (pods, probes, rule
+    /// coverage); create nothing.
+    #[arg(long)]
+    dry_run: bool,
 
     /// Push the run's metrics to this Pushgateway (job `netcanary`).
     #[arg(long, value_name = "URL", env = "NETCANARY_PUSHGATEWAY")]
@@ -157,6 +163,22 @@ impl ProbeArgs {
 pub fn run_verb(args: Args) -> anyhow::Result<ExitCode> {
     let options = args.probing.options()?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    if args.dry_run {
+        let plan = runtime.block_on(async {
+            let client = args.cluster.client().await?;
+            let snapshot = Listed(client).snapshot(&options.dns).await?;
+            for unreadable in &snapshot.unreadable {
+                eprintln!("warning: {} cannot be read and would be skipped: {}", unreadable.object, unreadable.reason);
+            }
+            anyhow::Ok(plan(&snapshot, &options))
+        })?;
+        let mut stdout = anstream::stdout().lock();
+        match args.output {
+            Format::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&report_plan::json(&plan))?)?,
+            Format::Table | Format::Junit => write!(stdout, "{}", report_plan::table(&plan))?,
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let record = runtime.block_on(async {
         let client = args.cluster.client().await?;
         let shutdown = async {

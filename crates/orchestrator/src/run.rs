@@ -120,6 +120,15 @@ pub async fn run(
     record
 }
 
+/// Plans a run over a snapshot: the planner, told where cluster DNS is and which Services
+/// publish not-ready addresses.
+pub fn plan(snapshot: &Snapshot, options: &RunOptions) -> Plan {
+    let mut planner_options = options.planner.clone();
+    planner_options.dns_endpoints = snapshot.dns.as_ref().map(|d| d.endpoints.clone()).unwrap_or_default();
+    planner_options.not_ready_services = snapshot.not_ready_services.clone();
+    netcanary_planner::plan(&snapshot.cluster, &planner_options)
+}
+
 struct Run<'a, S> {
     client: &'a Client,
     source: &'a S,
@@ -149,10 +158,7 @@ impl<S: SnapshotSource> Run<'_, S> {
         for unreadable in &snapshot.unreadable {
             self.problems.push(format!("{} cannot be read and was skipped: {}", unreadable.object, unreadable.reason));
         }
-        let mut planner_options = self.options.planner.clone();
-        planner_options.dns_endpoints = snapshot.dns.as_ref().map(|d| d.endpoints.clone()).unwrap_or_default();
-        planner_options.not_ready_services = snapshot.not_ready_services.clone();
-        let mut plan = netcanary_planner::plan(&snapshot.cluster, &planner_options);
+        let mut plan = plan(&snapshot, self.options);
         self.coverage = plan.coverage.ratio();
         info!(run.id = %self.run_id, mirrors = plan.mirrors.len(), probes = plan.probes.len(), coverage = self.coverage, "planned");
         let canary = add_canary(&mut plan, &self.options.canary_namespace);

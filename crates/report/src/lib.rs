@@ -11,11 +11,13 @@
 //! - [`summary`]: counts only, for clusters too large to print.
 //! - [`explain`]: one verdict in words.
 //! - [`run`]: a verification run's report: table, JUnit.
+//! - [`plan`]: what a run would do (`run --dry-run`).
 
 pub mod explain;
 pub mod json;
 pub mod legend;
 pub mod markdown;
+pub mod plan;
 pub mod run;
 pub mod summary;
 pub mod table;
