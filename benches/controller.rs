@@ -9,6 +9,7 @@
 
 #[path = "../tests/common/kube_fixture.rs"]
 mod kube_fixture;
+mod support;
 
 use std::process::Command;
 use std::time::Instant;
@@ -19,6 +20,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
+use support::{Rng, option};
 
 /// Requests in flight while loading.
 const CONCURRENCY: usize = 32;
@@ -27,18 +29,6 @@ struct Config {
     pods: usize,
     namespaces: usize,
     policies: usize,
-}
-
-/// A small deterministic generator, so every run loads the same cluster.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
 }
 
 fn pod(p: usize, config: &Config, rng: &mut Rng) -> (String, Value, Value) {

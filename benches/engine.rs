@@ -9,6 +9,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
+mod support;
+
 use netcanary_policy::model::IpBlock;
 use netcanary_policy::port::{PortMatch, RulePort};
 use netcanary_policy::selector::{Operator, Requirement};
@@ -16,24 +18,13 @@ use netcanary_policy::{
     Cluster, ContainerPort, Endpoint, Labels, NamespaceScope, Peer, Policy, PolicyIndex, PortProto, Protocol, Rule,
     Selector, evaluate,
 };
+use support::{Rng, option};
 
 struct Config {
     pods: usize,
     namespaces: usize,
     policies: usize,
     sample: usize,
-}
-
-/// A small deterministic generator, so every run benchmarks the same cluster.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
 }
 
 fn labels(pairs: &[(&str, String)]) -> Labels {
