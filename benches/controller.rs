@@ -118,13 +118,10 @@ async fn load(client: &kube::Client, config: &Config) -> Result<(), kube::Error>
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let value =
-        |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
     let config = Config {
-        pods: value("--pods").unwrap_or(5000),
-        namespaces: value("--namespaces").unwrap_or(200),
-        policies: value("--policies").unwrap_or(1000),
+        pods: option("--pods", 5000),
+        namespaces: option("--namespaces", 200),
+        policies: option("--policies", 1000),
     };
     let fixture = match kube_fixture::KubeFixture::start() {
         Ok(fixture) => fixture,

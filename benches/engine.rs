@@ -244,14 +244,12 @@ fn run(config: &Config, unique_pods: bool) {
 }
 
 fn main() {
-    let mut config = Config { pods: 5000, namespaces: 200, policies: 1000, sample: 20_000 };
-    let args: Vec<String> = std::env::args().collect();
-    let value =
-        |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
-    config.pods = value("--pods").unwrap_or(config.pods);
-    config.namespaces = value("--namespaces").unwrap_or(config.namespaces);
-    config.policies = value("--policies").unwrap_or(config.policies);
-    config.sample = value("--sample").unwrap_or(config.sample);
+    let config = Config {
+        pods: option("--pods", 5000),
+        namespaces: option("--namespaces", 200),
+        policies: option("--policies", 1000),
+        sample: option("--sample", 20_000),
+    };
     println!(
         "netcanary policy engine benchmark ({} cores)",
         std::thread::available_parallelism().map_or(1, |n| n.get())
