@@ -31,6 +31,17 @@ else
     echo "==> not root: network-namespace tests will report SKIPPED"
 fi
 
+# The tests that need a real API server run the kube-apiserver fixture (tests/kube-fixture),
+# built from the Go module proxy and cached; with Go installed they are required to run.
+if command -v go >/dev/null; then
+    echo "==> building the kube-apiserver fixture (minutes the first time, cached after)"
+    NETCANARY_KUBE_FIXTURE="$(bash tests/kube-fixture/build.sh | tail -n 1)"
+    export NETCANARY_KUBE_FIXTURE
+    export NETCANARY_REQUIRE_KUBE=1
+else
+    echo "==> no Go: kube-apiserver tests will report SKIPPED"
+fi
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
