@@ -10,7 +10,7 @@
 # Go's own module and build caches (~/go/pkg/mod, ~/.cache/go-build) are used as they are,
 # so a rebuild after an edit to main.go mostly only links.
 #
-# Measured on the 2-core dev machine (cores shared with other builds, load ~6, under nice),
+# Measured on a 2-core machine (cores shared with other builds, load ~6, under nice),
 # Go 1.26.8, with empty module and build caches: 12 min 50 s wall (6.5 min CPU) to download
 # 138 modules (~550 MB in the module cache) and compile (~2.2 GB of Go build cache); after
 # an edit to main.go only: ~10 s. The binary is 108 MB (stripped with -s -w; 154 MB not).
