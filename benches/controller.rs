@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -76,12 +76,18 @@ async fn load(client: &kube::Client, config: &Config) -> Result<(), kube::Error>
     let namespaces: Api<Namespace> = Api::all(client.clone());
     stream::iter(0..config.namespaces)
         .map(|n| {
-            let ns: Namespace = serde_json::from_value(
-                json!({"metadata": {"name": format!("ns-{n}"), "labels": {"team": format!("t{}", n % 20)}}}),
-            )
-            .unwrap();
+            let name = format!("ns-{n}");
+            let ns: Namespace =
+                serde_json::from_value(json!({"metadata": {"name": name, "labels": {"team": format!("t{}", n % 20)}}}))
+                    .unwrap();
+            // No controller-manager runs, and pod admission needs the default ServiceAccount.
+            let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "default"}})).unwrap();
+            let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
             let (namespaces, create) = (namespaces.clone(), create.clone());
-            async move { namespaces.create(&create, &ns).await }
+            async move {
+                namespaces.create(&create, &ns).await?;
+                accounts.create(&create, &account).await
+            }
         })
         .buffer_unordered(CONCURRENCY)
         .try_collect::<Vec<_>>()

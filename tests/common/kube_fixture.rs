@@ -16,7 +16,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
@@ -133,7 +133,9 @@ impl KubeFixture {
                 if std::env::var("NETCANARY_REQUIRE_KUBE").as_deref() == Ok("1") {
                     panic!("{test}: needs the kube-apiserver fixture ({reason}), and NETCANARY_REQUIRE_KUBE=1");
                 }
-                eprintln!("SKIPPED {test}: needs the kube-apiserver fixture ({reason})");
+                // One write to the stderr handle: eprintln! would be captured by the test harness.
+                let line = format!("SKIPPED {test}: needs the kube-apiserver fixture ({reason})\n");
+                let _ = std::io::stderr().write_all(line.as_bytes());
                 None
             }
             Err(err) => panic!("{test}: {err}"),

@@ -1,4 +1,5 @@
 //! Helpers shared by the integration tests.
 
 pub mod kube_fixture;
+pub mod kubelet;
 pub mod netns;

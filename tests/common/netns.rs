@@ -29,6 +29,8 @@ pub struct TestNet {
     prefix: String,
     hub: String,
     hosts: Vec<TestHost>,
+    /// Numbers the hub ends of the veth pairs; never reused, as hosts can be removed.
+    next_port: usize,
     dir: PathBuf,
 }
 
@@ -58,7 +60,7 @@ impl TestNet {
             return skip(test, &format!("`ip netns add` failed: {reason}"));
         }
         let dir = std::env::temp_dir().join(&prefix);
-        let net = TestNet { prefix, hub, hosts: Vec::new(), dir };
+        let net = TestNet { prefix, hub, hosts: Vec::new(), next_port: 0, dir };
         std::fs::create_dir_all(&net.dir).expect("create scratch dir");
         net.must(&["ip", "-n", &net.hub, "link", "set", "lo", "up"]);
         net.must(&["ip", "-n", &net.hub, "link", "add", "br0", "type", "bridge"]);
@@ -69,7 +71,8 @@ impl TestNet {
     /// Adds a host with addresses in CIDR form, e.g. `10.77.0.2/24` and `fd00:77::2/64`.
     pub fn add_host(&mut self, name: &str, v4: &str, v6: &str) -> TestHost {
         let netns = format!("{}-{name}", self.prefix);
-        let hub_end = format!("v{}", self.hosts.len());
+        let hub_end = format!("v{}", self.next_port);
+        self.next_port += 1;
         self.must(&["ip", "netns", "add", &netns]);
         let host = TestHost {
             name: name.to_owned(),
@@ -101,6 +104,13 @@ impl TestNet {
         host
     }
 
+    /// Kills what runs in `name` and deletes its namespace (its veth pair goes with it).
+    pub fn remove_host(&mut self, name: &str) {
+        if let Some(index) = self.hosts.iter().position(|h| h.name == name) {
+            remove_netns(&self.hosts.remove(index).netns);
+        }
+    }
+
     pub fn host(&self, name: &str) -> &TestHost {
         self.hosts.iter().find(|h| h.name == name).unwrap_or_else(|| panic!("no host {name:?} in this net"))
     }
@@ -116,15 +126,7 @@ impl TestNet {
     }
 
     pub fn exec_with_stdin(&self, host: &str, cmd: &[&str], stdin: &[u8]) -> Output {
-        let mut child = self
-            .command(host, cmd)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot run {cmd:?} in {host}: {err}"));
-        child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
-        child.wait_with_output().expect("wait for command")
+        exec_in(&self.host(host).netns, cmd, stdin)
     }
 
     /// Starts `cmd` inside `host`; stdout is readable through the guard, stderr goes to a
@@ -159,12 +161,24 @@ impl TestNet {
 
     /// Loads an nftables ruleset (the `nft -f` syntax) into `host`'s namespace.
     pub fn nft(&self, host: &str, ruleset: &str) {
-        let out = self.exec_with_stdin(host, &["nft", "-f", "-"], ruleset.as_bytes());
-        assert!(
-            out.status.success(),
-            "nft in {host} failed: {}\nruleset:\n{ruleset}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        nft_in(&self.host(host).netns, ruleset);
+    }
+
+    /// Loads an nftables ruleset into the hub, whose bridge forwards every packet between
+    /// hosts: where a test plays a CNI that enforces policy. Bridged packets pass the hub's
+    /// `inet` forward hook with connection tracking (br_netfilter, switched on here), as in a
+    /// node running kube-proxy, so a rule can allow replies with `ct state established`.
+    pub fn nft_hub(&self, ruleset: &str) {
+        let sysctl =
+            ["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1", "net.bridge.bridge-nf-call-ip6tables=1"];
+        let out = exec_in(&self.hub, &sysctl, b"");
+        assert!(out.status.success(), "br_netfilter in the hub: {}", String::from_utf8_lossy(&out.stderr));
+        nft_in(&self.hub, ruleset);
+    }
+
+    /// Removes every nftables rule from the hub.
+    pub fn nft_flush_hub(&self) {
+        nft_in(&self.hub, "flush ruleset\n");
     }
 
     /// Removes every nftables rule from `host`.
@@ -209,25 +223,40 @@ impl ChildGuard {
 
     /// Waits for a stdout line starting with `prefix` and returns it.
     pub fn wait_for_line(&mut self, prefix: &str, timeout: Duration) -> String {
+        self.try_wait_for_line(prefix, timeout).unwrap_or_else(|reason| panic!("{reason}"))
+    }
+
+    /// [`wait_for_line`](Self::wait_for_line) for callers that must not panic (the fake
+    /// kubelet's thread): the error says why no such line came.
+    pub fn try_wait_for_line(&mut self, prefix: &str, timeout: Duration) -> Result<String, String> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(line) if line.starts_with(prefix) => return Ok(line),
                 Ok(_) => continue,
-                Err(RecvTimeoutError::Timeout) => panic!(
-                    "{}: no line starting with {prefix:?} within {timeout:?}; stderr:\n{}",
-                    self.label,
-                    self.stderr()
-                ),
-                Err(RecvTimeoutError::Disconnected) => panic!(
-                    "{}: exited before printing {prefix:?} ({:?}); stderr:\n{}",
-                    self.label,
-                    self.child.try_wait(),
-                    self.stderr()
-                ),
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(format!(
+                        "{}: no line starting with {prefix:?} within {timeout:?}; stderr:\n{}",
+                        self.label,
+                        self.stderr()
+                    ));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(format!(
+                        "{}: exited before printing {prefix:?} ({:?}); stderr:\n{}",
+                        self.label,
+                        self.child.try_wait(),
+                        self.stderr()
+                    ));
+                }
             }
         }
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// What the process wrote to stderr so far.
@@ -290,6 +319,29 @@ fn run_cmd(cmd: &[&str]) -> Result<String, String> {
     } else {
         Err(format!("{} ({})", String::from_utf8_lossy(&out.stderr).trim(), out.status))
     }
+}
+
+/// Runs `cmd` in the namespace `netns` and returns its output, whatever its status.
+fn exec_in(netns: &str, cmd: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", netns])
+        .args(cmd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot run {cmd:?} in {netns}: {err}"));
+    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+    child.wait_with_output().expect("wait for command")
+}
+
+fn nft_in(netns: &str, ruleset: &str) {
+    let out = exec_in(netns, &["nft", "-f", "-"], ruleset.as_bytes());
+    assert!(
+        out.status.success(),
+        "nft in {netns} failed: {}\nruleset:\n{ruleset}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Kills what still runs in `netns`, then deletes it.

@@ -230,8 +230,10 @@ impl<S: SnapshotSource> Run<'_, S> {
                 let state = &states[name];
                 let results = self.results(name, namespace, state).await;
                 for &p in &by_source[source] {
+                    // A probe without an agent id was never sent: it is recorded as broken.
+                    let Some(id) = agent_ids[name].get(&p) else { continue };
                     let round_result = match &results {
-                        Ok(by_id) => by_id.get(&p.to_string()).cloned().unwrap_or((
+                        Ok(by_id) => by_id.get(id).cloned().unwrap_or((
                             Observed::Error,
                             None,
                             Some("no result for this probe".into()),
@@ -431,9 +433,9 @@ impl<S: SnapshotSource> Run<'_, S> {
     }
 
     /// Waits until every named pod satisfies `done` or cannot anymore; pods that do not
-    /// start in time are marked failed.
+    /// start in time are marked failed, and each failed pod is a problem of the run.
     async fn wait(
-        &self,
+        &mut self,
         names: &BTreeMap<String, (usize, String)>,
         done: impl Fn(&PodState) -> bool,
     ) -> Result<BTreeMap<String, PodState>, Error> {
@@ -446,10 +448,13 @@ impl<S: SnapshotSource> Run<'_, S> {
                 listed.items.iter().map(|p| (p.name_any(), pod_state(p))).collect();
             let finished = names.keys().all(|n| states.get(n).is_some_and(|s| done(s) || s.failed.is_some()));
             if finished || started.elapsed() >= self.options.pod_start_timeout {
-                for name in names.keys() {
+                for (name, (_, namespace)) in names {
                     let state = states.entry(name.clone()).or_default();
                     if !done(state) && state.failed.is_none() {
                         state.failed = Some(format!("not ready within {} s", self.options.pod_start_timeout.as_secs()));
+                    }
+                    if let Some(reason) = &state.failed {
+                        self.problems.push(format!("pod {namespace}/{name} did not run: {reason}"));
                     }
                 }
                 return Ok(states);
