@@ -55,6 +55,9 @@ fn policy(i: usize, config: &Config, rng: &mut Rng) -> Value {
     let app = |rng: &mut Rng| format!("app-{}", rng.below(12));
     let spec = match (i / config.namespaces) % 5 {
         0 => json!({"podSelector": {}, "policyTypes": ["Ingress"]}),
+        // Egress isolation (DNS only, or HTTPS out) in a third of the namespaces, as in the
+        // engine benchmark; elsewhere pods reach each other wherever ingress allows.
+        1 | 4 if !n.is_multiple_of(3) => json!({"podSelector": {"matchLabels": {"tier": "frontend"}}, "ingress": [{}]}),
         1 => {
             json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}], "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]})
         }

@@ -69,62 +69,89 @@ pub trait SnapshotSource {
 pub struct Listed(pub Client);
 
 impl SnapshotSource for Listed {
+    /// Converts each page as it arrives, so the raw objects of a large cluster (pods
+    /// above all) are never all in memory at once.
     async fn snapshot(&self, dns: &DnsService) -> Result<Snapshot, Error> {
         let client = &self.0;
-        let namespaces: Vec<Namespace> = list_all(Api::all(client.clone()), "list namespaces").await?;
-        let pods: Vec<Pod> = list_all(Api::all(client.clone()), "list pods").await?;
-        let policies: Vec<NetworkPolicy> = list_all(Api::all(client.clone()), "list networkpolicies").await?;
-        let services: Vec<Service> = list_all(Api::all(client.clone()), "list services").await?;
-        build(&namespaces, &pods, &policies, &services, dns)
+        let mut builder = Builder::default();
+        for_each_page(Api::<Namespace>::all(client.clone()), "list namespaces", |ns| builder.namespace(ns)).await?;
+        for_each_page(Api::<Pod>::all(client.clone()), "list pods", |pod| builder.pod(pod)).await?;
+        for_each_page(Api::<NetworkPolicy>::all(client.clone()), "list networkpolicies", |np| builder.policy(np))
+            .await?;
+        let mut services = Vec::new();
+        for_each_page(Api::<Service>::all(client.clone()), "list services", |s| services.push(s)).await?;
+        builder.finish(&services, dns)
     }
 }
 
 /// Builds the snapshot from objects. Pods netcanary created (left over by a crashed run)
 /// are not part of it; objects the engine cannot read are recorded and skipped.
 pub fn build(
-    namespaces: &[Namespace],
-    pods: &[Pod],
-    policies: &[NetworkPolicy],
+    namespaces: Vec<Namespace>,
+    pods: Vec<Pod>,
+    policies: Vec<NetworkPolicy>,
     services: &[Service],
     dns: &DnsService,
 ) -> Result<Snapshot, Error> {
-    let mut snapshot = Snapshot::default();
-    for ns in namespaces {
+    let mut builder = Builder::default();
+    namespaces.into_iter().for_each(|ns| builder.namespace(ns));
+    pods.into_iter().for_each(|pod| builder.pod(pod));
+    policies.into_iter().for_each(|np| builder.policy(np));
+    builder.finish(services, dns)
+}
+
+/// A snapshot in the making: objects are converted one by one and dropped.
+#[derive(Default)]
+struct Builder {
+    snapshot: Snapshot,
+}
+
+impl Builder {
+    fn namespace(&mut self, ns: Namespace) {
         let mut problems = Problems::default();
-        if let Some((name, labels)) = convert::namespace(ns, &mut problems) {
-            snapshot.cluster.set_namespace(&name, labels);
+        if let Some((name, labels)) = convert::namespace(&ns, &mut problems) {
+            self.snapshot.cluster.set_namespace(&name, labels);
         }
     }
-    for pod in pods.iter().filter(|p| !is_ours(p)) {
+
+    fn pod(&mut self, pod: Pod) {
+        if is_ours(&pod) {
+            return;
+        }
         let mut problems = Problems::default();
-        if let Some(endpoint) = convert::pod(pod, "default", &mut problems) {
-            snapshot.cluster.add_endpoint(endpoint);
+        if let Some(endpoint) = convert::pod(&pod, "default", &mut problems) {
+            self.snapshot.cluster.add_endpoint(endpoint);
         }
-        report(&mut snapshot, pod, &problems);
+        report(&mut self.snapshot, &pod, &problems);
     }
-    for np in policies {
+
+    fn policy(&mut self, np: NetworkPolicy) {
         let mut problems = Problems::default();
-        match convert::policy(np, "default", &mut problems) {
-            Some(policy) => snapshot.cluster.add_policy(policy),
-            None => report(&mut snapshot, np, &problems),
+        match convert::policy(&np, "default", &mut problems) {
+            Some(policy) => self.snapshot.cluster.add_policy(policy),
+            None => report(&mut self.snapshot, &np, &problems),
         }
     }
-    for service in services {
-        let spec = service.spec.clone().unwrap_or_default();
-        let namespace = service.metadata.namespace.clone().unwrap_or_default();
-        if spec.publish_not_ready_addresses == Some(true)
-            && let Some(selector) = spec.selector.as_ref().filter(|s| !s.is_empty())
-        {
-            snapshot.not_ready_services.push((
-                namespace.clone(),
-                Selector::from_labels(selector.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-            ));
+
+    /// Services last: the cluster DNS Service's endpoints are pods.
+    fn finish(mut self, services: &[Service], dns: &DnsService) -> Result<Snapshot, Error> {
+        for service in services {
+            let spec = service.spec.clone().unwrap_or_default();
+            let namespace = service.metadata.namespace.clone().unwrap_or_default();
+            if spec.publish_not_ready_addresses == Some(true)
+                && let Some(selector) = spec.selector.as_ref().filter(|s| !s.is_empty())
+            {
+                self.snapshot.not_ready_services.push((
+                    namespace.clone(),
+                    Selector::from_labels(selector.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+                ));
+            }
+            if namespace == dns.namespace && service.metadata.name.as_deref() == Some(dns.name.as_str()) {
+                self.snapshot.dns = Some(cluster_dns(&self.snapshot.cluster, service, &spec)?);
+            }
         }
-        if namespace == dns.namespace && service.metadata.name.as_deref() == Some(dns.name.as_str()) {
-            snapshot.dns = Some(cluster_dns(&snapshot.cluster, service, &spec)?);
-        }
+        Ok(self.snapshot)
     }
-    Ok(snapshot)
 }
 
 fn cluster_dns(
@@ -182,19 +209,18 @@ fn report<K: Resource<DynamicType = ()>>(snapshot: &mut Snapshot, object: &K, pr
     }
 }
 
-/// Lists every object, page by page.
-async fn list_all<K>(api: Api<K>, what: &str) -> Result<Vec<K>, Error>
+/// Lists every object, page by page, handing each to `each` as its page arrives.
+async fn for_each_page<K>(api: Api<K>, what: &str, mut each: impl FnMut(K)) -> Result<(), Error>
 where
     K: Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let mut out = Vec::new();
     let mut params = ListParams::default().limit(PAGE);
     loop {
         let page: ObjectList<K> = api.list(&params).await.context(what)?;
-        out.extend(page.items);
+        page.items.into_iter().for_each(&mut each);
         match page.metadata.continue_ {
             Some(token) if !token.is_empty() => params = params.continue_token(&token),
-            _ => return Ok(out),
+            _ => return Ok(()),
         }
     }
 }

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
@@ -52,13 +52,18 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream =
-        reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff().for_each(|event| {
-            if let Err(error) = event {
-                warn!(kind = %K::kind(&()), %error, "watch error; retrying");
-            }
-            future::ready(())
-        });
+    // Managed fields and annotations (kubectl's last-applied copy above all) are most of an
+    // object's size and nothing policy reads: the cache keeps neither.
+    let trimmed = watcher(api, watcher::Config::default()).modify(|object: &mut K| {
+        object.managed_fields_mut().clear();
+        object.annotations_mut().clear();
+    });
+    let stream = reflector::reflector(writer, trimmed).default_backoff().for_each(|event| {
+        if let Err(error) = event {
+            warn!(kind = %K::kind(&()), %error, "watch error; retrying");
+        }
+        future::ready(())
+    });
     tokio::spawn(stream);
     reader
 }
@@ -72,12 +77,6 @@ where
 
 impl SnapshotSource for Watched {
     async fn snapshot(&self, dns: &DnsService) -> Result<Snapshot, Error> {
-        snapshot::build(
-            &owned(&self.namespaces),
-            &owned(&self.pods),
-            &owned(&self.policies),
-            &owned(&self.services),
-            dns,
-        )
+        snapshot::build(owned(&self.namespaces), owned(&self.pods), owned(&self.policies), &owned(&self.services), dns)
     }
 }

@@ -253,15 +253,23 @@ impl<'c> Planner<'c> {
     }
 
     fn find_witness(&mut self, rule: &RuleRef) -> Result<(usize, usize, PortProto, Verdict), String> {
-        let policy = self.cluster.policies().iter().find(|p| p.id() == rule.policy).ok_or("policy vanished")?;
+        let cluster = self.cluster;
+        let position = cluster.policies().iter().position(|p| p.id() == rule.policy).ok_or("policy vanished")?;
+        let policy = &cluster.policies()[position];
         let selected = |class: usize, this: &Self| policy.selects(this.representative(class));
+        // Only the classes the rule's peers can match are candidates for the far end.
+        let peers: Option<HashSet<usize>> =
+            self.index.rule_peers(position, rule.direction, rule.index).map(|classes| classes.into_iter().collect());
+        let candidate = |class: &usize| peers.as_ref().is_none_or(|p| p.contains(class));
         let (subjects, others): (Vec<usize>, Vec<usize>) = match rule.direction {
-            Direction::Ingress => {
-                (self.targets.iter().copied().filter(|&c| selected(c, self)).collect(), self.sources.clone())
-            }
-            Direction::Egress => {
-                (self.sources.iter().copied().filter(|&c| selected(c, self)).collect(), self.targets.clone())
-            }
+            Direction::Ingress => (
+                self.targets.iter().copied().filter(|&c| selected(c, self)).collect(),
+                self.sources.iter().copied().filter(candidate).collect(),
+            ),
+            Direction::Egress => (
+                self.sources.iter().copied().filter(|&c| selected(c, self)).collect(),
+                self.targets.iter().copied().filter(candidate).collect(),
+            ),
         };
         if subjects.is_empty() {
             let role = if rule.direction == Direction::Ingress { "pod with a probed port" } else { "pod" };
@@ -272,18 +280,20 @@ impl<'c> Planner<'c> {
             for &other in &others {
                 let (source, destination) =
                     if rule.direction == Direction::Ingress { (other, subject) } else { (subject, other) };
+                let (from, to) = (self.representative(source), self.representative(destination));
                 for port in self.ports(destination) {
-                    if !self.allowed(source, destination, port) {
+                    // The rule must allow it on its side, and the whole connection be allowed.
+                    if !evaluate::rule_allows(cluster, policy, rule.direction, rule.index, from, to, port) {
                         continue;
                     }
-                    tries += 1;
-                    let verdict = self.verdict(source, destination, port);
-                    let side = if rule.direction == Direction::Ingress { &verdict.ingress } else { &verdict.egress };
-                    if side.allowed_by.iter().any(|hit| &hit.rule == rule) {
-                        return Ok((source, destination, port, verdict));
+                    if self.allowed(source, destination, port) {
+                        return Ok((source, destination, port, self.verdict(source, destination, port)));
                     }
+                    tries += 1;
                     if tries >= self.options.witness_search_limit {
-                        return Err(format!("no allowed pod pair found using it within {tries} candidates"));
+                        return Err(format!(
+                            "every pair it allows that was tried ({tries}) is denied by the other side's policy"
+                        ));
                     }
                 }
             }
@@ -343,27 +353,29 @@ impl<'c> Planner<'c> {
         ranked
     }
 
-    /// Cross-namespace pairs until the budget runs out, dev → production first.
+    /// Cross-namespace pairs until the budget runs out, dev → production first. Pairs are
+    /// generated lazily in rank order: there are classes² of them, the budget is small.
     fn samples(&mut self) {
-        let mut pairs: Vec<(usize, usize)> = Vec::new();
-        for &source in &self.sources {
-            for &destination in &self.targets {
-                if self.representative(source).namespace != self.representative(destination).namespace {
-                    pairs.push((source, destination));
+        let dev: Vec<u8> =
+            self.sources.iter().map(|&c| dev_rank(self.cluster, &self.representative(c).namespace)).collect();
+        let production: Vec<u8> =
+            self.targets.iter().map(|&c| production_rank(self.cluster, &self.representative(c).namespace)).collect();
+        for rank in 0..=4 {
+            for (i, source) in self.sources.clone().into_iter().enumerate() {
+                for (j, destination) in self.targets.clone().into_iter().enumerate() {
+                    if self.probes.len() >= self.options.max_probes {
+                        return;
+                    }
+                    if dev[i] + production[j] != rank
+                        || self.representative(source).namespace == self.representative(destination).namespace
+                    {
+                        continue;
+                    }
+                    if let Some(port) = self.ports(destination).first().copied() {
+                        let verdict = self.verdict(source, destination, port);
+                        self.add(source, Some(destination), port, &verdict, Purpose::Sample);
+                    }
                 }
-            }
-        }
-        pairs.sort_by_key(|&(s, d)| {
-            let (sns, dns) = (self.representative(s).namespace.clone(), self.representative(d).namespace.clone());
-            (dev_rank(self.cluster, &sns) + production_rank(self.cluster, &dns), sns, dns)
-        });
-        for (source, destination) in pairs {
-            if self.probes.len() >= self.options.max_probes {
-                break;
-            }
-            if let Some(port) = self.ports(destination).first().copied() {
-                let verdict = self.verdict(source, destination, port);
-                self.add(source, Some(destination), port, &verdict, Purpose::Sample);
             }
         }
     }

@@ -123,6 +123,35 @@ fn no_ip_note(endpoint: &Endpoint) -> String {
     }
 }
 
+/// Whether one rule of `policy` allows `from` reaching `to` on `port`, on its own side of
+/// the connection (the policy must select the side the rule's direction governs). Cheaper
+/// than a whole [`verdict`] when only one rule is of interest (the planner's witnesses).
+pub fn rule_allows(
+    cluster: &Cluster,
+    policy: &Policy,
+    direction: Direction,
+    index: usize,
+    from: &Endpoint,
+    to: &Endpoint,
+    port: PortProto,
+) -> bool {
+    let (subject, other) = match direction {
+        Direction::Ingress => (to, from),
+        Direction::Egress => (from, to),
+    };
+    let Some(rule) = policy.rules(direction).and_then(|rules| rules.get(index)) else { return false };
+    if !policy.selects(subject) {
+        return false;
+    }
+    let connection = Connection::between(from, to);
+    let other_address = match direction {
+        Direction::Ingress => connection.source,
+        Direction::Egress => connection.destination,
+    };
+    let context = PeerContext { cluster, other, other_address };
+    rule_outcome(policy, rule, &context, to, port).is_ok()
+}
+
 struct PeerContext<'a> {
     cluster: &'a Cluster,
     other: &'a Endpoint,

@@ -56,6 +56,8 @@ pub struct PolicyIndex<'c> {
     /// Per class: the rules that govern its ingress, `None` if it is not isolated.
     ingress: Vec<Option<Vec<usize>>>,
     egress: Vec<Option<Vec<usize>>>,
+    /// (policy position, direction, rule position) to the rule's index in `rules`.
+    rule_ids: HashMap<(usize, Direction, usize), usize>,
 }
 
 impl<'c> PolicyIndex<'c> {
@@ -73,9 +75,10 @@ impl<'c> PolicyIndex<'c> {
         let mut builder =
             PeerSetBuilder { cluster, classes: &classes, by_namespace: &classes_by_namespace, cache: HashMap::new() };
         let mut rules = Vec::new();
+        let mut rule_ids = HashMap::new();
         let mut ingress: Vec<Option<Vec<usize>>> = vec![None; n];
         let mut egress: Vec<Option<Vec<usize>>> = vec![None; n];
-        for policy in cluster.policies() {
+        for (position, policy) in cluster.policies().iter().enumerate() {
             let selected: Vec<usize> = classes_by_namespace
                 .get(policy.namespace.as_str())
                 .into_iter()
@@ -86,7 +89,8 @@ impl<'c> PolicyIndex<'c> {
             for (direction, per_class) in [(Direction::Ingress, &mut ingress), (Direction::Egress, &mut egress)] {
                 let Some(policy_rules) = policy.rules(direction) else { continue };
                 let first = rules.len();
-                for rule in policy_rules {
+                for (index, rule) in policy_rules.iter().enumerate() {
+                    rule_ids.insert((position, direction, index), rules.len());
                     let peers = (!rule.peers.is_empty()).then(|| builder.union(policy, &rule.peers));
                     rules.push(IndexedRule { ports: &rule.ports, peers });
                 }
@@ -95,7 +99,20 @@ impl<'c> PolicyIndex<'c> {
                 }
             }
         }
-        Self { cluster, classes, rules, ingress, egress }
+        Self { cluster, classes, rules, ingress, egress, rule_ids }
+    }
+
+    /// The classes a rule's peers can match (for any address family), or `None` when the
+    /// rule has no peers and so matches every class. `policy` is the policy's position in
+    /// the cluster.
+    pub fn rule_peers(&self, policy: usize, direction: Direction, index: usize) -> Option<Vec<usize>> {
+        let rule = &self.rules[*self.rule_ids.get(&(policy, direction, index))?];
+        let peers = rule.peers.as_ref()?;
+        let mut any = peers.primary.clone();
+        if let Some(families) = &peers.by_family {
+            families.iter().for_each(|f| any.union_with(f));
+        }
+        Some(any.ones().collect())
     }
 
     pub fn classes(&self) -> &Classes {
