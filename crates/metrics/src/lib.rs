@@ -194,6 +194,7 @@ mod tests {
             coverage: 0.75,
             canary,
             problems: vec![],
+            timings: Default::default(),
         }
     }
 

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::{StreamExt, TryStreamExt, future, stream};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -16,7 +17,7 @@ use netcanary_policy::{ContainerPort, Endpoint, Labels, PortProto, Protocol, Ver
 use netcanary_probe::agent::AgentReport;
 use netcanary_probe::observed::Observed;
 use netcanary_probe::termination_log;
-use netcanary_verify::{Canary, Outcome, ProbeRecord, RunRecord, WorkloadRef, judge, needs_retry};
+use netcanary_verify::{Canary, Outcome, ProbeRecord, RunRecord, Timings, WorkloadRef, judge, needs_retry};
 use serde_json::json;
 use tokio::time::{Instant, sleep};
 use tracing::{info, instrument, warn};
@@ -89,6 +90,7 @@ pub async fn run(
         canary: Canary::Unknown("the run ended before the canary".into()),
         coverage: 0.0,
         problems: Vec::new(),
+        timings: Timings::default(),
     };
     let outcome = tokio::select! {
         result = tokio::time::timeout(options.deadline, run.execute(started_at)) => match result {
@@ -113,6 +115,7 @@ pub async fn run(
         coverage: run.coverage,
         canary: run.canary,
         problems: run.problems,
+        timings: run.timings,
     };
     if let Err(error) = record::finish(client, &record).await {
         warn!(%error, "cannot write the run record's status");
@@ -138,6 +141,7 @@ struct Run<'a, S> {
     canary: Canary,
     coverage: f64,
     problems: Vec<String>,
+    timings: Timings,
 }
 
 /// A pod of the run, once the kubelet reported on it.
@@ -154,11 +158,15 @@ impl<S: SnapshotSource> Run<'_, S> {
     async fn execute(&mut self, started_at: f64) -> Result<(), Error> {
         let owner = record::create(self.client, &self.run_id, &record::rfc3339(started_at)).await?;
         sweep(self.client, &self.run_id).await?;
+        let phase = Instant::now();
         let snapshot = self.source.snapshot(&self.options.dns).await?;
+        self.timings.snapshot_seconds = phase.elapsed().as_secs_f64();
         for unreadable in &snapshot.unreadable {
             self.problems.push(format!("{} cannot be read and was skipped: {}", unreadable.object, unreadable.reason));
         }
+        let phase = Instant::now();
         let mut plan = plan(&snapshot, self.options);
+        self.timings.plan_seconds = phase.elapsed().as_secs_f64();
         self.coverage = plan.coverage.ratio();
         info!(run.id = %self.run_id, mirrors = plan.mirrors.len(), probes = plan.probes.len(), coverage = self.coverage, "planned");
         let canary = add_canary(&mut plan, &self.options.canary_namespace);
@@ -180,6 +188,7 @@ impl<S: SnapshotSource> Run<'_, S> {
             coverage: self.coverage,
             canary: self.canary.clone(),
             problems: self.problems.clone(),
+            timings: self.timings.clone(),
         };
         record::emit_events(self.client, &record, &owner).await?;
         Ok(())
@@ -188,11 +197,13 @@ impl<S: SnapshotSource> Run<'_, S> {
     /// Creates every target pod and waits for their IPs.
     async fn start_targets(&mut self, plan: &Plan, settings: &PodSettings) -> Result<HashMap<usize, PodState>, Error> {
         let mut names = BTreeMap::new();
+        let mut created = Vec::new();
         for (index, mirror) in plan.mirrors.iter().enumerate().filter(|(_, m)| !m.listen.is_empty()) {
             let pod = pods::target(settings, index, mirror);
             names.insert(pod.name_any(), (index, mirror.namespace.clone()));
-            create_pod(self.client, &pod).await?;
+            created.push(pod);
         }
+        create_pods(self.client, created).await?;
         let states = self.wait(&names, |s| s.running && s.ip.is_some()).await?;
         Ok(states.into_iter().map(|(name, state)| (names[&name].0, state)).collect())
     }
@@ -210,6 +221,7 @@ impl<S: SnapshotSource> Run<'_, S> {
         for round in 0..self.options.rounds.max(1) {
             if round > 0 {
                 sleep(self.options.round_wait).await;
+                self.timings.round_wait_seconds += self.options.round_wait.as_secs_f64();
             }
             let mut by_source: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
             for &p in &pending {
@@ -217,14 +229,16 @@ impl<S: SnapshotSource> Run<'_, S> {
             }
             let mut names = BTreeMap::new();
             let mut agent_ids: BTreeMap<String, HashMap<usize, String>> = BTreeMap::new();
+            let mut created = Vec::new();
             for (source, probe_ids) in &by_source {
                 let mirror = &plan.mirrors[*source];
                 let (agent_plan, ids) = self.agent_plan(plan, probe_ids, targets, snapshot, &mut rounds);
                 let name = format!("{}r{round}", pods::pod_name(&self.run_id, "s", *source));
-                create_pod(self.client, &pods::source(settings, &name, mirror, agent_plan)).await?;
+                created.push(pods::source(settings, &name, mirror, agent_plan));
                 names.insert(name.clone(), (*source, mirror.namespace.clone()));
                 agent_ids.insert(name, ids);
             }
+            create_pods(self.client, created).await?;
             let states = self.wait(&names, |s| s.terminated_message.is_some()).await?;
             for (name, (source, namespace)) in &names {
                 let state = &states[name];
@@ -442,8 +456,22 @@ impl<S: SnapshotSource> Run<'_, S> {
         let started = Instant::now();
         let pods: Api<Pod> = Api::all(self.client.clone());
         let params = ListParams::default().labels(&format!("{RUN_ID_KEY}={}", self.run_id));
+        // The time spent here is the kubelet's and the network's, not the controller's.
+        let result = self.wait_for(&pods, &params, names, &done, started).await;
+        self.timings.pods_seconds += started.elapsed().as_secs_f64();
+        result
+    }
+
+    async fn wait_for(
+        &mut self,
+        pods: &Api<Pod>,
+        params: &ListParams,
+        names: &BTreeMap<String, (usize, String)>,
+        done: &impl Fn(&PodState) -> bool,
+        started: Instant,
+    ) -> Result<BTreeMap<String, PodState>, Error> {
         loop {
-            let listed = pods.list(&params).await.context("list the run's pods")?;
+            let listed = pods.list(params).await.context("list the run's pods")?;
             let mut states: BTreeMap<String, PodState> =
                 listed.items.iter().map(|p| (p.name_any(), pod_state(p))).collect();
             let finished = names.keys().all(|n| states.get(n).is_some_and(|s| done(s) || s.failed.is_some()));
@@ -568,11 +596,21 @@ fn pod_state(pod: &Pod) -> PodState {
     }
 }
 
-async fn create_pod(client: &Client, pod: &Pod) -> Result<(), Error> {
-    let namespace = pod.namespace().unwrap_or_default();
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    pods.create(&PostParams::default(), pod).await.context(format!("create pod {namespace}/{}", pod.name_any()))?;
-    Ok(())
+/// API requests in flight while creating or deleting a run's pods.
+const API_CONCURRENCY: usize = 16;
+
+/// Creates pods concurrently: a run over many classes creates many pods, and one request
+/// at a time would add their latencies up.
+async fn create_pods(client: &Client, pods: Vec<Pod>) -> Result<(), Error> {
+    stream::iter(pods)
+        .map(|pod| async move {
+            let namespace = pod.namespace().unwrap_or_default();
+            let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+            api.create(&PostParams::default(), &pod).await.context(format!("create pod {namespace}/{}", pod.name_any()))
+        })
+        .buffer_unordered(API_CONCURRENCY)
+        .try_for_each(|_| future::ready(Ok(())))
+        .await
 }
 
 /// Deletes every pod of this run.
@@ -613,18 +651,21 @@ pub async fn sweep(client: &Client, current_run: &str) -> Result<(), Error> {
 async fn delete_matching(client: &Client, selector: &str) -> Result<(), Error> {
     let pods: Api<Pod> = Api::all(client.clone());
     let listed = pods.list(&ListParams::default().labels(selector)).await.context("list pods to delete")?;
-    for pod in listed.items {
-        let namespace = pod.namespace().unwrap_or_default();
-        let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-        match api.delete(&pod.name_any(), &DeleteParams::default().grace_period(1)).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.is_not_found() => {}
-            Err(source) => {
-                return Err(Error::Kube { context: format!("delete pod {namespace}/{}", pod.name_any()), source });
+    stream::iter(listed.items)
+        .map(|pod| async move {
+            let namespace = pod.namespace().unwrap_or_default();
+            let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+            match api.delete(&pod.name_any(), &DeleteParams::default().grace_period(1)).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
+                Err(source) => {
+                    Err(Error::Kube { context: format!("delete pod {namespace}/{}", pod.name_any()), source })
+                }
             }
-        }
-    }
-    Ok(())
+        })
+        .buffer_unordered(API_CONCURRENCY)
+        .try_for_each(|()| future::ready(Ok(())))
+        .await
 }
 
 fn unix_now() -> f64 {

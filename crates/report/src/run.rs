@@ -210,6 +210,7 @@ mod tests {
             coverage: 0.5,
             canary: Canary::NotEnforced,
             problems: vec![],
+            timings: Default::default(),
         }
     }
 

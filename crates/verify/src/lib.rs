@@ -11,7 +11,7 @@ pub mod record;
 use netcanary_probe::observed::{Observed, Reachability};
 use serde::{Deserialize, Serialize};
 
-pub use record::{Canary, ProbeRecord, RunRecord, WorkloadRef};
+pub use record::{Canary, ProbeRecord, RunRecord, Timings, WorkloadRef};
 
 /// The judgement of one probe (stable: the `result` label of `netcanary_probes`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -60,6 +60,20 @@ pub enum Canary {
     Unknown(String),
 }
 
+/// Where a run's time went. Waiting for pods (their start-up and the probes' own
+/// deadlines) and between rounds is the cluster's and the network's time; the rest is the
+/// controller's own overhead.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timings {
+    pub snapshot_seconds: f64,
+    pub plan_seconds: f64,
+    /// Waiting for target pods to start and for source pods to start, probe and finish.
+    pub pods_seconds: f64,
+    /// Waiting between rounds for policy still being programmed.
+    pub round_wait_seconds: f64,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunRecord {
@@ -74,6 +88,8 @@ pub struct RunRecord {
     /// Problems that make the run incomplete: unreadable policies, pods that never started,
     /// a deadline hit. Any problem means the run did not verify all it planned.
     pub problems: Vec<String>,
+    #[serde(default)]
+    pub timings: Timings,
 }
 
 impl RunRecord {
@@ -109,6 +125,12 @@ impl RunRecord {
     pub fn duration_seconds(&self) -> f64 {
         (self.finished_at - self.started_at).max(0.0)
     }
+
+    /// The run's time minus what it spent waiting on pods and between rounds: what the
+    /// controller itself adds (API calls, snapshot, plan, judgement, record, cleanup).
+    pub fn controller_overhead_seconds(&self) -> f64 {
+        (self.duration_seconds() - self.timings.pods_seconds - self.timings.round_wait_seconds).max(0.0)
+    }
 }
 
 #[cfg(test)]
@@ -142,6 +164,7 @@ mod tests {
             coverage: 1.0,
             canary,
             problems: problems.iter().map(|p| p.to_string()).collect(),
+            timings: Timings { pods_seconds: 1.5, round_wait_seconds: 0.5, ..Timings::default() },
         }
     }
 
@@ -154,6 +177,7 @@ mod tests {
         assert_eq!(record(&[Outcome::Pass, Outcome::Inconclusive], Canary::Enforced, &[]).exit_code(), 2);
         assert_eq!(record(&[Outcome::Pass], Canary::Enforced, &["pod never started"]).exit_code(), 2);
         assert_eq!(record(&[], Canary::Enforced, &[]).duration_seconds(), 2.5);
+        assert_eq!(record(&[], Canary::Enforced, &[]).controller_overhead_seconds(), 0.5);
     }
 
     #[test]
