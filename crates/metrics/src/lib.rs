@@ -164,38 +164,13 @@ mod tests {
     use std::net::TcpListener;
 
     use netcanary_verify::record::Observed;
-    use netcanary_verify::{Outcome, ProbeRecord, WorkloadRef};
+    use netcanary_verify::sample::{self, run};
+    use netcanary_verify::{Outcome, ProbeRecord};
 
     use super::*;
 
     fn probe(outcome: Outcome, observed: Observed) -> ProbeRecord {
-        ProbeRecord {
-            source: WorkloadRef { namespace: "dev".into(), workload: "api".into() },
-            destination: WorkloadRef { namespace: "prod".into(), workload: "db".into() },
-            port: 5432,
-            protocol: "TCP".into(),
-            kind: "tcp".into(),
-            purpose: "isolation".into(),
-            expected_allowed: false,
-            expected_because: String::new(),
-            observed: vec![observed],
-            millis: Some(3),
-            outcome,
-            detail: None,
-        }
-    }
-
-    fn run(probes: Vec<ProbeRecord>, canary: Canary) -> RunRecord {
-        RunRecord {
-            run_id: "r".into(),
-            started_at: 100.0,
-            finished_at: 104.0,
-            probes,
-            coverage: 0.75,
-            canary,
-            problems: vec![],
-            timings: Default::default(),
-        }
+        sample::probe(outcome, false, observed)
     }
 
     #[test]

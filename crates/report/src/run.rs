@@ -172,46 +172,21 @@ fn xml(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use netcanary_verify::WorkloadRef;
     use netcanary_verify::record::Observed;
+    use netcanary_verify::sample::{self, probe};
 
     use super::*;
 
-    fn probe(outcome: Outcome, expected_allowed: bool, observed: Observed) -> ProbeRecord {
-        ProbeRecord {
-            source: WorkloadRef { namespace: "dev".into(), workload: "api".into() },
-            destination: WorkloadRef { namespace: "prod".into(), workload: "db".into() },
-            port: 5432,
-            protocol: "TCP".into(),
-            kind: "tcp".into(),
-            purpose: "isolation".into(),
-            expected_allowed,
-            expected_because: "ingress isolated by prod/deny-all and no rule allows it".into(),
-            observed: vec![observed],
-            millis: Some(2),
-            outcome,
-            detail: None,
-        }
-    }
-
     fn run() -> RunRecord {
-        RunRecord {
-            run_id: "abc".into(),
-            started_at: 0.0,
-            finished_at: 3.0,
-            probes: vec![
-                probe(Outcome::Pass, true, Observed::Connected),
-                probe(Outcome::UnexpectedAllow, false, Observed::Connected),
-                ProbeRecord {
-                    detail: Some("the probe pod never ran: <oops>".into()),
-                    ..probe(Outcome::Inconclusive, true, Observed::Error)
-                },
-            ],
-            coverage: 0.5,
-            canary: Canary::NotEnforced,
-            problems: vec![],
-            timings: Default::default(),
-        }
+        let probes = vec![
+            probe(Outcome::Pass, true, Observed::Connected),
+            probe(Outcome::UnexpectedAllow, false, Observed::Connected),
+            ProbeRecord {
+                detail: Some("the probe pod never ran: <oops>".into()),
+                ..probe(Outcome::Inconclusive, true, Observed::Error)
+            },
+        ];
+        sample::run(probes, Canary::NotEnforced)
     }
 
     #[test]

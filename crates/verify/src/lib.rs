@@ -7,6 +7,8 @@
 //! never a pass.
 
 pub mod record;
+#[cfg(any(test, feature = "test-support"))]
+pub mod sample;
 
 use netcanary_probe::observed::{Observed, Reachability};
 use serde::{Deserialize, Serialize};

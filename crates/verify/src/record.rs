@@ -138,21 +138,7 @@ mod tests {
     use super::*;
 
     fn probe(outcome: Outcome) -> ProbeRecord {
-        let w = WorkloadRef { namespace: "a".into(), workload: "b".into() };
-        ProbeRecord {
-            source: w.clone(),
-            destination: w,
-            port: 80,
-            protocol: "TCP".into(),
-            kind: "tcp".into(),
-            purpose: "sample".into(),
-            expected_allowed: true,
-            expected_because: String::new(),
-            observed: vec![Observed::Connected],
-            millis: Some(1),
-            outcome,
-            detail: None,
-        }
+        crate::sample::probe(outcome, true, Observed::Connected)
     }
 
     fn record(outcomes: &[Outcome], canary: Canary, problems: &[&str]) -> RunRecord {

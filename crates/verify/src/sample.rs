@@ -1,0 +1,37 @@
+//! Sample records, for the tests of the crates that render run records (reports, metrics).
+
+use crate::Outcome;
+use crate::record::{Canary, Observed, ProbeRecord, RunRecord, Timings, WorkloadRef};
+
+/// A probe from `dev/api` to `prod/db` on 5432/TCP, which policy denies unless
+/// `expected_allowed`.
+pub fn probe(outcome: Outcome, expected_allowed: bool, observed: Observed) -> ProbeRecord {
+    ProbeRecord {
+        source: WorkloadRef { namespace: "dev".into(), workload: "api".into() },
+        destination: WorkloadRef { namespace: "prod".into(), workload: "db".into() },
+        port: 5432,
+        protocol: "TCP".into(),
+        kind: "tcp".into(),
+        purpose: "isolation".into(),
+        expected_allowed,
+        expected_because: "ingress isolated by prod/deny-all and no rule allows it".into(),
+        observed: vec![observed],
+        millis: Some(2),
+        outcome,
+        detail: None,
+    }
+}
+
+/// A run from t=100 s to t=104 s with 75% coverage and no problems.
+pub fn run(probes: Vec<ProbeRecord>, canary: Canary) -> RunRecord {
+    RunRecord {
+        run_id: "r".into(),
+        started_at: 100.0,
+        finished_at: 104.0,
+        probes,
+        coverage: 0.75,
+        canary,
+        problems: Vec::new(),
+        timings: Timings::default(),
+    }
+}
