@@ -11,7 +11,7 @@ use netcanary_orchestrator::watch::Watched;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::run::{ClusterArgs, ProbeArgs};
 
@@ -42,11 +42,9 @@ pub fn serve(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let client = args.cluster.client().await?;
         let (stop, stopped) = watch::channel(false);
+        // Installed before anything is served, so a SIGTERM is never the default (fatal) one.
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
         tokio::spawn(async move {
-            let mut term = match signal(SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(error) => return warn!(%error, "cannot listen for SIGTERM"),
-            };
             tokio::select! {
                 _ = term.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}

@@ -70,8 +70,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let listeners = target::bind(args.listen, &args.tcp.0, &args.udp.0)?;
+        // Signal handlers before the announcement: whoever reads `listening` may stop the
+        // target at once, and must see a clean exit.
+        let shutdown = shutdown_signal()?;
         announce(&listeners.tcp_addrs(), &listeners.udp_addrs())?;
-        let stats = target::serve(listeners, shutdown_signal()?).await;
+        let stats = target::serve(listeners, shutdown).await;
         info!(
             tcp_accepted = stats.tcp_accepted.load(Ordering::Relaxed),
             udp_echoed = stats.udp_echoed.load(Ordering::Relaxed),
