@@ -13,7 +13,7 @@ use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 use kube::{Client, ResourceExt};
 use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE, RUN_ID_KEY};
 use netcanary_planner::{Destination, Mirror, Plan, PlannedProbe, Purpose};
-use netcanary_policy::{ContainerPort, Endpoint, Labels, PortProto, Protocol, Verdict, evaluate};
+use netcanary_policy::{Cluster, ContainerPort, Endpoint, Labels, PortProto, Protocol, Verdict, evaluate};
 use netcanary_probe::agent::AgentReport;
 use netcanary_probe::observed::Observed;
 use netcanary_probe::termination_log;
@@ -258,7 +258,8 @@ impl<S: SnapshotSource> Run<'_, S> {
                     rounds[p].push(round_result);
                 }
             }
-            let expected = |p: usize| self.expected(plan, snapshot, targets, &rounds, p).map(|v| v.allowed);
+            let cluster = self.probe_cluster(plan, snapshot, targets, &rounds);
+            let expected = |p: usize| Self::expected(&cluster, plan, snapshot, targets, p).map(|v| v.allowed);
             pending.retain(|&p| match (expected(p), rounds[p].observed.last()) {
                 (Some(expected), Some(&last)) => needs_retry(expected, last),
                 _ => false,
@@ -347,30 +348,52 @@ impl<S: SnapshotSource> Run<'_, S> {
 
     /// What policy says for the probe pods themselves (their labels and IPs), which is what
     /// the network is judged against.
-    fn expected(
+    /// The snapshot with the run's probe pods added as they really are (their labels,
+    /// IPs and ports): what the network is judged against. Built once per round.
+    fn probe_cluster(
         &self,
         plan: &Plan,
         snapshot: &Snapshot,
         targets: &HashMap<usize, PodState>,
         rounds: &[Rounds],
+    ) -> Cluster {
+        let mut cluster = snapshot.cluster.clone();
+        let mut source_ips: HashMap<usize, IpAddr> = HashMap::new();
+        for (probe, round) in plan.probes.iter().zip(rounds) {
+            if let Some(ip) = round.source_ip {
+                source_ips.entry(probe.from).or_insert(ip);
+            }
+        }
+        let sources: BTreeSet<usize> = plan.probes.iter().map(|p| p.from).collect();
+        for (m, mirror) in plan.mirrors.iter().enumerate() {
+            if sources.contains(&m) {
+                cluster.add_endpoint(mirror_endpoint(&self.run_id, mirror, source_ips.get(&m).copied(), Role::Source));
+            }
+            if let Some(state) = targets.get(&m) {
+                cluster.add_endpoint(mirror_endpoint(&self.run_id, mirror, state.ip, Role::Target));
+            }
+        }
+        cluster
+    }
+
+    /// What policy says for one probe, between the probe pods themselves.
+    fn expected(
+        cluster: &Cluster,
+        plan: &Plan,
+        snapshot: &Snapshot,
+        targets: &HashMap<usize, PodState>,
         p: usize,
     ) -> Option<Verdict> {
         let probe = &plan.probes[p];
-        let mut cluster = snapshot.cluster.clone();
-        let source = mirror_endpoint(&self.run_id, &plan.mirrors[probe.from], rounds[p].source_ip, "source");
-        cluster.add_endpoint(source.clone());
+        let source = cluster.endpoint(&mirror_id(&plan.mirrors[probe.from], Role::Source))?;
         let destination = match probe.to {
-            Destination::Dns => {
-                let id = snapshot.dns.as_ref()?.endpoints.first()?;
-                cluster.endpoint(id)?.clone()
-            }
+            Destination::Dns => cluster.endpoint(snapshot.dns.as_ref()?.endpoints.first()?)?,
             Destination::Mirror(m) => {
-                let endpoint = mirror_endpoint(&self.run_id, &plan.mirrors[m], targets.get(&m)?.ip, "target");
-                cluster.add_endpoint(endpoint.clone());
-                endpoint
+                targets.get(&m)?;
+                cluster.endpoint(&mirror_id(&plan.mirrors[m], Role::Target))?
             }
         };
-        Some(evaluate::verdict(&cluster, &source, &destination, probe.port))
+        Some(evaluate::verdict(cluster, source, destination, probe.port))
     }
 
     fn judge(
@@ -382,8 +405,9 @@ impl<S: SnapshotSource> Run<'_, S> {
         canary: usize,
     ) {
         let unreadable_namespaces: BTreeSet<&str> = snapshot.unreadable.iter().map(|u| u.namespace.as_str()).collect();
+        let cluster = self.probe_cluster(plan, snapshot, targets, rounds);
         for (p, probe) in plan.probes.iter().enumerate() {
-            let verdict = self.expected(plan, snapshot, targets, rounds, p);
+            let verdict = Self::expected(&cluster, plan, snapshot, targets, p);
             let source = &plan.mirrors[probe.from];
             let destination = match probe.to {
                 Destination::Dns => WorkloadRef {
@@ -540,15 +564,33 @@ fn add_canary(plan: &mut Plan, namespace: &str) -> usize {
     plan.probes.len() - 1
 }
 
+/// Which side of probes a probe pod is on; a class can have a pod on each.
+#[derive(Clone, Copy)]
+enum Role {
+    Source,
+    Target,
+}
+
+/// The id of a probe pod in the probe cluster.
+fn mirror_id(mirror: &Mirror, role: Role) -> String {
+    let role = match role {
+        Role::Source => "source",
+        Role::Target => "target",
+    };
+    format!("{}/netcanary-{role}-{}", mirror.namespace, mirror.stands_for.replace('/', "-"))
+}
+
 /// A probe pod as the engine sees it: the labels it really carries, its IP, its ports.
-fn mirror_endpoint(run_id: &str, mirror: &Mirror, ip: Option<IpAddr>, role: &str) -> Endpoint {
+fn mirror_endpoint(run_id: &str, mirror: &Mirror, ip: Option<IpAddr>, role: Role) -> Endpoint {
     let mut labels = mirror.labels.clone();
     labels.insert(MANAGED_BY_KEY.into(), MANAGED_BY_VALUE.into());
     labels.insert(RUN_ID_KEY.into(), run_id.into());
     let ports = mirror.listen.iter().map(|p| ContainerPort { name: None, port: p.port, protocol: p.protocol });
-    Endpoint::pod(&mirror.namespace, &format!("netcanary-{role}-{}", mirror.stands_for.replace('/', "-")), labels)
-        .with_ips(ip)
-        .with_ports(ports)
+    let id = mirror_id(mirror, role);
+    let name = id.split_once('/').map_or(id.as_str(), |(_, name)| name);
+    let mut endpoint = Endpoint::pod(&mirror.namespace, name, labels).with_ips(ip).with_ports(ports);
+    endpoint.workload = Some(mirror.workload.clone());
+    endpoint
 }
 
 fn purpose(purpose: Purpose) -> &'static str {
