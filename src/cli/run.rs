@@ -97,6 +97,11 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "NS/NAME", env = "NETCANARY_DNS_SERVICE", default_value = "kube-system/kube-dns")]
     dns_service: String,
 
+    /// Spread probe pods across nodes (topology spread by hostname), so that probes
+    /// also cross node boundaries.
+    #[arg(long, env = "NETCANARY_SPREAD")]
+    spread: bool,
+
     /// The name DNS probes resolve.
     #[arg(
         long,
@@ -155,6 +160,7 @@ impl ProbeArgs {
             dns: DnsService { namespace: namespace.into(), name: name.into() },
             dns_name: self.dns_name.clone(),
             canary_namespace: self.namespace.clone(),
+            spread_across_nodes: self.spread,
             ..RunOptions::default()
         })
     }

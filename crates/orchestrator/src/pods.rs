@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EnvVar, Pod, PodReadinessGate, PodSecurityContext, PodSpec, ResourceRequirements,
-    SeccompProfile, SecurityContext, Sysctl,
+    SeccompProfile, SecurityContext, Sysctl, TopologySpreadConstraint,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use netcanary_planner::Mirror;
 use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE, RUN_ID_KEY};
 use netcanary_policy::Protocol;
@@ -29,6 +29,9 @@ pub struct PodSettings {
     pub owner: OwnerReference,
     /// Hard bound on a pod's life (`activeDeadlineSeconds`).
     pub deadline_seconds: i64,
+    /// Spread the run's pods across nodes, so probes cross node boundaries (where CNIs
+    /// enforce policy differently than between pods of one node).
+    pub spread_across_nodes: bool,
 }
 
 /// The name of a run's pod: short, unique within the run, and telling its role.
@@ -82,6 +85,20 @@ fn build(settings: &PodSettings, name: &str, mirror: &Mirror, args: Vec<String>,
             active_deadline_seconds: Some(settings.deadline_seconds),
             termination_grace_period_seconds: Some(2),
             readiness_gates: Some(vec![PodReadinessGate { condition_type: NEVER_READY_GATE.into() }]),
+            topology_spread_constraints: settings.spread_across_nodes.then(|| {
+                vec![TopologySpreadConstraint {
+                    max_skew: 1,
+                    topology_key: "kubernetes.io/hostname".into(),
+                    // Best effort: a probe pod that cannot be placed is worse than one on a
+                    // busier node.
+                    when_unsatisfiable: "ScheduleAnyway".into(),
+                    label_selector: Some(LabelSelector {
+                        match_labels: Some(BTreeMap::from([(RUN_ID_KEY.to_string(), settings.run_id.clone())])),
+                        ..LabelSelector::default()
+                    }),
+                    ..TopologySpreadConstraint::default()
+                }]
+            }),
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
                 run_as_user: Some(NON_ROOT_UID),
@@ -150,6 +167,7 @@ mod tests {
                 block_owner_deletion: Some(false),
             },
             deadline_seconds: 120,
+            spread_across_nodes: false,
         }
     }
 
@@ -177,6 +195,16 @@ mod tests {
         assert_eq!(pod_security.run_as_non_root, Some(true));
         assert_eq!(pod_security.seccomp_profile.unwrap().type_, "RuntimeDefault");
         assert!(container.resources.as_ref().unwrap().limits.is_some());
+        assert!(spec.topology_spread_constraints.is_none(), "spreading only when asked");
+    }
+
+    #[test]
+    fn spreading_asks_the_scheduler_for_one_pod_per_node_of_the_run() {
+        let settings = PodSettings { spread_across_nodes: true, ..settings() };
+        let spread = target(&settings, 0, &mirror()).spec.unwrap().topology_spread_constraints.unwrap();
+        assert_eq!(spread[0].topology_key, "kubernetes.io/hostname");
+        assert_eq!(spread[0].max_skew, 1);
+        assert_eq!(spread[0].label_selector.as_ref().unwrap().match_labels.as_ref().unwrap()[RUN_ID_KEY], "r1");
     }
 
     #[test]

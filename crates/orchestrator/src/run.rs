@@ -50,6 +50,8 @@ pub struct RunOptions {
     pub canary_namespace: String,
     /// How often pod status is read while waiting.
     pub poll_interval: Duration,
+    /// Spread probe pods across nodes.
+    pub spread_across_nodes: bool,
 }
 
 impl Default for RunOptions {
@@ -66,6 +68,7 @@ impl Default for RunOptions {
             dns_name: "kubernetes.default.svc.cluster.local".into(),
             canary_namespace: "netcanary".into(),
             poll_interval: Duration::from_millis(250),
+            spread_across_nodes: false,
         }
     }
 }
@@ -176,6 +179,7 @@ impl<S: SnapshotSource> Run<'_, S> {
             run_id: self.run_id.clone(),
             owner: owner.clone(),
             deadline_seconds: self.options.deadline.as_secs().max(60) as i64,
+            spread_across_nodes: self.options.spread_across_nodes,
         };
         let targets = self.start_targets(&plan, &settings).await?;
         let observations = self.probe_in_rounds(&plan, &settings, &targets, &snapshot).await?;
