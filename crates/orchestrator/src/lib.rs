@@ -6,11 +6,13 @@
 //! - [`run`]: one verification run, from snapshot to cleanup.
 //! - [`record`]: the `NetcanaryRun` record and Events.
 //! - [`watch`]: watch caches that keep `serve`'s snapshot current.
+//! - [`retry`]: backoff for API calls that can succeed a moment later.
 //! - [`error`]: one error type with bounded metric labels.
 
 pub mod error;
 pub mod pods;
 pub mod record;
+pub mod retry;
 pub mod run;
 pub mod snapshot;
 pub mod watch;

@@ -2,13 +2,15 @@
 //! `manifests/crds/`) that `kubectl get netcanaryruns` lists, owns the run's pods, and
 //! carries the summary and mismatches in its status; plus one Event per mismatch.
 
+use std::time::Duration;
+
 use k8s_openapi::api::core::v1::{Event, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, ResourceExt};
 use netcanary_verify::{Outcome, RunRecord};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::error::{Error, KubeContext};
 
@@ -25,9 +27,16 @@ fn api(client: &Client) -> Api<DynamicObject> {
 }
 
 /// Creates the record of a starting run; its owner reference is what the run's pods carry.
-pub async fn create(client: &Client, run_id: &str, started_at: &str) -> Result<OwnerReference, Error> {
+/// `spec.deadlineAt` is when the run is over whatever happens to it (see [`is_over`]).
+pub async fn create(
+    client: &Client,
+    run_id: &str,
+    started_at: f64,
+    deadline: Duration,
+) -> Result<OwnerReference, Error> {
     let mut object = DynamicObject::new(run_id, &api_resource());
-    object.data = json!({"spec": {"startedAt": started_at}});
+    let deadline_at = (started_at + deadline.as_secs_f64()).ceil();
+    object.data = json!({"spec": {"startedAt": rfc3339(started_at), "deadlineAt": rfc3339(deadline_at)}});
     let created = api(client)
         .create(&PostParams::default(), &object)
         .await
@@ -40,6 +49,20 @@ pub async fn create(client: &Client, run_id: &str, started_at: &str) -> Result<O
         controller: Some(true),
         block_owner_deletion: Some(false),
     })
+}
+
+/// Whether the run a record stands for is over at `now` (Unix seconds): it finished, or
+/// its deadline passed. A run whose process crashed or lost the API server never finishes
+/// its record, and only the deadline tells that its pods are left over: a live run ends at
+/// its deadline, so sweeping past it can at most race the run's own cleanup.
+pub fn is_over(record: &DynamicObject, now: f64) -> bool {
+    let deadline = record
+        .data
+        .pointer("/spec/deadlineAt")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok());
+    record.data.pointer("/status/finishedAt").is_some()
+        || deadline.is_some_and(|d| (d.as_millisecond() as f64) / 1000.0 < now)
 }
 
 /// Writes the finished run's summary and mismatches into the record's status.
@@ -137,4 +160,27 @@ pub fn rfc3339(unix_seconds: f64) -> String {
     k8s_openapi::jiff::Timestamp::from_millisecond((unix_seconds * 1000.0) as i64)
         .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(data: Value) -> DynamicObject {
+        let mut object = DynamicObject::new("r", &api_resource());
+        object.data = data;
+        object
+    }
+
+    #[test]
+    fn a_run_is_over_when_finished_or_past_its_deadline() {
+        let deadline = rfc3339(1000.0);
+        let running = record(json!({"spec": {"startedAt": rfc3339(900.0), "deadlineAt": deadline}}));
+        assert!(!is_over(&running, 999.0));
+        assert!(is_over(&running, 1000.5), "past its deadline");
+        let finished = record(json!({"spec": {"deadlineAt": deadline}, "status": {"finishedAt": rfc3339(950.0)}}));
+        assert!(is_over(&finished, 960.0));
+        // Records without a deadline: only finishing ends them.
+        assert!(!is_over(&record(json!({"spec": {"startedAt": rfc3339(0.0)}})), 1e9));
+    }
 }

@@ -25,6 +25,7 @@ use tracing::{info, instrument, warn};
 use crate::error::{Error, KubeContext};
 use crate::pods::{self, PodSettings};
 use crate::record;
+use crate::retry::with_backoff;
 use crate::snapshot::{DnsService, Snapshot, SnapshotSource};
 
 /// How a run behaves.
@@ -159,7 +160,7 @@ struct PodState {
 
 impl<S: SnapshotSource> Run<'_, S> {
     async fn execute(&mut self, started_at: f64) -> Result<(), Error> {
-        let owner = record::create(self.client, &self.run_id, &record::rfc3339(started_at)).await?;
+        let owner = record::create(self.client, &self.run_id, started_at, self.options.deadline).await?;
         sweep(self.client, &self.run_id).await?;
         let phase = Instant::now();
         let snapshot = self.source.snapshot(&self.options.dns).await?;
@@ -499,7 +500,7 @@ impl<S: SnapshotSource> Run<'_, S> {
         started: Instant,
     ) -> Result<BTreeMap<String, PodState>, Error> {
         loop {
-            let listed = pods.list(params).await.context("list the run's pods")?;
+            let listed = with_backoff("list the run's pods", || pods.list(params)).await?;
             let mut states: BTreeMap<String, PodState> =
                 listed.items.iter().map(|p| (p.name_any(), pod_state(p))).collect();
             let finished = names.keys().all(|n| states.get(n).is_some_and(|s| done(s) || s.failed.is_some()));
@@ -652,7 +653,15 @@ async fn create_pods(client: &Client, pods: Vec<Pod>) -> Result<(), Error> {
         .map(|pod| async move {
             let namespace = pod.namespace().unwrap_or_default();
             let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-            api.create(&PostParams::default(), &pod).await.context(format!("create pod {namespace}/{}", pod.name_any()))
+            let what = format!("create pod {namespace}/{}", pod.name_any());
+            // A retried create may find the pod its lost first attempt made.
+            with_backoff(&what, || async {
+                match api.create(&PostParams::default(), &pod).await {
+                    Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+                    other => other.map(drop),
+                }
+            })
+            .await
         })
         .buffer_unordered(API_CONCURRENCY)
         .try_for_each(|_| future::ready(Ok(())))
@@ -665,7 +674,7 @@ pub async fn cleanup(client: &Client, run_id: &str) -> Result<(), Error> {
 }
 
 /// Deletes the pods of other runs that are no longer running (a crashed run's leftovers):
-/// those whose run record is gone or finished.
+/// those whose run record is gone, finished, or past its deadline.
 pub async fn sweep(client: &Client, current_run: &str) -> Result<(), Error> {
     let runs: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &record::api_resource());
     let pods: Api<Pod> = Api::all(client.clone());
@@ -681,7 +690,7 @@ pub async fn sweep(client: &Client, current_run: &str) -> Result<(), Error> {
         }
         let finished = match runs.get_opt(run).await.context("read a NetcanaryRun")? {
             None => true,
-            Some(record) => record.data.pointer("/status/finishedAt").is_some(),
+            Some(record) => record::is_over(&record, unix_now()),
         };
         if finished {
             stale.insert(run.clone());
@@ -696,7 +705,8 @@ pub async fn sweep(client: &Client, current_run: &str) -> Result<(), Error> {
 
 async fn delete_matching(client: &Client, selector: &str) -> Result<(), Error> {
     let pods: Api<Pod> = Api::all(client.clone());
-    let listed = pods.list(&ListParams::default().labels(selector)).await.context("list pods to delete")?;
+    let params = ListParams::default().labels(selector);
+    let listed = with_backoff("list pods to delete", || pods.list(&params)).await?;
     stream::iter(listed.items)
         .map(|pod| async move {
             let namespace = pod.namespace().unwrap_or_default();

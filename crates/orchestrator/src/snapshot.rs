@@ -15,7 +15,8 @@ use netcanary_policy::{Cluster, Selector};
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
-use crate::error::{Error, KubeContext};
+use crate::error::Error;
+use crate::retry::with_backoff;
 
 /// Page size for lists, so that a large cluster is read in bounded pieces.
 const PAGE: u32 = 500;
@@ -216,7 +217,7 @@ where
 {
     let mut params = ListParams::default().limit(PAGE);
     loop {
-        let page: ObjectList<K> = api.list(&params).await.context(what)?;
+        let page: ObjectList<K> = with_backoff(what, || api.list(&params)).await?;
         page.items.into_iter().for_each(&mut each);
         match page.metadata.continue_ {
             Some(token) if !token.is_empty() => params = params.continue_token(&token),
