@@ -165,6 +165,12 @@ impl<S: SnapshotSource> Run<'_, S> {
         let phase = Instant::now();
         let snapshot = self.source.snapshot(&self.options.dns).await?;
         self.timings.snapshot_seconds = phase.elapsed().as_secs_f64();
+        if !snapshot.unmodelled.is_empty() {
+            self.problems.push(format!(
+                "the cluster has policies netcanary does not evaluate yet ({}); a disagreement they could explain is reported as inconclusive",
+                snapshot.unmodelled.join(", ")
+            ));
+        }
         for unreadable in &snapshot.unreadable {
             self.problems.push(format!("{} cannot be read and was skipped: {}", unreadable.object, unreadable.reason));
         }
@@ -434,7 +440,13 @@ impl<S: SnapshotSource> Run<'_, S> {
                 (Some(_), None) if touched_unreadable => {
                     (Outcome::Inconclusive, Some("a policy in this namespace pair could not be read".to_string()))
                 }
-                (Some(v), None) => (judge(v.allowed, &rounds[p].observed), rounds[p].details.last().cloned().flatten()),
+                (Some(v), None) => match judge(v.allowed, &rounds[p].observed) {
+                    outcome if outcome.is_mismatch() && !snapshot.unmodelled.is_empty() => (
+                        Outcome::Inconclusive,
+                        Some(format!("{} may decide this pair; not evaluated yet", snapshot.unmodelled.join(", "))),
+                    ),
+                    outcome => (outcome, rounds[p].details.last().cloned().flatten()),
+                },
             };
             let record = ProbeRecord {
                 source: WorkloadRef { namespace: source.namespace.clone(), workload: source.workload.clone() },

@@ -7,7 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, ListParams, ObjectList};
+use kube::api::{Api, DynamicObject, ListParams, ObjectList};
+use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Resource};
 use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use netcanary_policy::convert::{self, Problems, Severity};
@@ -46,6 +47,37 @@ pub struct Snapshot {
     pub not_ready_services: Vec<(String, Selector)>,
     /// Policies skipped: the pairs they could affect cannot be judged.
     pub unreadable: Vec<Unreadable>,
+    /// Cluster-scoped policies in the cluster that the engine does not evaluate yet
+    /// (`3 ClusterNetworkPolicy`): they can decide any pair before NetworkPolicy does.
+    pub unmodelled: Vec<String>,
+}
+
+/// The cluster-scoped policy APIs that take precedence over (or come after)
+/// NetworkPolicy, which the engine does not model yet.
+const UNMODELLED_APIS: [(&str, &str, &str, &str); 3] = [
+    ("policy.networking.k8s.io", "v1alpha2", "ClusterNetworkPolicy", "clusternetworkpolicies"),
+    ("policy.networking.k8s.io", "v1alpha1", "AdminNetworkPolicy", "adminnetworkpolicies"),
+    ("policy.networking.k8s.io", "v1alpha1", "BaselineAdminNetworkPolicy", "baselineadminnetworkpolicies"),
+];
+
+/// Counts the objects of the unmodelled policy APIs the cluster serves. An API that is
+/// not served is simply absent; one that cannot be read is reported as such.
+pub async fn unmodelled_policies(client: &Client) -> Vec<String> {
+    let mut found = Vec::new();
+    for (group, version, kind, plural) in UNMODELLED_APIS {
+        let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        match api.list_metadata(&ListParams::default().limit(1)).await {
+            Ok(list) if list.items.is_empty() => {}
+            Ok(list) => {
+                let more = list.metadata.remaining_item_count.unwrap_or(0).max(0);
+                found.push(format!("{} {kind}", list.items.len() as i64 + more));
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(error) => found.push(format!("{kind} (cannot be listed: {error})")),
+        }
+    }
+    found
 }
 
 /// Where the cluster DNS Service lives (`kube-system/kube-dns` on most clusters).
@@ -81,7 +113,9 @@ impl SnapshotSource for Listed {
             .await?;
         let mut services = Vec::new();
         for_each_page(Api::<Service>::all(client.clone()), "list services", |s| services.push(s)).await?;
-        builder.finish(&services, dns)
+        let mut snapshot = builder.finish(&services, dns)?;
+        snapshot.unmodelled = unmodelled_policies(client).await;
+        Ok(snapshot)
     }
 }
 

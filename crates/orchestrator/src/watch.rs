@@ -19,6 +19,7 @@ use crate::snapshot::{self, DnsService, Snapshot, SnapshotSource};
 /// Reflector stores for everything a snapshot needs.
 #[derive(Clone)]
 pub struct Watched {
+    client: Client,
     namespaces: Store<Namespace>,
     pods: Store<Pod>,
     policies: Store<NetworkPolicy>,
@@ -29,6 +30,7 @@ impl Watched {
     /// Starts the watches on the current runtime; they run until the process ends.
     pub fn start(client: &Client) -> Self {
         Self {
+            client: client.clone(),
             namespaces: reflect(Api::all(client.clone())),
             pods: reflect(Api::all(client.clone())),
             policies: reflect(Api::all(client.clone())),
@@ -77,6 +79,15 @@ where
 
 impl SnapshotSource for Watched {
     async fn snapshot(&self, dns: &DnsService) -> Result<Snapshot, Error> {
-        snapshot::build(owned(&self.namespaces), owned(&self.pods), owned(&self.policies), &owned(&self.services), dns)
+        let mut snapshot = snapshot::build(
+            owned(&self.namespaces),
+            owned(&self.pods),
+            owned(&self.policies),
+            &owned(&self.services),
+            dns,
+        )?;
+        // Rare and small: listed at each run rather than watched.
+        snapshot.unmodelled = snapshot::unmodelled_policies(&self.client).await;
+        Ok(snapshot)
     }
 }
