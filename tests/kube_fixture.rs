@@ -61,9 +61,7 @@ async fn fixture_enforces_pod_security_and_rbac() {
 
     // The admin may list pods, so a refusal below is RBAC judging the ServiceAccount.
     pods.list(&ListParams::default()).await.expect("the admin lists pods");
-    let mut config = kube.config().await;
-    config.auth_info.impersonate = Some(format!("system:serviceaccount:{NS}:nobody"));
-    let as_sa = Api::<Pod>::namespaced(kube::Client::try_from(config).expect("impersonating client"), NS);
+    let as_sa = Api::<Pod>::namespaced(kube.client_as(&format!("system:serviceaccount:{NS}:nobody")).await, NS);
     match as_sa.list(&ListParams::default()).await {
         Err(kube::Error::Api(status)) => {
             assert_eq!(status.code, 403, "unbound ServiceAccount listing pods: want 403, got {status:?}");

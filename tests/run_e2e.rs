@@ -1,11 +1,6 @@
-//! `netcanary run` end to end: the real binary against a real kube-apiserver (the fixture),
-//! with a fake kubelet that runs the probe pods as real processes in network namespaces, and
-//! a network whose enforcement each scenario writes by hand in nftables, on the hub that
-//! bridges every pod (subnet per namespace, so namespace-level policy is a subnet rule).
-//!
-//! The app: namespace `prod` isolates its pods for ingress and lets `dev` reach `app=api` on
-//! 8080/TCP; `dev` has no policy; netcanary's own namespace and canary policy come from
-//! `manifests/`, and the cluster DNS is dnsmasq behind the Service `kube-system/kube-dns`.
+//! `netcanary run` end to end, on the bed of `tests/common/bed.rs`: the real binary against
+//! a real kube-apiserver, a fake kubelet running the probe pods in network namespaces, and a
+//! network each scenario programs in nftables.
 //!
 //! Needs root, network namespaces and the kube-apiserver fixture: see
 //! `tests/common/netns.rs` and `tests/common/kube_fixture.rs` for how a test skips or fails
@@ -13,293 +8,17 @@
 
 mod common;
 
-use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::kube_fixture::KubeFixture;
-use common::kubelet::{FakeKubelet, KubeletOptions, PodFilter};
-use common::netns::TestNet;
-use k8s_openapi::api::core::v1::{Event, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::{ApiResource, GroupVersionKind};
-use kube::discovery::{self, Scope};
-use kube::{Client, ResourceExt};
+use common::bed::{Bed, CLUSTER_DNS, Ran, apply, enforcing_rules, output_within, summary, wait_for_crd};
+use common::kubelet::PodFilter;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::Api;
 use netcanary_verify::{Canary, Outcome, ProbeRecord, RunRecord};
-use serde::Deserialize;
-use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_netcanary");
-const CLUSTER_DNS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
-const DNS_NAME: &str = "kubernetes.default.svc.cluster.local";
-const SUBNETS: [(&str, u8); 4] = [("prod", 1), ("dev", 2), ("netcanary", 3), ("kube-system", 4)];
-/// How long a finished run's pods may take to disappear (the kubelet confirms deletions).
-const CLEANUP_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// The app under test (its pods are made by [`Bed::new`], which must set their status).
-const APP: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: prod}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: dev}
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: default-deny-ingress, namespace: prod}
-spec:
-  podSelector: {}
-  policyTypes: [Ingress]
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: api-from-dev, namespace: prod}
-spec:
-  podSelector: {matchLabels: {app: api}}
-  policyTypes: [Ingress]
-  ingress:
-    - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: dev}}}]
-      ports: [{port: 8080, protocol: TCP}]
-"#;
-
-/// A CNI that enforces exactly the policies above, by subnet: `prod` takes new connections
-/// only from `dev` on 8080/TCP, and netcanary's probe pods (the canary policy selects every
-/// one of them) talk to nobody. Replies pass through connection tracking.
-fn enforcing_rules(kubelet: &FakeKubelet) -> String {
-    let (prod, dev, canary) = (kubelet.subnet("prod"), kubelet.subnet("dev"), kubelet.subnet("netcanary"));
-    format!(
-        "table inet netcanary_e2e {{
-  chain forward {{
-    type filter hook forward priority 0; policy accept;
-    ct state established,related accept
-    ip saddr {canary} drop
-    ip daddr {canary} drop
-    ip saddr {dev} ip daddr {prod} tcp dport 8080 accept
-    ip daddr {prod} drop
-  }}
-}}
-"
-    )
-}
-
-/// Everything a scenario runs against. Fields drop in order: the kubelet (processes and
-/// namespaces) before the API server it talks to.
-struct Bed {
-    kubelet: FakeKubelet,
-    /// Only kept alive.
-    _kube: KubeFixture,
-    client: Client,
-    /// What `netcanary run` uses: the admin's credentials acting as netcanary's
-    /// ServiceAccount, so RBAC judges every request by `manifests/rbac.yaml`.
-    kubeconfig: PathBuf,
-}
-
-/// One `netcanary run`.
-struct Ran {
-    record: RunRecord,
-    code: i32,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Ran {
-    /// Reads the run record `-o json` printed, and logs the run (shown when a test fails).
-    fn new(out: Output, elapsed: Duration) -> Ran {
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let record: RunRecord = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "`netcanary run -o json` printed no run record ({e}):\n{}\nstderr:\n{stderr}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        });
-        let ran = Ran { record, code: out.status.code().unwrap_or(-1), stderr, elapsed };
-        eprintln!(
-            "run {} took {:?}, exit {}:\n{}\nits log:\n{}",
-            ran.record.run_id,
-            ran.elapsed,
-            ran.code,
-            summary(&ran.record),
-            ran.stderr
-        );
-        ran
-    }
-}
-
-impl Bed {
-    /// The cluster with the app, DNS and netcanary's manifests installed, and a kubelet that
-    /// never starts the pods `never_start` picks; `None` when the test is skipped.
-    async fn new(test: &str, never_start: Option<PodFilter>) -> Option<Bed> {
-        let net = TestNet::new(test)?;
-        let kube = KubeFixture::start_or_skip(test)?;
-        let client = kube.client().await;
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        for file in ["manifests/crds/netcanaryrun.yaml", "manifests/namespace.yaml", "manifests/rbac.yaml"] {
-            let text = std::fs::read_to_string(root.join(file)).unwrap_or_else(|e| panic!("read {file}: {e}"));
-            apply(&client, &text).await;
-        }
-        apply(&client, APP).await;
-        wait_for_crd(&client, "netcanaryruns.netcanary.io").await;
-
-        let mut options = KubeletOptions::new(&SUBNETS);
-        if let Some(filter) = never_start {
-            options.never_start = filter;
-        }
-        let kubelet = FakeKubelet::start(net, kube.config().await, options).await;
-        kubelet.add_dns(CLUSTER_DNS, &[(DNS_NAME, "10.96.0.1")]).await;
-        kubelet.add_workload(&workload("prod", "api-0", "api", &[(8080, "TCP"), (9000, "UDP")])).await;
-        kubelet.add_workload(&workload("dev", "web-0", "web", &[(8080, "TCP")])).await;
-        let kubeconfig = impersonating_kubeconfig(&kube, "system:serviceaccount:netcanary:netcanary");
-        Some(Bed { kubelet, _kube: kube, client, kubeconfig })
-    }
-
-    /// `netcanary run -o json` against the bed, with short timeouts.
-    fn command(&self) -> Command {
-        let mut command = Command::new(BIN);
-        command
-            .args(["run", "--kubeconfig"])
-            .arg(&self.kubeconfig)
-            .args(["--image", "netcanary:test", "--timeout", "1s", "--round-wait", "1s", "--rounds", "2"])
-            .args(["--pod-start-timeout", "5s", "--deadline", "50s", "-o", "json"])
-            .env("NETCANARY_LOG_LEVEL", "info")
-            .env("NO_COLOR", "1");
-        command
-    }
-
-    /// Runs `netcanary run` and checks what every run must do: finish well within its
-    /// deadline and leave none of its pods behind.
-    async fn run(&self) -> Ran {
-        let started = Instant::now();
-        let ran = Ran::new(self.command().output().expect("run netcanary"), started.elapsed());
-        assert!(ran.elapsed < Duration::from_secs(50), "the run took {:?}", ran.elapsed);
-        self.assert_cleaned_up(&ran).await;
-        ran
-    }
-
-    async fn assert_cleaned_up(&self, ran: &Ran) {
-        let pods: Api<Pod> = Api::all(self.client.clone());
-        let params = ListParams::default().labels(&format!("netcanary.io/run-id={}", ran.record.run_id));
-        let deadline = Instant::now() + CLEANUP_TIMEOUT;
-        loop {
-            let left: Vec<String> = pods.list(&params).await.expect("list pods").iter().map(|p| p.name_any()).collect();
-            if left.is_empty() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pods of run {} left after it: {left:?}\n{}",
-                ran.record.run_id,
-                ran.stderr
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// The status of the run's `NetcanaryRun` (what `kubectl get netcanaryruns` shows).
-    async fn run_status(&self, run_id: &str) -> Value {
-        let gvk = GroupVersionKind::gvk("netcanary.io", "v1alpha1", "NetcanaryRun");
-        let runs: Api<DynamicObject> =
-            Api::all_with(self.client.clone(), &ApiResource::from_gvk_with_plural(&gvk, "netcanaryruns"));
-        let listed = runs.list(&ListParams::default()).await.expect("list NetcanaryRuns");
-        let run = listed.items.into_iter().find(|r| r.name_any() == run_id).expect("the run's NetcanaryRun");
-        run.data.get("status").cloned().unwrap_or_else(|| panic!("NetcanaryRun {run_id} has no status: {:?}", run.data))
-    }
-
-    /// The Events about the run's record.
-    async fn events(&self, run_id: &str) -> Vec<Event> {
-        let events: Api<Event> = Api::all(self.client.clone());
-        let listed = events.list(&ListParams::default()).await.expect("list events");
-        listed.items.into_iter().filter(|e| e.involved_object.name.as_deref() == Some(run_id)).collect()
-    }
-}
-
-/// A copy of the fixture's admin kubeconfig that acts as `user` (`as:` in kubeconfig terms).
-fn impersonating_kubeconfig(kube: &KubeFixture, user: &str) -> PathBuf {
-    let text = std::fs::read_to_string(kube.kubeconfig_path()).expect("read the fixture's kubeconfig");
-    let mut config: serde_norway::Value = serde_norway::from_str(&text).expect("a YAML kubeconfig");
-    let users = config["users"].as_sequence_mut().expect("users in the kubeconfig");
-    for entry in users {
-        entry["user"]["as"] = user.into();
-    }
-    let path = kube.dir().join("kubeconfig-netcanary");
-    std::fs::write(&path, serde_norway::to_string(&config).expect("YAML")).expect("write the kubeconfig");
-    path
-}
-
-/// A workload pod: no process runs for it, the kubelet only gives it an address.
-fn workload(namespace: &str, name: &str, app: &str, ports: &[(u16, &str)]) -> Pod {
-    let ports: Vec<Value> =
-        ports.iter().map(|(port, protocol)| json!({"containerPort": port, "protocol": protocol})).collect();
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app": app}},
-        "spec": {"containers": [{"name": app, "image": format!("example/{app}"), "ports": ports}]}
-    }))
-    .expect("a valid Pod")
-}
-
-/// Applies every object of a multi-document YAML text (server-side apply).
-async fn apply(client: &Client, text: &str) {
-    let params = PatchParams::apply("netcanary-e2e").force();
-    for document in serde_norway::Deserializer::from_str(text) {
-        let value = serde_norway::Value::deserialize(document).expect("valid YAML");
-        if value.is_null() {
-            continue;
-        }
-        let object: DynamicObject = serde_norway::from_value(value).expect("a Kubernetes object");
-        let types = object.types.clone().expect("apiVersion and kind");
-        let gvk = GroupVersionKind::try_from(&types).expect("a valid apiVersion");
-        let (resource, capabilities) = discovery::pinned_kind(client, &gvk).await.expect("a served kind");
-        let api: Api<DynamicObject> = match (capabilities.scope, object.namespace()) {
-            (Scope::Namespaced, Some(namespace)) => Api::namespaced_with(client.clone(), &namespace, &resource),
-            _ => Api::all_with(client.clone(), &resource),
-        };
-        api.patch(&object.name_any(), &params, &Patch::Apply(&object))
-            .await
-            .unwrap_or_else(|e| panic!("apply {} {}: {e}", types.kind, object.name_any()));
-    }
-}
-
-async fn wait_for_crd(client: &Client, name: &str) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let crd = crds.get(name).await.expect("read the CRD");
-        let conditions = crd.status.and_then(|s| s.conditions).unwrap_or_default();
-        if conditions.iter().any(|c| c.type_ == "Established" && c.status == "True") {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("CRD {name} not established");
-}
-
-fn summary(record: &RunRecord) -> String {
-    let mut lines: Vec<String> = record
-        .probes
-        .iter()
-        .map(|p| {
-            format!(
-                "  {} -> {} {}/{} ({}, {}): expected {}, observed {:?}: {} {}",
-                p.source,
-                p.destination,
-                p.port,
-                p.protocol,
-                p.kind,
-                p.purpose,
-                if p.expected_allowed { "allow" } else { "deny" },
-                p.observed,
-                p.outcome.as_str(),
-                p.detail.as_deref().unwrap_or("")
-            )
-        })
-        .collect();
-    lines.push(format!("  canary: {:?}; problems: {:?}", record.canary, record.problems));
-    lines.join("\n")
-}
+use serde_json::json;
 
 /// Asserts every probe's outcome at once, listing all that differ.
 fn assert_outcomes(ran: &Ran, want: impl Fn(&ProbeRecord) -> Outcome) {
@@ -467,17 +186,7 @@ async fn interrupted_run_still_cleans_up() {
     let started = Instant::now();
     let child = bed.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start netcanary");
     // Interrupted once its first pods run: they must go all the same.
-    let pods: Api<Pod> = Api::all(bed.client.clone());
-    let ours = ListParams::default().labels("app.kubernetes.io/managed-by=netcanary");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let listed = pods.list(&ours).await.expect("list pods");
-        if listed.items.iter().any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no probe pod ran within 30 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    bed.wait_for_probe_pod(Duration::from_secs(30)).await;
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-INT", &pid]).status().expect("run kill").success());
     let ran = Ran::new(child.wait_with_output().expect("wait for netcanary"), started.elapsed());
@@ -486,4 +195,147 @@ async fn interrupted_run_still_cleans_up() {
     bed.assert_cleaned_up(&ran).await;
     let status = bed.run_status(&ran.record.run_id).await;
     assert_eq!(status["result"], "Inconclusive", "{status}");
+}
+
+#[tokio::test]
+async fn api_server_lost_mid_run_ends_the_run_and_the_next_run_sweeps() {
+    /// The lost run's deadline: it must end by then whatever the API server does.
+    const DEADLINE: Duration = Duration::from_secs(20);
+    let Some(mut bed) = Bed::new("api_server_lost_mid_run_ends_the_run_and_the_next_run_sweeps", None).await else {
+        return;
+    };
+    bed.kubelet.net().nft_hub(&enforcing_rules(&bed.kubelet));
+    let started = Instant::now();
+    let child = bed
+        .command_with_deadline(DEADLINE)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start netcanary");
+    bed.wait_for_probe_pod(Duration::from_secs(30)).await;
+    bed.kube.kill();
+    let lost_at = started.elapsed();
+    let (out, elapsed) = output_within(child, DEADLINE + Duration::from_secs(40), "a run that lost its API server");
+    let ran = Ran::new(out, started.elapsed());
+    eprintln!("API server killed {lost_at:?} into the run; the run exited {elapsed:?} later");
+    assert!(!ran.stderr.contains("panicked"), "{}", ran.stderr);
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(
+        ran.elapsed < DEADLINE + Duration::from_secs(10),
+        "the run took {:?} with a deadline of {DEADLINE:?}",
+        ran.elapsed
+    );
+    assert!(
+        ran.record.problems.iter().any(|p| p.starts_with("kubernetes API: ")),
+        "no problem names the API: {:?}",
+        ran.record.problems
+    );
+    assert!(ran.stderr.contains("kubernetes API: "), "the log does not name the API:\n{}", ran.stderr);
+
+    // The API server comes back with everything the lost run created, its pods included.
+    bed.kube.restart().unwrap_or_else(|e| panic!("{e}"));
+    let lost = format!("netcanary.io/run-id={}", ran.record.run_id);
+    assert!(!bed.pod_names(&lost).await.is_empty(), "the lost run's pods did not survive the restart");
+    // Its NetcanaryRun never finished, so only its deadline tells the next run it is over.
+    let record = bed.run_records().await.into_iter().find(|r| r.name_any() == ran.record.run_id);
+    let record = record.expect("the lost run's NetcanaryRun");
+    assert!(record.data.pointer("/status/finishedAt").is_none(), "{:?}", record.data);
+    let deadline_at: k8s_openapi::jiff::Timestamp = record.data["spec"]["deadlineAt"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no spec.deadlineAt in {:?}", record.data));
+    let wait = deadline_at.duration_since(k8s_openapi::jiff::Timestamp::now());
+    tokio::time::sleep(Duration::try_from(wait).unwrap_or_default() + Duration::from_millis(100)).await;
+    let next = bed.run().await;
+    assert_eq!(next.code, 0, "{}", next.stderr);
+    bed.assert_no_pods(&lost, &format!("the pods of the lost run were not swept by the next:\n{}", next.stderr)).await;
+}
+
+#[tokio::test]
+async fn api_server_that_stops_answering_does_not_hold_the_run() {
+    const DEADLINE: Duration = Duration::from_secs(10);
+    /// What may follow the deadline: cleanup, then the record's status, 15 s each at most.
+    const WRAP_UP: Duration = Duration::from_secs(30);
+    let Some(bed) = Bed::new("api_server_that_stops_answering_does_not_hold_the_run", None).await else { return };
+    bed.kubelet.net().nft_hub(&enforcing_rules(&bed.kubelet));
+    let started = Instant::now();
+    let child = bed.command_with_deadline(DEADLINE).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    bed.wait_for_probe_pod(Duration::from_secs(30)).await;
+    let frozen = bed.kube.freeze();
+    let (out, _) = output_within(child, DEADLINE + WRAP_UP + Duration::from_secs(10), "a run whose API server froze");
+    drop(frozen);
+    let ran = Ran::new(out, started.elapsed());
+    assert!(!ran.stderr.contains("panicked"), "{}", ran.stderr);
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(ran.elapsed < DEADLINE + WRAP_UP + Duration::from_secs(5), "the run took {:?}", ran.elapsed);
+    let deadline = format!("the run did not finish within its deadline of {} s", DEADLINE.as_secs());
+    assert!(ran.record.problems.contains(&deadline), "{:?}", ran.record.problems);
+    assert!(
+        ran.record.problems.iter().any(|p| p.starts_with("cleanup: kubernetes API: ")),
+        "{:?}",
+        ran.record.problems
+    );
+}
+
+/// A ClusterNetworkPolicy (as the network-policy-api project ships it, reduced to what
+/// the API server needs) and one object of it.
+const CLUSTER_NETWORK_POLICY_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: clusternetworkpolicies.policy.networking.k8s.io
+  annotations: {api-approved.kubernetes.io: "unapproved, test fixture"}
+spec:
+  group: policy.networking.k8s.io
+  scope: Cluster
+  names: {kind: ClusterNetworkPolicy, listKind: ClusterNetworkPolicyList, plural: clusternetworkpolicies, singular: clusternetworkpolicy}
+  versions:
+    - name: v1alpha2
+      served: true
+      storage: true
+      schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+"#;
+
+const CLUSTER_NETWORK_POLICY: &str = r#"
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: admin-allow-monitoring}
+spec:
+  tier: Admin
+  priority: 10
+  subject: {namespaces: {}}
+  ingress: [{action: Accept, from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: dev}}}]}]
+"#;
+
+/// Cluster-scoped policies the engine does not evaluate yet can decide any pair, so with
+/// one in the cluster what would be a mismatch is inconclusive, and the record says why:
+/// never a false alarm, never a false pass.
+#[tokio::test]
+async fn unevaluated_cluster_policies_make_disagreements_inconclusive() {
+    let Some(bed) = Bed::new("unevaluated_cluster_policies_make_disagreements_inconclusive", None).await else {
+        return;
+    };
+    apply(&bed.client, CLUSTER_NETWORK_POLICY_CRD).await;
+    wait_for_crd(&bed.client, "clusternetworkpolicies.policy.networking.k8s.io").await;
+    apply(&bed.client, CLUSTER_NETWORK_POLICY).await;
+    // The network enforces nothing: every probe policy denies connects.
+    let ran = bed.run().await;
+    assert_outcomes(&ran, |p| if p.expected_allowed { Outcome::Pass } else { Outcome::Inconclusive });
+    assert!(ran.record.probes.iter().any(|p| p.outcome == Outcome::Inconclusive));
+    assert!(
+        ran.record
+            .probes
+            .iter()
+            .filter(|p| p.outcome == Outcome::Inconclusive)
+            .all(|p| p.detail.as_deref().is_some_and(|d| d.contains("1 ClusterNetworkPolicy may decide this pair"))),
+        "{}",
+        summary(&ran.record)
+    );
+    assert!(
+        ran.record.problems.iter().any(|p| p.contains("does not evaluate yet (1 ClusterNetworkPolicy)")),
+        "{:?}",
+        ran.record.problems
+    );
+    assert!(matches!(ran.record.canary, Canary::Unknown(_)), "{:?}", ran.record.canary);
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
 }

@@ -15,13 +15,13 @@
 #![allow(dead_code)] // Each integration test uses a different part of the harness.
 
 use std::fmt;
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 /// How long the server may take to answer `/readyz`; about 5 s on an idle machine, much
@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a clean shutdown may take before the process is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// The fixture's log, in its directory.
+const LOG: &str = "fixture.log";
 /// Lines of the fixture's log quoted in errors.
 const LOG_TAIL: usize = 40;
 
@@ -75,38 +77,52 @@ impl KubeFixture {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| FixtureError::Failed(format!("creating {}: {e}", dir.display())))?;
-        // A file, not a pipe: nobody has to keep draining the server's chatty log.
-        let log_path = dir.join("fixture.log");
-        let log = File::create(&log_path)
-            .map_err(|e| FixtureError::Failed(format!("creating {}: {e}", log_path.display())))?;
-        let mut child = Command::new(&binary)
-            .arg("--dir")
-            .arg(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| FixtureError::Failed(format!("starting {}: {e}", binary.display())))?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stdout is piped");
+        let (child, stdin, ready) = launch(&binary, &dir, None)?;
         // Builds the value first so that Drop cleans up on every error path below.
-        let mut fixture = KubeFixture { child, stdin, dir, kubeconfig: PathBuf::new() };
+        let mut fixture = KubeFixture { child, stdin: Some(stdin), dir, kubeconfig: PathBuf::new() };
+        fixture.kubeconfig = fixture.wait_ready(ready)?;
+        Ok(fixture)
+    }
 
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(path) = line.strip_prefix("READY ") {
-                    let _ = tx.send(PathBuf::from(path));
-                }
-            }
-        });
+    /// Kills the server at once (etcd with it), as a crashed or unreachable control plane:
+    /// open connections are reset and new ones refused.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Freezes the server (SIGSTOP) until the guard drops: connections are accepted by the
+    /// kernel and never answered, as behind a network partition or from an overloaded
+    /// control plane.
+    pub fn freeze(&self) -> Frozen<'_> {
+        signal(&self.child, "-STOP");
+        Frozen(self)
+    }
+
+    /// Starts the server again on the same directory and port, killing it first if it still
+    /// runs: the objects in etcd, the keys and the kubeconfig carry over, so clients made
+    /// before keep working once it is ready.
+    pub fn restart(&mut self) -> Result<(), FixtureError> {
+        self.kill();
+        let text = std::fs::read_to_string(&self.kubeconfig)
+            .map_err(|e| FixtureError::Failed(format!("reading {}: {e}", self.kubeconfig.display())))?;
+        let port = text
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("server: https://127.0.0.1:"))
+            .and_then(|port| port.trim().parse::<u16>().ok())
+            .ok_or_else(|| FixtureError::Failed(format!("no server port in {}", self.kubeconfig.display())))?;
+        let (child, stdin, ready) = launch(&binary()?, &self.dir, Some(port))?;
+        self.child = child;
+        self.stdin = Some(stdin);
+        self.wait_ready(ready).map(drop)
+    }
+
+    /// Waits for the `READY` line `launch` passes on: the kubeconfig's path.
+    fn wait_ready(&mut self, ready: Receiver<PathBuf>) -> Result<PathBuf, FixtureError> {
+        let log_path = self.dir.join(LOG);
         let started = Instant::now();
-        match rx.recv_timeout(READY_TIMEOUT) {
-            Ok(kubeconfig) => {
-                fixture.kubeconfig = kubeconfig;
-                Ok(fixture)
-            }
+        match ready.recv_timeout(READY_TIMEOUT) {
+            Ok(kubeconfig) => Ok(kubeconfig),
             Err(RecvTimeoutError::Timeout) => Err(FixtureError::Failed(format!(
                 "not ready after {} s; last lines of {}:\n{}",
                 started.elapsed().as_secs(),
@@ -114,7 +130,7 @@ impl KubeFixture {
                 log_tail(&log_path)
             ))),
             Err(RecvTimeoutError::Disconnected) => {
-                let status = fixture.child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                let status = self.child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                 Err(FixtureError::Failed(format!(
                     "exited ({status}) before it was ready; last lines of {}:\n{}",
                     log_path.display(),
@@ -164,6 +180,39 @@ impl KubeFixture {
     pub async fn client(&self) -> kube::Client {
         kube::Client::try_from(self.config().await).expect("build a client for the fixture")
     }
+
+    /// A client with the admin's credentials acting as `user` (impersonation), so RBAC judges
+    /// its requests as `user`'s.
+    pub async fn client_as(&self, user: &str) -> kube::Client {
+        let mut config = self.config().await;
+        config.auth_info.impersonate = Some(user.to_string());
+        kube::Client::try_from(config).expect("build an impersonating client for the fixture")
+    }
+
+    /// A copy of the admin kubeconfig that acts as `user` (`as:` in kubeconfig terms), for a
+    /// process such as `netcanary`; in [`dir`](Self::dir).
+    pub fn kubeconfig_as(&self, user: &str) -> PathBuf {
+        let text = std::fs::read_to_string(&self.kubeconfig).expect("read the fixture's kubeconfig");
+        let mut config: serde_norway::Value = serde_norway::from_str(&text).expect("a YAML kubeconfig");
+        let users = config["users"].as_sequence_mut().expect("users in the kubeconfig");
+        for entry in users {
+            entry["user"]["as"] = user.into();
+        }
+        let file: String = user.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        let path = self.dir.join(format!("kubeconfig-as-{file}"));
+        std::fs::write(&path, serde_norway::to_string(&config).expect("YAML")).expect("write the kubeconfig");
+        path
+    }
+}
+
+/// A frozen server; thawed (SIGCONT) on drop, also when a test panics, so the bed can be
+/// torn down.
+pub struct Frozen<'a>(&'a KubeFixture);
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        signal(&self.0.child, "-CONT");
+    }
 }
 
 impl Drop for KubeFixture {
@@ -179,11 +228,55 @@ impl Drop for KubeFixture {
             let _ = self.child.wait();
         }
         if std::thread::panicking() {
-            let log = self.dir.join("fixture.log");
+            let log = self.dir.join(LOG);
             eprintln!("last lines of the kube-apiserver fixture's log ({}):\n{}", log.display(), log_tail(&log));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Starts the fixture on `dir` (on `port`, or a free one) with its log appended to
+/// [`LOG`] there; the receiver gets the kubeconfig's path once the server is ready.
+fn launch(
+    binary: &Path,
+    dir: &Path,
+    port: Option<u16>,
+) -> Result<(Child, ChildStdin, Receiver<PathBuf>), FixtureError> {
+    // A file, not a pipe: nobody has to keep draining the server's chatty log.
+    let log_path = dir.join(LOG);
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| FixtureError::Failed(format!("opening {}: {e}", log_path.display())))?;
+    let mut command = Command::new(binary);
+    command.arg("--dir").arg(dir);
+    if let Some(port) = port {
+        command.arg(format!("--port={port}"));
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| FixtureError::Failed(format!("starting {}: {e}", binary.display())))?;
+    let stdin = child.stdin.take().expect("stdin is piped");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(path) = line.strip_prefix("READY ") {
+                let _ = tx.send(PathBuf::from(path));
+            }
+        }
+    });
+    Ok((child, stdin, rx))
+}
+
+fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("run kill");
+    assert!(status.success(), "kill {signal} the fixture: {status}");
 }
 
 /// The fixture binary: `NETCANARY_KUBE_FIXTURE`, or built (once per test process) by

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+pub mod bed;
 pub mod kube_fixture;
 pub mod kubelet;
 pub mod netns;

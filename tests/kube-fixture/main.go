@@ -16,6 +16,10 @@
 // stops cleanly on SIGTERM/SIGINT, and when stdin closes, so a test runner that dies without
 // cleaning up does not leave an API server behind.
 //
+// Started again on a DIR it used before (with the same --port), it keeps the etcd data and
+// the keys and certificates, so the kubeconfig written before stays valid: a restart, as
+// of a control plane that came back.
+//
 // There are no controllers: no controller-manager, scheduler or kubelet. Namespaces get no
 // `default` ServiceAccount and pods are never scheduled; tests create what they need.
 package main
@@ -34,6 +38,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/big"
 	"net"
 	"net/http"
@@ -92,7 +97,10 @@ func run(dir string, port int, exitOnStdinClose bool, extraArgs []string) error 
 		}()
 	}
 
-	pki, err := writePKI(dir)
+	pki, err := loadPKI(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		pki, err = writePKI(dir)
+	}
 	if err != nil {
 		return fmt.Errorf("making keys and certificates: %w", err)
 	}
@@ -282,6 +290,34 @@ type pki struct {
 	caPEM, adminCertPEM, adminKeyPEM []byte
 	caPool                           *x509.CertPool
 	admin                            tls.Certificate
+}
+
+// loadPKI reads what writePKI wrote into dir on an earlier start; an error wrapping
+// fs.ErrNotExist when a file is missing (a fresh directory).
+func loadPKI(dir string) (*pki, error) {
+	files := map[string][]byte{"ca.crt": nil, "admin.crt": nil, "admin.key": nil}
+	for name := range files {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, err
+		}
+		files[name] = data
+	}
+	admin, err := tls.X509KeyPair(files["admin.crt"], files["admin.key"])
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(files["ca.crt"]) {
+		return nil, errors.New("ca.crt holds no certificate")
+	}
+	return &pki{
+		caPEM:        files["ca.crt"],
+		adminCertPEM: files["admin.crt"],
+		adminKeyPEM:  files["admin.key"],
+		caPool:       pool,
+		admin:        admin,
+	}, nil
 }
 
 // writePKI makes a fresh CA, a serving certificate for loopback, an admin client

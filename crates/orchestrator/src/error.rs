@@ -12,13 +12,15 @@ pub enum Error {
     Deadline(u64),
     #[error("the cluster DNS service {0} has no ClusterIP")]
     NoDnsAddress(String),
+    #[error("kubernetes API: no answer within {0} s")]
+    NoAnswer(u64),
 }
 
 impl Error {
     /// A label with few values, for `reason` fields and metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            Error::Kube { .. } => "kube_api",
+            Error::Kube { .. } | Error::NoAnswer(_) => "kube_api",
             Error::Deadline(_) => "deadline",
             Error::NoDnsAddress(_) => "dns_service",
         }

@@ -20,7 +20,7 @@ use netcanary_probe::termination_log;
 use netcanary_verify::{Canary, Outcome, ProbeRecord, RunRecord, Timings, WorkloadRef, judge, needs_retry};
 use serde_json::json;
 use tokio::time::{Instant, sleep};
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
 use crate::error::{Error, KubeContext};
 use crate::pods::{self, PodSettings};
@@ -108,9 +108,13 @@ pub async fn run(
         warn!(run.id = %run_id, %problem, "run incomplete");
         run.problems.push(problem);
     }
-    if let Err(error) = cleanup(client, &run_id).await {
+    // Bounded like the run: an API server that stopped answering must not hold it for long.
+    let phase = Instant::now();
+    let cleaned = tokio::time::timeout(WRAP_UP_TIMEOUT, cleanup(client, &run_id)).await;
+    if let Some(error) = cleaned.map_or_else(|_| Some(wrap_up_timeout()), Result::err) {
         run.problems.push(format!("cleanup: {error}; the next run sweeps what is left"));
     }
+    run.timings.cleanup_seconds = phase.elapsed().as_secs_f64();
     let record = RunRecord {
         run_id,
         started_at,
@@ -121,10 +125,18 @@ pub async fn run(
         problems: run.problems,
         timings: run.timings,
     };
-    if let Err(error) = record::finish(client, &record).await {
+    let finished = tokio::time::timeout(WRAP_UP_TIMEOUT, record::finish(client, &record)).await;
+    if let Some(error) = finished.map_or_else(|_| Some(wrap_up_timeout()), Result::err) {
         warn!(%error, "cannot write the run record's status");
     }
     record
+}
+
+/// How long cleanup, and then writing the record's status, may each take after the run.
+const WRAP_UP_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn wrap_up_timeout() -> Error {
+    Error::NoAnswer(WRAP_UP_TIMEOUT.as_secs())
 }
 
 /// Plans a run over a snapshot: the planner, told where cluster DNS is and which Services
@@ -160,8 +172,11 @@ struct PodState {
 
 impl<S: SnapshotSource> Run<'_, S> {
     async fn execute(&mut self, started_at: f64) -> Result<(), Error> {
+        info!(run.id = %self.run_id, "run started");
         let owner = record::create(self.client, &self.run_id, started_at, self.options.deadline).await?;
+        debug!(run.id = %self.run_id, "run record created");
         sweep(self.client, &self.run_id).await?;
+        debug!(run.id = %self.run_id, "earlier runs swept");
         let phase = Instant::now();
         let snapshot = self.source.snapshot(&self.options.dns).await?;
         self.timings.snapshot_seconds = phase.elapsed().as_secs_f64();
@@ -214,7 +229,9 @@ impl<S: SnapshotSource> Run<'_, S> {
             names.insert(pod.name_any(), (index, mirror.namespace.clone()));
             created.push(pod);
         }
+        let phase = Instant::now();
         create_pods(self.client, created).await?;
+        self.timings.create_seconds += phase.elapsed().as_secs_f64();
         let states = self.wait(&names, |s| s.running && s.ip.is_some()).await?;
         Ok(states.into_iter().map(|(name, state)| (names[&name].0, state)).collect())
     }
@@ -249,7 +266,9 @@ impl<S: SnapshotSource> Run<'_, S> {
                 names.insert(name.clone(), (*source, mirror.namespace.clone()));
                 agent_ids.insert(name, ids);
             }
+            let phase = Instant::now();
             create_pods(self.client, created).await?;
+            self.timings.create_seconds += phase.elapsed().as_secs_f64();
             let states = self.wait(&names, |s| s.terminated_message.is_some()).await?;
             for (name, (source, namespace)) in &names {
                 let state = &states[name];
@@ -695,7 +714,8 @@ pub async fn sweep(client: &Client, current_run: &str) -> Result<(), Error> {
         .await
         .context("list netcanary pods")?;
     let mut stale: BTreeSet<String> = BTreeSet::new();
-    for pod in &ours.items {
+    // Pods already being deleted (the last run's, in serve) need nothing more.
+    for pod in ours.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
         let Some(run) = pod.labels().get(RUN_ID_KEY) else { continue };
         if run == current_run || stale.contains(run) {
             continue;
@@ -715,21 +735,26 @@ pub async fn sweep(client: &Client, current_run: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Deletes the pods matching `selector`, concurrently. One request per pod rather than a
+/// `deletecollection`: that verb would let a wrong selector empty a namespace, so the
+/// ServiceAccount is not granted it.
 async fn delete_matching(client: &Client, selector: &str) -> Result<(), Error> {
     let pods: Api<Pod> = Api::all(client.clone());
     let params = ListParams::default().labels(selector);
-    let listed = with_backoff("list pods to delete", || pods.list(&params)).await?;
+    let listed = with_backoff("list pods to delete", || pods.list_metadata(&params)).await?;
     stream::iter(listed.items)
         .map(|pod| async move {
             let namespace = pod.namespace().unwrap_or_default();
             let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-            match api.delete(&pod.name_any(), &DeleteParams::default().grace_period(1)).await {
-                Ok(_) => Ok(()),
-                Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
-                Err(source) => {
-                    Err(Error::Kube { context: format!("delete pod {namespace}/{}", pod.name_any()), source })
+            let what = format!("delete pod {namespace}/{}", pod.name_any());
+            let delete = DeleteParams::default().grace_period(1);
+            with_backoff(&what, || async {
+                match api.delete(&pod.name_any(), &delete).await {
+                    Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
+                    other => other.map(drop),
                 }
-            }
+            })
+            .await
         })
         .buffer_unordered(API_CONCURRENCY)
         .try_for_each(|()| future::ready(Ok(())))

@@ -259,3 +259,34 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_policy_the_engine_cannot_read_is_reported_and_the_rest_is_read() {
+        // The API server refuses such a policy (it validates what the engine checks), but a
+        // cache or another server version may hold one: the snapshot must go on without it.
+        let policy = |value| serde_json::from_value::<NetworkPolicy>(value).expect("a NetworkPolicy");
+        let policies = vec![
+            policy(json!({
+                "metadata": {"name": "bad", "namespace": "dev"},
+                "spec": {"podSelector": {}, "egress": [{"to": [{"ipBlock": {"cidr": "not-a-cidr"}}]}]}
+            })),
+            policy(json!({
+                "metadata": {"name": "deny", "namespace": "prod"},
+                "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}
+            })),
+        ];
+        let snapshot = build(Vec::new(), Vec::new(), policies, &[], &DnsService::default()).expect("a snapshot");
+        assert_eq!(snapshot.unreadable.len(), 1, "{:?}", snapshot.unreadable);
+        let unreadable = &snapshot.unreadable[0];
+        assert_eq!((unreadable.object.as_str(), unreadable.namespace.as_str()), ("NetworkPolicy dev/bad", "dev"));
+        assert!(unreadable.reason.contains("ipBlock.cidr"), "{}", unreadable.reason);
+        let read: Vec<&str> = snapshot.cluster.policies().iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(read, ["deny"]);
+    }
+}

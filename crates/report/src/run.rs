@@ -19,10 +19,11 @@ pub fn table(run: &RunRecord) -> String {
     };
     let _ = writeln!(
         out,
-        "{} run {} in {:.1} s: {verdict}",
+        "{} run {} in {:.1} s ({:.1} s of it the controller's own; the rest pods, probes, rounds): {verdict}",
         paint(style::HEADING, "netcanary"),
         run.run_id,
-        run.duration_seconds()
+        run.duration_seconds(),
+        run.controller_overhead_seconds()
     );
     let canary = match &run.canary {
         Canary::Enforced => paint(style::ALLOWED, "enforced (the canary was blocked as policy says)"),

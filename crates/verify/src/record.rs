@@ -72,6 +72,12 @@ pub struct Timings {
     pub pods_seconds: f64,
     /// Waiting between rounds for policy still being programmed.
     pub round_wait_seconds: f64,
+    /// Creating the run's pods (API requests, admission).
+    #[serde(default)]
+    pub create_seconds: f64,
+    /// Deleting the run's pods.
+    #[serde(default)]
+    pub cleanup_seconds: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,346 @@
+//! The bed the end-to-end tests of `netcanary run` and `serve` run on: the real binary
+//! against a real kube-apiserver (the fixture), with a fake kubelet that runs the probe pods
+//! as real processes in network namespaces, and a network whose enforcement each scenario
+//! writes by hand in nftables, on the hub that bridges every pod (subnet per namespace, so
+//! namespace-level policy is a subnet rule).
+//!
+//! The app: namespace `prod` isolates its pods for ingress and lets `dev` reach `app=api` on
+//! 8080/TCP; `dev` has no policy; netcanary's own namespace and canary policy come from
+//! `manifests/`, and the cluster DNS is dnsmasq behind the Service `kube-system/kube-dns`.
+//!
+//! Needs root, network namespaces and the kube-apiserver fixture: see
+//! `tests/common/netns.rs` and `tests/common/kube_fixture.rs` for how a test skips or fails
+//! without them.
+
+#![allow(dead_code)] // Each integration test uses a different part of the harness.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::sync::mpsc::channel;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::{self, Scope};
+use kube::{Client, ResourceExt};
+use netcanary_verify::RunRecord;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::kube_fixture::KubeFixture;
+use super::kubelet::{FakeKubelet, KubeletOptions, PodFilter};
+use super::netns::TestNet;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_netcanary");
+pub const CLUSTER_DNS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
+pub const DNS_NAME: &str = "kubernetes.default.svc.cluster.local";
+pub const SUBNETS: [(&str, u8); 4] = [("prod", 1), ("dev", 2), ("netcanary", 3), ("kube-system", 4)];
+/// netcanary's ServiceAccount (manifests/rbac.yaml), as RBAC names it.
+pub const NETCANARY_SA: &str = "system:serviceaccount:netcanary:netcanary";
+/// The label every pod netcanary creates carries.
+pub const MANAGED: &str = "app.kubernetes.io/managed-by=netcanary";
+/// How long a finished run's pods may take to disappear (the kubelet confirms deletions).
+pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The app under test (its pods are made by [`Bed::new`], which must set their status).
+pub const APP: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: prod}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: dev}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: default-deny-ingress, namespace: prod}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: api-from-dev, namespace: prod}
+spec:
+  podSelector: {matchLabels: {app: api}}
+  policyTypes: [Ingress]
+  ingress:
+    - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: dev}}}]
+      ports: [{port: 8080, protocol: TCP}]
+"#;
+
+/// A CNI that enforces exactly the policies above, by subnet: `prod` takes new connections
+/// only from `dev` on 8080/TCP, and netcanary's probe pods (the canary policy selects every
+/// one of them) talk to nobody. Replies pass through connection tracking.
+pub fn enforcing_rules(kubelet: &FakeKubelet) -> String {
+    let (prod, dev, canary) = (kubelet.subnet("prod"), kubelet.subnet("dev"), kubelet.subnet("netcanary"));
+    format!(
+        "table inet netcanary_e2e {{
+  chain forward {{
+    type filter hook forward priority 0; policy accept;
+    ct state established,related accept
+    ip saddr {canary} drop
+    ip daddr {canary} drop
+    ip saddr {dev} ip daddr {prod} tcp dport 8080 accept
+    ip daddr {prod} drop
+  }}
+}}
+"
+    )
+}
+
+/// Everything a scenario runs against. Fields drop in order: the kubelet (processes and
+/// namespaces) before the API server it talks to.
+pub struct Bed {
+    pub kubelet: FakeKubelet,
+    pub kube: KubeFixture,
+    /// The admin.
+    pub client: Client,
+    /// What `netcanary` uses: the admin's credentials acting as netcanary's ServiceAccount,
+    /// so RBAC judges every request by `manifests/rbac.yaml`.
+    pub kubeconfig: PathBuf,
+}
+
+/// One `netcanary run`.
+pub struct Ran {
+    pub record: RunRecord,
+    pub code: i32,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Ran {
+    /// Reads the run record `-o json` printed, and logs the run (shown when a test fails).
+    pub fn new(out: Output, elapsed: Duration) -> Ran {
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let record: RunRecord = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "`netcanary run -o json` printed no run record ({e}), exit {:?}:\n{}\nstderr:\n{stderr}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        let ran = Ran { record, code: out.status.code().unwrap_or(-1), stderr, elapsed };
+        eprintln!(
+            "run {} took {:?}, exit {}:\n{}\nits log:\n{}",
+            ran.record.run_id,
+            ran.elapsed,
+            ran.code,
+            summary(&ran.record),
+            ran.stderr
+        );
+        ran
+    }
+}
+
+impl Bed {
+    /// The cluster with the app, DNS and netcanary's manifests installed, and a kubelet that
+    /// never starts the pods `never_start` picks; `None` when the test is skipped.
+    pub async fn new(test: &str, never_start: Option<PodFilter>) -> Option<Bed> {
+        let net = TestNet::new(test)?;
+        let kube = KubeFixture::start_or_skip(test)?;
+        let client = kube.client().await;
+        install_netcanary(&client).await;
+        apply(&client, APP).await;
+
+        let mut options = KubeletOptions::new(&SUBNETS);
+        if let Some(filter) = never_start {
+            options.never_start = filter;
+        }
+        let kubelet = FakeKubelet::start(net, kube.config().await, options).await;
+        kubelet.add_dns(CLUSTER_DNS, &[(DNS_NAME, "10.96.0.1")]).await;
+        kubelet.add_workload(&workload("prod", "api-0", "api", &[(8080, "TCP"), (9000, "UDP")])).await;
+        kubelet.add_workload(&workload("dev", "web-0", "web", &[(8080, "TCP")])).await;
+        let kubeconfig = kube.kubeconfig_as(NETCANARY_SA);
+        Some(Bed { kubelet, kube, client, kubeconfig })
+    }
+
+    /// `netcanary VERB` against the bed as netcanary's ServiceAccount, with the probing
+    /// options every scenario shares (short timeouts).
+    pub fn netcanary(&self, verb: &str) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args([verb, "--kubeconfig"])
+            .arg(&self.kubeconfig)
+            .args(["--image", "netcanary:test", "--timeout", "1s", "--pod-start-timeout", "5s"])
+            .env("NETCANARY_LOG_LEVEL", "info")
+            .env("NO_COLOR", "1");
+        command
+    }
+
+    /// `netcanary run -o json` against the bed, with a deadline of 50 s.
+    pub fn command(&self) -> Command {
+        self.command_with_deadline(Duration::from_secs(50))
+    }
+
+    pub fn command_with_deadline(&self, deadline: Duration) -> Command {
+        let mut command = self.netcanary("run");
+        command.args(["--round-wait", "1s", "--rounds", "2", "-o", "json"]);
+        command.arg("--deadline").arg(format!("{}ms", deadline.as_millis()));
+        command
+    }
+
+    /// Runs `netcanary run` and checks what every run must do: finish well within its
+    /// deadline and leave none of its pods behind.
+    pub async fn run(&self) -> Ran {
+        let started = Instant::now();
+        let ran = Ran::new(self.command().output().expect("run netcanary"), started.elapsed());
+        assert!(ran.elapsed < Duration::from_secs(50), "the run took {:?}", ran.elapsed);
+        self.assert_cleaned_up(&ran).await;
+        ran
+    }
+
+    pub async fn assert_cleaned_up(&self, ran: &Ran) {
+        let selector = format!("netcanary.io/run-id={}", ran.record.run_id);
+        self.assert_no_pods(&selector, &format!("run {}; its log:\n{}", ran.record.run_id, ran.stderr)).await;
+    }
+
+    /// Waits up to [`CLEANUP_TIMEOUT`] for the pods `selector` picks to be gone.
+    pub async fn assert_no_pods(&self, selector: &str, context: &str) {
+        let deadline = Instant::now() + CLEANUP_TIMEOUT;
+        loop {
+            let left = self.pod_names(selector).await;
+            if left.is_empty() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "pods {selector} left: {left:?}\n{context}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Names of the pods `selector` picks, in every namespace.
+    pub async fn pod_names(&self, selector: &str) -> Vec<String> {
+        let pods: Api<Pod> = Api::all(self.client.clone());
+        let listed = pods.list(&ListParams::default().labels(selector)).await.expect("list pods");
+        listed.iter().map(|p| p.name_any()).collect()
+    }
+
+    /// Waits until one of netcanary's pods runs (a run is under way), or panics.
+    pub async fn wait_for_probe_pod(&self, timeout: Duration) {
+        let pods: Api<Pod> = Api::all(self.client.clone());
+        let ours = ListParams::default().labels(MANAGED);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let listed = pods.list(&ours).await.expect("list pods");
+            if listed.items.iter().any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no probe pod ran within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every `NetcanaryRun` (what `kubectl get netcanaryruns` shows).
+    pub async fn run_records(&self) -> Vec<DynamicObject> {
+        let gvk = GroupVersionKind::gvk("netcanary.io", "v1alpha1", "NetcanaryRun");
+        let runs: Api<DynamicObject> =
+            Api::all_with(self.client.clone(), &ApiResource::from_gvk_with_plural(&gvk, "netcanaryruns"));
+        runs.list(&ListParams::default()).await.expect("list NetcanaryRuns").items
+    }
+
+    /// The status of the run's `NetcanaryRun`.
+    pub async fn run_status(&self, run_id: &str) -> Value {
+        let run =
+            self.run_records().await.into_iter().find(|r| r.name_any() == run_id).expect("the run's NetcanaryRun");
+        run.data.get("status").cloned().unwrap_or_else(|| panic!("NetcanaryRun {run_id} has no status: {:?}", run.data))
+    }
+
+    /// The Events about the run's record.
+    pub async fn events(&self, run_id: &str) -> Vec<Event> {
+        let events: Api<Event> = Api::all(self.client.clone());
+        let listed = events.list(&ListParams::default()).await.expect("list events");
+        listed.items.into_iter().filter(|e| e.involved_object.name.as_deref() == Some(run_id)).collect()
+    }
+}
+
+/// Installs what `kubectl apply -k manifests/` would that the tests need: the NetcanaryRun
+/// CRD (and waits until it is served), netcanary's namespace and canary policy, its RBAC.
+pub async fn install_netcanary(client: &Client) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in ["manifests/crds/netcanaryrun.yaml", "manifests/namespace.yaml", "manifests/rbac.yaml"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap_or_else(|e| panic!("read {file}: {e}"));
+        apply(client, &text).await;
+    }
+    wait_for_crd(client, "netcanaryruns.netcanary.io").await;
+}
+
+/// A workload pod: no process runs for it, the kubelet only gives it an address.
+pub fn workload(namespace: &str, name: &str, app: &str, ports: &[(u16, &str)]) -> Pod {
+    let ports: Vec<Value> =
+        ports.iter().map(|(port, protocol)| json!({"containerPort": port, "protocol": protocol})).collect();
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": app}},
+        "spec": {"containers": [{"name": app, "image": format!("example/{app}"), "ports": ports}]}
+    }))
+    .expect("a valid Pod")
+}
+
+/// Applies every object of a multi-document YAML text (server-side apply).
+pub async fn apply(client: &Client, text: &str) {
+    let params = PatchParams::apply("netcanary-e2e").force();
+    for document in serde_norway::Deserializer::from_str(text) {
+        let value = serde_norway::Value::deserialize(document).expect("valid YAML");
+        if value.is_null() {
+            continue;
+        }
+        let object: DynamicObject = serde_norway::from_value(value).expect("a Kubernetes object");
+        let types = object.types.clone().expect("apiVersion and kind");
+        let gvk = GroupVersionKind::try_from(&types).expect("a valid apiVersion");
+        let (resource, capabilities) = discovery::pinned_kind(client, &gvk).await.expect("a served kind");
+        let api: Api<DynamicObject> = match (capabilities.scope, object.namespace()) {
+            (Scope::Namespaced, Some(namespace)) => Api::namespaced_with(client.clone(), &namespace, &resource),
+            _ => Api::all_with(client.clone(), &resource),
+        };
+        api.patch(&object.name_any(), &params, &Patch::Apply(&object))
+            .await
+            .unwrap_or_else(|e| panic!("apply {} {}: {e}", types.kind, object.name_any()));
+    }
+}
+
+pub async fn wait_for_crd(client: &Client, name: &str) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let crd = crds.get(name).await.expect("read the CRD");
+        let conditions = crd.status.and_then(|s| s.conditions).unwrap_or_default();
+        if conditions.iter().any(|c| c.type_ == "Established" && c.status == "True") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("CRD {name} not established");
+}
+
+/// Waits for `child` to exit and returns its output and how long that took; kills it and
+/// panics (with what it wrote to stderr) when it runs longer than `timeout`. Its stdout and
+/// stderr must be piped.
+pub fn output_within(child: Child, timeout: Duration, what: &str) -> (Output, Duration) {
+    let started = Instant::now();
+    let pid = child.id().to_string();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(out) => (out.expect("wait for the process"), started.elapsed()),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            let out = rx.recv().expect("the waiting thread").expect("wait for the process");
+            panic!(
+                "{what} did not exit within {timeout:?}; killed it. stdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+/// One line per probe, for failure messages.
+pub fn summary(record: &RunRecord) -> String {
+    // The report `netcanary run` prints, without its colours.
+    anstream::adapter::strip_str(&netcanary_report::run::table(record)).to_string()
+}

@@ -1,0 +1,194 @@
+//! netcanary's ServiceAccount may do what a run needs and nothing else: `manifests/rbac.yaml`
+//! applied to the real kube-apiserver (the fixture), and every request made as the
+//! ServiceAccount (impersonated), so RBAC answers as in a cluster. The objects the refused
+//! requests aim at exist, so a refusal is RBAC's 403 and not a 404.
+//!
+//! Needs only the kube-apiserver fixture: see `tests/common/kube_fixture.rs` for how the test
+//! skips or fails without it.
+
+mod common;
+
+use std::future::Future;
+
+use common::bed::{NETCANARY_SA, apply, install_netcanary};
+use common::kube_fixture::KubeFixture;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+
+/// What the admin creates first: an app namespace with the objects the requests aim at.
+const APP: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: default, namespace: shop}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: db-password, namespace: shop}
+stringData: {password: hunter2}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: netcanary-token, namespace: netcanary}
+stringData: {token: t}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-0, namespace: shop, labels: {app: web}}
+spec:
+  containers: [{name: web, image: example/web}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: example/web}]
+"#;
+
+/// The answer RBAC should give.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Want {
+    Allowed,
+    Forbidden,
+}
+
+struct Case {
+    what: &'static str,
+    want: Want,
+    request: BoxFuture<'static, Result<(), kube::Error>>,
+}
+
+fn case<T>(
+    what: &'static str,
+    want: Want,
+    request: impl Future<Output = Result<T, kube::Error>> + Send + 'static,
+) -> Case {
+    Case { what, want, request: request.map(|r| r.map(drop)).boxed() }
+}
+
+fn object<T: serde::de::DeserializeOwned>(value: Value) -> T {
+    serde_json::from_value(value).expect("a valid object")
+}
+
+#[tokio::test]
+async fn netcanary_service_account_has_least_privilege() {
+    let Some(kube) = KubeFixture::start_or_skip("netcanary_service_account_has_least_privilege") else { return };
+    let admin = kube.client().await;
+    install_netcanary(&admin).await;
+    apply(&admin, APP).await;
+
+    let sa = kube.client_as(NETCANARY_SA).await;
+    let secrets = |ns: Option<&str>| match ns {
+        Some(ns) => Api::<Secret>::namespaced(sa.clone(), ns),
+        None => Api::<Secret>::all(sa.clone()),
+    };
+    let shop_pods = Api::<Pod>::namespaced(sa.clone(), "shop");
+    let gvk = GroupVersionKind::gvk("netcanary.io", "v1alpha1", "NetcanaryRun");
+    let runs = Api::<DynamicObject>::all_with(sa.clone(), &ApiResource::from_gvk_with_plural(&gvk, "netcanaryruns"));
+    let mut run = DynamicObject::new("rbac-check", &ApiResource::from_gvk_with_plural(&gvk, "netcanaryruns"));
+    run.data = json!({"spec": {"startedAt": "2026-01-01T00:00:00Z"}});
+    let probe: Pod = object(json!({
+        "metadata": {"name": "netcanary-rbac-probe", "labels": {"app.kubernetes.io/managed-by": "netcanary"}},
+        "spec": {"automountServiceAccountToken": false, "containers": [{"name": "c", "image": "netcanary:test"}]}
+    }));
+    let policy: NetworkPolicy =
+        object(json!({"metadata": {"name": "allow-all"}, "spec": {"podSelector": {}, "ingress": [{}]}}));
+    let pp = PostParams::default();
+    let all = ListParams::default();
+
+    let cases = vec![
+        case("list secrets cluster-wide", Want::Forbidden, {
+            let api = secrets(None);
+            async move { api.list(&ListParams::default()).await }
+        }),
+        case("list secrets in its own namespace", Want::Forbidden, {
+            let api = secrets(Some("netcanary"));
+            async move { api.list(&ListParams::default()).await }
+        }),
+        case("get a secret in its own namespace", Want::Forbidden, {
+            let api = secrets(Some("netcanary"));
+            async move { api.get("netcanary-token").await }
+        }),
+        case("get a secret in an app namespace", Want::Forbidden, {
+            let api = secrets(Some("shop"));
+            async move { api.get("db-password").await }
+        }),
+        case("create pods/exec", Want::Forbidden, {
+            let api = shop_pods.clone();
+            async move { api.create_subresource::<_, Value>("exec", "web-0", &PostParams::default(), &json!({})).await }
+        }),
+        case("delete a namespace", Want::Forbidden, {
+            let api = Api::<Namespace>::all(sa.clone());
+            async move { api.delete("shop", &DeleteParams::default()).await }
+        }),
+        case("create a NetworkPolicy", Want::Forbidden, {
+            let api = Api::<NetworkPolicy>::namespaced(sa.clone(), "shop");
+            let pp = pp.clone();
+            async move { api.create(&pp, &policy).await }
+        }),
+        case("patch a Deployment", Want::Forbidden, {
+            let api = Api::<Deployment>::namespaced(sa.clone(), "shop");
+            async move { api.patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 0}}))).await }
+        }),
+        case("list pods cluster-wide", Want::Allowed, {
+            let api = Api::<Pod>::all(sa.clone());
+            let all = all.clone();
+            async move { api.list(&all).await }
+        }),
+        case("list NetworkPolicies cluster-wide", Want::Allowed, {
+            let api = Api::<NetworkPolicy>::all(sa.clone());
+            let all = all.clone();
+            async move { api.list(&all).await }
+        }),
+        case("create a pod", Want::Allowed, {
+            let api = shop_pods.clone();
+            let pp = pp.clone();
+            async move { api.create(&pp, &probe).await }
+        }),
+        case("create a NetcanaryRun", Want::Allowed, {
+            let pp = pp.clone();
+            async move { runs.create(&pp, &run).await }
+        }),
+    ];
+
+    let mut wrong = Vec::new();
+    for Case { what, want, request } in cases {
+        let answer = request.await;
+        let ok = match (&answer, want) {
+            (Ok(()), Want::Allowed) => true,
+            // RBAC's refusal, naming the ServiceAccount: not admission's or a missing object's.
+            (Err(kube::Error::Api(status)), Want::Forbidden) => {
+                status.code == 403 && status.message.contains(&format!("User \"{NETCANARY_SA}\" cannot"))
+            }
+            _ => false,
+        };
+        let answer = match answer {
+            Ok(()) => "allowed".to_string(),
+            Err(kube::Error::Api(status)) => format!("{} {}", status.code, status.message),
+            Err(error) => error.to_string(),
+        };
+        eprintln!("{what}: {answer}");
+        if !ok {
+            wrong.push(format!("  {what}: want {want:?}, got {answer}"));
+        }
+    }
+    assert!(wrong.is_empty(), "RBAC answers netcanary's ServiceAccount wrongly:\n{}", wrong.join("\n"));
+
+    // The refused deletion left the namespace alone, and the pod it may create, it may delete.
+    assert!(Api::<Namespace>::all(admin.clone()).get_opt("shop").await.expect("read shop").is_some());
+    shop_pods.delete("netcanary-rbac-probe", &DeleteParams::default()).await.expect("netcanary deletes its pod");
+}

@@ -1,0 +1,182 @@
+//! `netcanary serve` end to end, on the bed of `tests/common/bed.rs` (real binary, real
+//! kube-apiserver, fake kubelet over network namespaces): its endpoints, the DESIGN metrics
+//! after a run, how they follow the network when it stops enforcing policy, and a clean
+//! SIGTERM in the middle of a run.
+//!
+//! Needs root, network namespaces and the kube-apiserver fixture: see
+//! `tests/common/netns.rs` and `tests/common/kube_fixture.rs` for how a test skips or fails
+//! without them.
+
+mod common;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::bed::{Bed, MANAGED, enforcing_rules};
+
+/// How long a scheduled run may take to show in the metrics (runs every 3 s, each a few).
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A `netcanary serve` process, killed on drop; its log goes to a file (a pipe nobody
+/// drains would block it), quoted when a test fails.
+struct Serve {
+    child: Child,
+    log: PathBuf,
+    address: SocketAddr,
+}
+
+impl Serve {
+    fn start(bed: &Bed) -> Serve {
+        let address = free_address();
+        let log = bed.kube.dir().join("serve.log");
+        let mut command: Command = bed.netcanary("serve");
+        command
+            .args(["--every", "3s", "--rounds", "1", "--deadline", "30s", "--listen", &address.to_string()])
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("create the serve log"));
+        let child = command.spawn().expect("start netcanary serve");
+        Serve { child, log, address }
+    }
+
+    /// `GET path`: the status code and the body, or `None` while nothing answers.
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut stream = TcpStream::connect_timeout(&self.address, Duration::from_secs(1)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(stream, "GET {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n", self.address).ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let status = response.split_whitespace().nth(1)?.parse().ok()?;
+        Some((status, response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()))
+    }
+
+    /// Polls `path` until `done` holds for its answer; returns that answer.
+    async fn wait_for(&mut self, path: &str, timeout: Duration, done: impl Fn(u16, &str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let answer = self.get(path);
+            if let Some((status, body)) = &answer
+                && done(*status, body)
+            {
+                return body.clone();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("serve exited ({status}) while waiting on {path}; its log:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "{path} not as wanted within {timeout:?}; last answer: {answer:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("netcanary serve's log:\n{}", self.log());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback address nothing listens on (free a moment ago).
+fn free_address() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port")
+}
+
+/// The samples of metric `name` in a Prometheus text exposition: (labels, value).
+fn samples<'a>(text: &'a str, name: &str) -> Vec<(&'a str, f64)> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let (labels, value) = match rest.strip_prefix('{') {
+                Some(rest) => rest.split_once("} ")?,
+                None => ("", rest.strip_prefix(' ')?),
+            };
+            Some((labels, value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The one unlabelled sample of `name`, if exported.
+fn gauge(text: &str, name: &str) -> Option<f64> {
+    samples(text, name).into_iter().find(|(labels, _)| labels.is_empty()).map(|(_, value)| value)
+}
+
+#[tokio::test]
+async fn serve_exposes_metrics_follows_the_network_and_stops_cleanly() {
+    let Some(bed) = Bed::new("serve_exposes_metrics_follows_the_network_and_stops_cleanly", None).await else {
+        return;
+    };
+    bed.kubelet.net().nft_hub(&enforcing_rules(&bed.kubelet));
+    let started = Instant::now();
+    let mut serve = Serve::start(&bed);
+
+    // Alive at once, ready once the watches synced.
+    serve.wait_for("/healthz", Duration::from_secs(10), |status, _| status == 200).await;
+    eprintln!("/healthz answered 200 after {:?}", started.elapsed());
+    serve.wait_for("/readyz", Duration::from_secs(30), |status, _| status == 200).await;
+    eprintln!("/readyz answered 200 after {:?}", started.elapsed());
+
+    // The first run: every DESIGN metric, for a network that enforces the policy.
+    let metrics = serve
+        .wait_for("/metrics", RUN_TIMEOUT, |_, body| gauge(body, "netcanary_run_timestamp_seconds").is_some())
+        .await;
+    eprintln!("first run in the metrics after {:?}", started.elapsed());
+    let first_run = gauge(&metrics, "netcanary_run_timestamp_seconds").expect("a run timestamp");
+    assert_eq!(gauge(&metrics, "netcanary_run_success"), Some(1.0), "{metrics}\n{}", serve.log());
+    assert!(gauge(&metrics, "netcanary_run_duration_seconds").is_some_and(|d| d > 0.0), "{metrics}");
+    let passed = samples(&metrics, "netcanary_probes").into_iter().find(|(l, _)| *l == "result=\"pass\"");
+    assert!(passed.is_some_and(|(_, n)| n > 0.0), "no passing probes: {metrics}");
+    for result in ["unexpected_allow", "unexpected_deny", "inconclusive"] {
+        let label = format!("result=\"{result}\"");
+        assert!(samples(&metrics, "netcanary_probes").contains(&(label.as_str(), 0.0)), "{result} probes: {metrics}");
+    }
+    assert!(gauge(&metrics, "netcanary_policy_rules_covered_ratio").is_some_and(|r| r > 0.0), "{metrics}");
+    assert_eq!(gauge(&metrics, "netcanary_enforcement_canary"), Some(1.0), "{metrics}");
+    assert!(samples(&metrics, "netcanary_mismatch").is_empty(), "{metrics}");
+    let histogram = samples(&metrics, "netcanary_probe_duration_seconds_count");
+    assert!(histogram.iter().any(|(labels, n)| labels.contains("protocol=\"TCP\"") && *n > 0.0), "{metrics}");
+    assert!(!samples(&metrics, "netcanary_probe_duration_seconds_bucket").is_empty(), "{metrics}");
+
+    // The network stops enforcing anything: a later run reports the open doors.
+    bed.kubelet.net().nft_flush_hub();
+    let changed = Instant::now();
+    let metrics = serve
+        .wait_for("/metrics", RUN_TIMEOUT, |_, body| {
+            gauge(body, "netcanary_enforcement_canary") == Some(0.0)
+                && samples(body, "netcanary_mismatch").iter().any(|(labels, v)| {
+                    labels.contains("kind=\"unexpected_allow\"")
+                        && labels.contains("dst_namespace=\"prod\"")
+                        && *v == 1.0
+                })
+        })
+        .await;
+    eprintln!("open network in the metrics {:?} after the change", changed.elapsed());
+    assert!(gauge(&metrics, "netcanary_run_timestamp_seconds").is_some_and(|t| t > first_run), "{metrics}");
+
+    // SIGTERM in the middle of a run: serve cleans up and exits 0.
+    bed.wait_for_probe_pod(RUN_TIMEOUT).await;
+    let pid = serve.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("run kill").success());
+    let term = Instant::now();
+    let status = loop {
+        if let Some(status) = serve.child.try_wait().expect("wait for serve") {
+            break status;
+        }
+        assert!(term.elapsed() < Duration::from_secs(10), "serve still runs 10 s after SIGTERM:\n{}", serve.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!("serve exited {:?} after SIGTERM", term.elapsed());
+    assert_eq!(status.code(), Some(0), "serve's exit after SIGTERM: {status}\n{}", serve.log());
+    assert!(!serve.log().contains("panicked"), "{}", serve.log());
+    bed.assert_no_pods(MANAGED, &format!("serve's log:\n{}", serve.log())).await;
+}
