@@ -63,6 +63,8 @@ struct Planner<'c> {
     /// and no not-ready Service), in a deterministic order.
     sources: Vec<usize>,
     targets: Vec<usize>,
+    /// Per class, the declared ports the prober can test (read in the inner loops).
+    ports: Vec<Vec<PortProto>>,
     mirrors: Vec<Mirror>,
     mirror_of: HashMap<usize, usize>,
     probes: Vec<PlannedProbe>,
@@ -82,6 +84,7 @@ impl<'c> Planner<'c> {
             matrices: HashMap::new(),
             sources: Vec::new(),
             targets: Vec::new(),
+            ports: Vec::new(),
             mirrors: Vec::new(),
             mirror_of: HashMap::new(),
             probes: Vec::new(),
@@ -91,6 +94,7 @@ impl<'c> Planner<'c> {
             budget_exhausted: false,
             index,
         };
+        planner.ports = (0..planner.index.classes().len()).map(|class| planner.probed_ports(class)).collect();
         let mut classes: Vec<usize> = (0..planner.index.classes().len()).collect();
         classes.sort_by(|a, b| planner.representative(*a).id.cmp(&planner.representative(*b).id));
         for class in classes {
@@ -119,6 +123,10 @@ impl<'c> Planner<'c> {
 
     /// The declared ports of a class that the prober can test.
     fn ports(&self, class: usize) -> Vec<PortProto> {
+        self.ports[class].clone()
+    }
+
+    fn probed_ports(&self, class: usize) -> Vec<PortProto> {
         let ports: BTreeSet<PortProto> = self
             .representative(class)
             .ports
