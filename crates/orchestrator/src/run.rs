@@ -204,8 +204,8 @@ impl<S: SnapshotSource> Run<'_, S> {
             spread_across_nodes: self.options.spread_across_nodes,
         };
         let targets = self.start_targets(&plan, &settings).await?;
-        let observations = self.probe_in_rounds(&plan, &settings, &targets, &snapshot).await?;
-        self.judge(&plan, &snapshot, &targets, &observations, canary);
+        let (observations, probe_cluster) = self.probe_in_rounds(&plan, &settings, &targets, &snapshot).await?;
+        self.judge(&plan, &snapshot, &targets, &observations, &probe_cluster, canary);
         let record = RunRecord {
             run_id: self.run_id.clone(),
             started_at,
@@ -236,15 +236,17 @@ impl<S: SnapshotSource> Run<'_, S> {
         Ok(states.into_iter().map(|(name, state)| (names[&name].0, state)).collect())
     }
 
-    /// Runs the probes; each round retries what disagreed or broke in the last.
+    /// Runs the probes; each round retries what disagreed or broke in the last. Returns
+    /// the rounds and the probe-pod cluster the last round was judged against.
     async fn probe_in_rounds(
         &mut self,
         plan: &Plan,
         settings: &PodSettings,
         targets: &HashMap<usize, PodState>,
         snapshot: &Snapshot,
-    ) -> Result<Vec<Rounds>, Error> {
+    ) -> Result<(Vec<Rounds>, Cluster), Error> {
         let mut rounds: Vec<Rounds> = vec![Rounds::default(); plan.probes.len()];
+        let mut judged_against = None;
         let mut pending: Vec<usize> = (0..plan.probes.len()).collect();
         for round in 0..self.options.rounds.max(1) {
             if round > 0 {
@@ -295,11 +297,13 @@ impl<S: SnapshotSource> Run<'_, S> {
                 _ => false,
             });
             info!(run.id = %self.run_id, round, retry = pending.len(), "round finished");
+            judged_against = Some(cluster);
             if pending.is_empty() {
                 break;
             }
         }
-        Ok(rounds)
+        let cluster = judged_against.unwrap_or_else(|| self.probe_cluster(plan, snapshot, targets, &rounds));
+        Ok((rounds, cluster))
     }
 
     /// The agent's JSON plan for some probes of one source, with the agent id of each probe
@@ -432,12 +436,12 @@ impl<S: SnapshotSource> Run<'_, S> {
         snapshot: &Snapshot,
         targets: &HashMap<usize, PodState>,
         rounds: &[Rounds],
+        cluster: &Cluster,
         canary: usize,
     ) {
         let unreadable_namespaces: BTreeSet<&str> = snapshot.unreadable.iter().map(|u| u.namespace.as_str()).collect();
-        let cluster = self.probe_cluster(plan, snapshot, targets, rounds);
         for (p, probe) in plan.probes.iter().enumerate() {
-            let verdict = Self::expected(&cluster, plan, snapshot, targets, p);
+            let verdict = Self::expected(cluster, plan, snapshot, targets, p);
             let source = &plan.mirrors[probe.from];
             let destination = match probe.to {
                 Destination::Dns => WorkloadRef {
