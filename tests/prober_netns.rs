@@ -187,23 +187,10 @@ fn dns_answers_nxdomain_drops_and_udp_only_blocking() {
     };
     net.add_host("agent", "10.77.0.1/24", "fd00:77::1/64");
     let dns = net.add_host("dns", "10.77.0.3/24", "fd00:77::3/64");
-    let pid_file = net.dir().join("dnsmasq.pid");
-    let mut dnsmasq = net.spawn(
+    let mut dnsmasq = net.spawn_dnsmasq(
         "dns",
-        &[
-            "dnsmasq",
-            "--no-daemon",
-            "--no-resolv",
-            "--no-hosts",
-            "--log-facility=-",
-            "--user=root",
-            &format!("--address=/{DNS_NAME}/{DNS_ANSWER}"),
-            "--local=/missing.test/",
-            &format!("--listen-address={},{}", dns.v4, dns.v6),
-            "--bind-interfaces",
-            "--port=53",
-            &format!("--pid-file={}", pid_file.display()),
-        ],
+        &format!("{},{}", dns.v4, dns.v6),
+        &[format!("--address=/{DNS_NAME}/{DNS_ANSWER}"), "--local=/missing.test/".into()],
     );
     wait_for_dns(&net, &dns.v4, &mut dnsmasq);
 

@@ -1,7 +1,8 @@
-//! netcanary's ServiceAccount may do what a run needs and nothing else: `manifests/rbac.yaml`
-//! applied to the real kube-apiserver (the fixture), and every request made as the
-//! ServiceAccount (impersonated), so RBAC answers as in a cluster. The objects the refused
-//! requests aim at exist, so a refusal is RBAC's 403 and not a 404.
+//! netcanary's ServiceAccount may do what a run needs and nothing else:
+//! `manifests/base/core/rbac.yaml`, installed as `manifests/overlays/ci` installs it, on the
+//! real kube-apiserver (the fixture), and every request made as the ServiceAccount
+//! (impersonated), so RBAC answers as in a cluster. The objects the refused requests aim at
+//! exist, so a refusal is RBAC's 403 and not a 404.
 //!
 //! Needs only the kube-apiserver fixture: see `tests/common/kube_fixture.rs` for how the test
 //! skips or fails without it.

@@ -7,9 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests drive: ip/bridges/veth, nftables, a DNS server, and the
-# by-hand tools the prober benchmark compares against.
-packages=(iproute2 nftables dnsmasq-base curl netcat-openbsd procps time)
+# Debian packages the tests drive: ip/bridges/veth, nftables, a DNS server, the by-hand
+# tools the prober benchmark compares against, and the monitoring the alerts and the
+# dashboard are tested on (Prometheus with promtool, Pushgateway, Alertmanager).
+packages=(iproute2 nftables dnsmasq-base curl netcat-openbsd procps time prometheus prometheus-pushgateway prometheus-alertmanager)
 
 missing=()
 for package in "${packages[@]}"; do
@@ -18,6 +19,13 @@ done
 if ((${#missing[@]})); then
     if [ "$(id -u)" -eq 0 ]; then
         echo "==> installing ${missing[*]}"
+        # The monitoring packages start their daemons on fixed ports unless policy-rc.d
+        # says no; the tests start their own on free ports.
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+            chmod +x /usr/sbin/policy-rc.d
+            trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+        fi
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     else
@@ -27,8 +35,9 @@ fi
 
 if [ "$(id -u)" -eq 0 ]; then
     export NETCANARY_REQUIRE_NETNS=1
+    export NETCANARY_REQUIRE_MONITORING=1
 else
-    echo "==> not root: network-namespace tests will report SKIPPED"
+    echo "==> not root: network-namespace and monitoring tests will report SKIPPED"
 fi
 
 # The tests that need a real API server run the kube-apiserver fixture (tests/kube-fixture),

@@ -182,13 +182,23 @@ async fn probe_pod_that_never_starts_is_inconclusive() {
 
 #[tokio::test]
 async fn interrupted_run_still_cleans_up() {
-    let Some(bed) = Bed::new("interrupted_run_still_cleans_up", None).await else { return };
+    signalled_run_still_cleans_up("interrupted_run_still_cleans_up", "-INT").await;
+}
+
+/// SIGTERM is what a run in a Job gets when the Job is deleted or passes its deadline.
+#[tokio::test]
+async fn terminated_run_still_cleans_up() {
+    signalled_run_still_cleans_up("terminated_run_still_cleans_up", "-TERM").await;
+}
+
+async fn signalled_run_still_cleans_up(test: &str, signal: &str) {
+    let Some(bed) = Bed::new(test, None).await else { return };
     let started = Instant::now();
     let child = bed.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start netcanary");
-    // Interrupted once its first pods run: they must go all the same.
+    // Signalled once its first pods run: they must go all the same.
     bed.wait_for_probe_pod(Duration::from_secs(30)).await;
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().expect("run kill").success());
+    assert!(Command::new("kill").args([signal, &pid]).status().expect("run kill").success());
     let ran = Ran::new(child.wait_with_output().expect("wait for netcanary"), started.elapsed());
     assert!(ran.record.problems.iter().any(|p| p.contains("interrupted")), "{:?}", ran.record.problems);
     assert_eq!(ran.code, 2, "{}", ran.stderr);

@@ -11,12 +11,12 @@ mod common;
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::bed::{Bed, MANAGED, enforcing_rules};
+use common::bed::{Bed, MANAGED, enforcing_rules, free_address};
 
 /// How long a scheduled run may take to show in the metrics (runs every 3 s, each a few).
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -84,11 +84,6 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A loopback address nothing listens on (free a moment ago).
-fn free_address() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port")
 }
 
 /// The samples of metric `name` in a Prometheus text exposition: (labels, value).

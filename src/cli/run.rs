@@ -186,12 +186,21 @@ pub fn run_verb(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let record = runtime.block_on(async {
+        // Before the first request, so a SIGTERM (a deleted Job, its deadline) cleans up too.
+        let shutdown = super::shutdown_signal()?;
         let client = args.cluster.client().await?;
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
         anyhow::Ok(run(&client, &Listed(client.clone()), &options, shutdown).await)
     })?;
+    // The report first: a push that hangs or a Job killed meanwhile must not lose it.
+    {
+        let mut stdout = anstream::stdout().lock();
+        match args.output {
+            Format::Table => write!(stdout, "{}", report::table(&record))?,
+            Format::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&record)?)?,
+            Format::Junit => write!(stdout, "{}", report::junit(&record))?,
+        }
+        stdout.flush()?;
+    }
     if let Some(gateway) = &args.pushgateway {
         let metrics = Metrics::new();
         metrics.record(&record);
@@ -199,12 +208,6 @@ pub fn run_verb(args: Args) -> anyhow::Result<ExitCode> {
             warn!(%error, "cannot push metrics");
             eprintln!("warning: {error}");
         }
-    }
-    let mut stdout = anstream::stdout().lock();
-    match args.output {
-        Format::Table => write!(stdout, "{}", report::table(&record))?,
-        Format::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&record)?)?,
-        Format::Junit => write!(stdout, "{}", report::junit(&record))?,
     }
     Ok(ExitCode::from(record.exit_code()))
 }

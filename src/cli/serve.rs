@@ -8,7 +8,6 @@ use anyhow::Context;
 use netcanary_metrics::{Metrics, http};
 use netcanary_orchestrator::run::run;
 use netcanary_orchestrator::watch::Watched;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::info;
@@ -43,12 +42,9 @@ pub fn serve(args: Args) -> anyhow::Result<ExitCode> {
         let client = args.cluster.client().await?;
         let (stop, stopped) = watch::channel(false);
         // Installed before anything is served, so a SIGTERM is never the default (fatal) one.
-        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let shutdown = super::shutdown_signal()?;
         tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
+            shutdown.await;
             let _ = stop.send(true);
         });
         let requested = |mut receiver: watch::Receiver<bool>| async move {

@@ -72,7 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let listeners = target::bind(args.listen, &args.tcp.0, &args.udp.0)?;
         // Signal handlers before the announcement: whoever reads `listening` may stop the
         // target at once, and must see a clean exit.
-        let shutdown = shutdown_signal()?;
+        let shutdown = super::shutdown_signal()?;
         announce(&listeners.tcp_addrs(), &listeners.udp_addrs())?;
         let stats = target::serve(listeners, shutdown).await;
         info!(
@@ -92,19 +92,6 @@ fn announce(tcp: &[SocketAddr], udp: &[SocketAddr]) -> anyhow::Result<()> {
     writeln!(stdout, "listening tcp={} udp={}", list(tcp), list(udp))?;
     stdout.flush()?;
     Ok(())
-}
-
-/// Completes on SIGTERM (what the kubelet sends) or SIGINT.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    })
 }
 
 #[cfg(test)]

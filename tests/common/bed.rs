@@ -6,7 +6,8 @@
 //!
 //! The app: namespace `prod` isolates its pods for ingress and lets `dev` reach `app=api` on
 //! 8080/TCP; `dev` has no policy; netcanary's own namespace and canary policy come from
-//! `manifests/`, and the cluster DNS is dnsmasq behind the Service `kube-system/kube-dns`.
+//! `manifests/overlays/ci`, and the cluster DNS is dnsmasq behind the Service
+//! `kube-system/kube-dns`.
 //!
 //! Needs root, network namespaces and the kube-apiserver fixture: see
 //! `tests/common/netns.rs` and `tests/common/kube_fixture.rs` for how a test skips or fails
@@ -14,7 +15,7 @@
 
 #![allow(dead_code)] // Each integration test uses a different part of the harness.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::sync::mpsc::channel;
@@ -38,7 +39,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_netcanary");
 pub const CLUSTER_DNS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 pub const DNS_NAME: &str = "kubernetes.default.svc.cluster.local";
 pub const SUBNETS: [(&str, u8); 4] = [("prod", 1), ("dev", 2), ("netcanary", 3), ("kube-system", 4)];
-/// netcanary's ServiceAccount (manifests/rbac.yaml), as RBAC names it.
+/// netcanary's ServiceAccount (manifests/base/core/rbac.yaml), as RBAC names it.
 pub const NETCANARY_SA: &str = "system:serviceaccount:netcanary:netcanary";
 /// The label every pod netcanary creates carries.
 pub const MANAGED: &str = "app.kubernetes.io/managed-by=netcanary";
@@ -101,7 +102,7 @@ pub struct Bed {
     /// The admin.
     pub client: Client,
     /// What `netcanary` uses: the admin's credentials acting as netcanary's ServiceAccount,
-    /// so RBAC judges every request by `manifests/rbac.yaml`.
+    /// so RBAC judges every request by `manifests/base/core/rbac.yaml`.
     pub kubeconfig: PathBuf,
 }
 
@@ -187,8 +188,13 @@ impl Bed {
     /// Runs `netcanary run` and checks what every run must do: finish well within its
     /// deadline and leave none of its pods behind.
     pub async fn run(&self) -> Ran {
+        self.run_with(self.command()).await
+    }
+
+    /// [`run`](Self::run) with `command`: [`command`](Self::command) plus the caller's flags.
+    pub async fn run_with(&self, mut command: Command) -> Ran {
         let started = Instant::now();
-        let ran = Ran::new(self.command().output().expect("run netcanary"), started.elapsed());
+        let ran = Ran::new(command.output().expect("run netcanary"), started.elapsed());
         assert!(ran.elapsed < Duration::from_secs(50), "the run took {:?}", ran.elapsed);
         self.assert_cleaned_up(&ran).await;
         ran
@@ -257,14 +263,14 @@ impl Bed {
     }
 }
 
-/// Installs what `kubectl apply -k manifests/` would that the tests need: the NetcanaryRun
-/// CRD (and waits until it is served), netcanary's namespace and canary policy, its RBAC.
+/// Installs what `kubectl apply -k manifests/overlays/ci` does: the NetcanaryRun CRD (and
+/// waits until it is served), netcanary's namespace and canary policy, its RBAC. Not the
+/// CronJob or the serve Deployment: their runs would change every scenario. Needs the
+/// fixture's binary, which renders the overlay.
 pub async fn install_netcanary(client: &Client) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for file in ["manifests/crds/netcanaryrun.yaml", "manifests/namespace.yaml", "manifests/rbac.yaml"] {
-        let text = std::fs::read_to_string(root.join(file)).unwrap_or_else(|e| panic!("read {file}: {e}"));
-        apply(client, &text).await;
-    }
+    let overlay = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/overlays/ci");
+    let text = KubeFixture::kustomize(&overlay).unwrap_or_else(|e| panic!("{e}"));
+    apply(client, &text).await;
     wait_for_crd(client, "netcanaryruns.netcanary.io").await;
 }
 
@@ -282,22 +288,49 @@ pub fn workload(namespace: &str, name: &str, app: &str, ports: &[(u16, &str)]) -
 /// Applies every object of a multi-document YAML text (server-side apply).
 pub async fn apply(client: &Client, text: &str) {
     let params = PatchParams::apply("netcanary-e2e").force();
-    for document in serde_norway::Deserializer::from_str(text) {
-        let value = serde_norway::Value::deserialize(document).expect("valid YAML");
-        if value.is_null() {
-            continue;
-        }
-        let object: DynamicObject = serde_norway::from_value(value).expect("a Kubernetes object");
-        let types = object.types.clone().expect("apiVersion and kind");
-        let gvk = GroupVersionKind::try_from(&types).expect("a valid apiVersion");
-        let (resource, capabilities) = discovery::pinned_kind(client, &gvk).await.expect("a served kind");
-        let api: Api<DynamicObject> = match (capabilities.scope, object.namespace()) {
-            (Scope::Namespaced, Some(namespace)) => Api::namespaced_with(client.clone(), &namespace, &resource),
-            _ => Api::all_with(client.clone(), &resource),
-        };
+    for object in objects(text) {
+        let api = api_for(client, &object, None).await.unwrap_or_else(|e| panic!("{e}"));
         api.patch(&object.name_any(), &params, &Patch::Apply(&object))
             .await
-            .unwrap_or_else(|e| panic!("apply {} {}: {e}", types.kind, object.name_any()));
+            .unwrap_or_else(|e| panic!("apply {}: {e}", describe(&object)));
+    }
+}
+
+/// The objects of a multi-document YAML text, empty documents skipped.
+pub fn objects(text: &str) -> Vec<DynamicObject> {
+    serde_norway::Deserializer::from_str(text)
+        .map(|document| serde_norway::Value::deserialize(document).expect("valid YAML"))
+        .filter(|value| !value.is_null())
+        .map(|value| serde_norway::from_value(value).expect("a Kubernetes object"))
+        .collect()
+}
+
+/// Where `object` goes: the API of its kind, as discovery serves it, in the object's
+/// namespace, else in `namespace` (as `kubectl apply -n` places objects that name none).
+/// Errors name the object.
+pub async fn api_for(
+    client: &Client,
+    object: &DynamicObject,
+    namespace: Option<&str>,
+) -> Result<Api<DynamicObject>, String> {
+    let what = describe(object);
+    let types = object.types.as_ref().ok_or_else(|| format!("{what}: no apiVersion and kind"))?;
+    let gvk = GroupVersionKind::try_from(types).map_err(|e| format!("{what}: {e}"))?;
+    let (resource, capabilities) =
+        discovery::pinned_kind(client, &gvk).await.map_err(|e| format!("{what}: kind not served: {e}"))?;
+    match (capabilities.scope, object.namespace().as_deref().or(namespace)) {
+        (Scope::Namespaced, Some(namespace)) => Ok(Api::namespaced_with(client.clone(), namespace, &resource)),
+        (Scope::Namespaced, None) => Err(format!("{what}: metadata.namespace: a namespaced object names none")),
+        (Scope::Cluster, _) => Ok(Api::all_with(client.clone(), &resource)),
+    }
+}
+
+/// `Kind namespace/name` (or `Kind name`), for messages.
+pub fn describe(object: &DynamicObject) -> String {
+    let kind = object.types.as_ref().map_or("object", |t| t.kind.as_str());
+    match object.namespace() {
+        Some(namespace) => format!("{kind} {namespace}/{}", object.name_any()),
+        None => format!("{kind} {}", object.name_any()),
     }
 }
 
@@ -337,6 +370,11 @@ pub fn output_within(child: Child, timeout: Duration, what: &str) -> (Output, Du
             );
         }
     }
+}
+
+/// A loopback address nothing listens on (free a moment ago).
+pub fn free_address() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port")
 }
 
 /// One line per probe, for failure messages.

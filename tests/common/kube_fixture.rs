@@ -4,7 +4,8 @@
 //! process, on loopback only) in a scratch directory and hands out an admin kubeconfig. It is
 //! the real server, so validation, PodSecurity admission and RBAC answer as in a cluster;
 //! nothing else runs (no controllers, scheduler or kubelet), so namespaces get no `default`
-//! ServiceAccount and pods stay `Pending`.
+//! ServiceAccount and pods stay `Pending`. The same binary renders kustomizations
+//! ([`KubeFixture::kustomize`]), so manifests are tested as `kubectl apply -k` sends them.
 //!
 //! The binary is built once by `tests/kube-fixture/build.sh` (minutes when cold, cached
 //! after) unless `NETCANARY_KUBE_FIXTURE` names one. When it cannot be had (no Go, no module
@@ -44,13 +45,15 @@ pub struct KubeFixture {
     kubeconfig: PathBuf,
 }
 
-/// Why there is no fixture.
+/// Why there is no fixture, or no rendering.
 #[derive(Debug)]
 pub enum FixtureError {
     /// The binary could not be had (no Go, build failed): a reason to skip.
     Unavailable(String),
     /// The binary is there but the server did not come up: a real failure.
     Failed(String),
+    /// kustomize refused a kustomization: a real failure, in kustomize's words.
+    Kustomize { dir: PathBuf, error: String },
 }
 
 impl fmt::Display for FixtureError {
@@ -58,6 +61,7 @@ impl fmt::Display for FixtureError {
         match self {
             FixtureError::Unavailable(reason) => write!(f, "kube-apiserver fixture unavailable: {reason}"),
             FixtureError::Failed(reason) => write!(f, "kube-apiserver fixture failed: {reason}"),
+            FixtureError::Kustomize { dir, error } => write!(f, "kustomize {}: {error}", dir.display()),
         }
     }
 }
@@ -143,19 +147,24 @@ impl KubeFixture {
     /// [`start`](Self::start) for a test: `None` (after printing why) when the fixture cannot
     /// be had and `NETCANARY_REQUIRE_KUBE` is not `1`; panics when it was had but failed.
     pub fn start_or_skip(test: &str) -> Option<KubeFixture> {
-        match KubeFixture::start() {
-            Ok(fixture) => Some(fixture),
-            Err(FixtureError::Unavailable(reason)) => {
-                if std::env::var("NETCANARY_REQUIRE_KUBE").as_deref() == Ok("1") {
-                    panic!("{test}: needs the kube-apiserver fixture ({reason}), and NETCANARY_REQUIRE_KUBE=1");
-                }
-                // One write to the stderr handle: eprintln! would be captured by the test harness.
-                let line = format!("SKIPPED {test}: needs the kube-apiserver fixture ({reason})\n");
-                let _ = std::io::stderr().write_all(line.as_bytes());
-                None
-            }
-            Err(err) => panic!("{test}: {err}"),
+        KubeFixture::start().map_or_else(|err| skip_or_panic(test, err), Some)
+    }
+
+    /// What `kubectl kustomize DIR` prints (the same kustomize library, as `kube-fixture
+    /// kustomize DIR`), so tests render kustomizations with neither kubectl nor kustomize
+    /// installed. Needs only the binary, not a running server.
+    pub fn kustomize(dir: &Path) -> Result<String, FixtureError> {
+        let out = Command::new(binary()?)
+            .arg("kustomize")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| FixtureError::Failed(format!("running kube-fixture kustomize: {e}")))?;
+        if !out.status.success() {
+            let error = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            return Err(FixtureError::Kustomize { dir: dir.to_path_buf(), error });
         }
+        String::from_utf8(out.stdout).map_err(|e| FixtureError::Failed(format!("kustomize printed no UTF-8: {e}")))
     }
 
     /// An admin kubeconfig (group `system:masters`) with the CA embedded.
@@ -272,6 +281,19 @@ fn launch(
         }
     });
     Ok((child, stdin, rx))
+}
+
+/// How a test meets a fixture error: `None` after a `SKIPPED` line when the fixture cannot
+/// be had and `NETCANARY_REQUIRE_KUBE` is not `1`; a panic otherwise.
+pub fn skip_or_panic<T>(test: &str, err: FixtureError) -> Option<T> {
+    let FixtureError::Unavailable(reason) = err else { panic!("{test}: {err}") };
+    if std::env::var("NETCANARY_REQUIRE_KUBE").as_deref() == Ok("1") {
+        panic!("{test}: needs the kube-apiserver fixture ({reason}), and NETCANARY_REQUIRE_KUBE=1");
+    }
+    // One write to the stderr handle: eprintln! would be captured by the test harness.
+    let line = format!("SKIPPED {test}: needs the kube-apiserver fixture ({reason})\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    None
 }
 
 fn signal(child: &Child, signal: &str) {

@@ -209,26 +209,12 @@ impl FakeKubelet {
     pub async fn add_dns(&self, cluster_ip: Ipv4Addr, answers: &[(&str, &str)]) -> Ipv4Addr {
         let ip = self.shared.allocate("kube-system").unwrap_or_else(|e| panic!("{e}"));
         let host = self.shared.add_host(ip);
-        let mut args = vec![
-            "dnsmasq".to_string(),
-            "--no-daemon".into(),
-            "--no-resolv".into(),
-            "--no-hosts".into(),
-            "--log-facility=-".into(),
-            "--user=root".into(),
-            format!("--listen-address={ip},{cluster_ip}"),
-            "--bind-interfaces".into(),
-            "--port=53".into(),
-        ];
-        args.extend(answers.iter().map(|(name, answer)| format!("--address=/{name}/{answer}")));
+        let records: Vec<String> = answers.iter().map(|(name, answer)| format!("--address=/{name}/{answer}")).collect();
         {
             let net = self.net();
             let out = net.exec(&host, &["ip", "addr", "add", &format!("{cluster_ip}/32"), "dev", "eth0"]);
             assert!(out.status.success(), "add the ClusterIP: {}", String::from_utf8_lossy(&out.stderr));
-            let pid_file = net.dir().join(format!("{host}-dnsmasq.pid"));
-            args.push(format!("--pid-file={}", pid_file.display()));
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let dnsmasq = net.spawn(&host, &args);
+            let dnsmasq = net.spawn_dnsmasq(&host, &format!("{ip},{cluster_ip}"), &records);
             wait_for_dns(&net, &host, cluster_ip, answers.first().map_or("localhost", |(name, _)| name), &dnsmasq);
             self.extras.lock().unwrap_or_else(|e| e.into_inner()).push(dnsmasq);
         }

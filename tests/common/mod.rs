@@ -3,4 +3,5 @@
 pub mod bed;
 pub mod kube_fixture;
 pub mod kubelet;
+pub mod monitoring;
 pub mod netns;

@@ -131,6 +131,27 @@ impl TestNet {
 
     /// Starts `cmd` inside `host`; stdout is readable through the guard, stderr goes to a
     /// file in [`TestNet::dir`]. The process is killed when the guard or the net drops.
+    /// dnsmasq on `host`, in the foreground, on port 53 of the comma-separated
+    /// `listen_addresses` only, answering from `answers` (`--address=/name/ip`, `--local=...`)
+    /// and nothing upstream: no traffic ever leaves the test network.
+    pub fn spawn_dnsmasq(&self, host: &str, listen_addresses: &str, answers: &[String]) -> ChildGuard {
+        let pid_file = self.dir.join(format!("{host}-dnsmasq.pid"));
+        let mut args = vec![
+            "dnsmasq".to_string(),
+            "--no-daemon".into(),
+            "--no-resolv".into(),
+            "--no-hosts".into(),
+            "--log-facility=-".into(),
+            "--user=root".into(),
+            format!("--listen-address={listen_addresses}"),
+            "--bind-interfaces".into(),
+            "--port=53".into(),
+            format!("--pid-file={}", pid_file.display()),
+        ];
+        args.extend(answers.iter().cloned());
+        self.spawn(host, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
     pub fn spawn(&self, host: &str, cmd: &[&str]) -> ChildGuard {
         static SPAWNED: AtomicUsize = AtomicUsize::new(0);
         let label = format!(
@@ -282,6 +303,15 @@ impl Drop for ChildGuard {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// For a test that needs root but no namespaces of its own (`unshare` and `chroot` in the
+/// test's network): whether it may run, decided and reported as [`TestNet::new`] does.
+pub fn privileged_or_skip(test: &str) -> bool {
+    match check_privileges() {
+        Ok(()) => true,
+        Err(reason) => skip(test, &reason).is_some(),
     }
 }
 

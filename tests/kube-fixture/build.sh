@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds kube-fixture (embedded etcd + kube-apiserver, see main.go) once and caches it.
+# Builds kube-fixture (embedded etcd + kube-apiserver, and `kube-fixture kustomize DIR`
+# for rendering kustomizations; see main.go) once and caches it.
 # Prints the binary's path as the last line of stdout; everything else goes to stderr.
 #
 #   tests/kube-fixture/build.sh            # build if needed, print the path

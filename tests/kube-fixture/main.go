@@ -9,6 +9,7 @@
 // Usage:
 //
 //	kube-fixture --dir DIR [--port PORT] [--exit-on-stdin-close=false] [-- KUBE-APISERVER-FLAGS...]
+//	kube-fixture kustomize DIR
 //
 // Everything (etcd data, keys, certificates, the kubeconfig) goes under DIR. When /readyz
 // answers ok it writes DIR/kubeconfig (user netcanary-admin in group system:masters) and
@@ -22,6 +23,11 @@
 //
 // There are no controllers: no controller-manager, scheduler or kubelet. Namespaces get no
 // `default` ServiceAccount and pods are never scheduled; tests create what they need.
+//
+// `kustomize DIR` prints the YAML that `kubectl kustomize DIR` (and so `kubectl apply -k
+// DIR`) would send: the same kustomize library, at the version kubectl v0.35 vendors, with
+// kubectl's defaults (loading only under DIR, no plugins, no Helm). The manifests' tests
+// render with it, so they need neither kubectl nor kustomize on the machine.
 package main
 
 import (
@@ -54,11 +60,24 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
 const adminUser = "netcanary-admin"
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "kustomize" {
+		if len(os.Args) != 3 {
+			fmt.Fprintln(os.Stderr, "usage: kube-fixture kustomize DIR")
+			os.Exit(2)
+		}
+		if err := kustomize(os.Args[2], os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "kube-fixture: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	flags := flag.NewFlagSet("kube-fixture", flag.ExitOnError)
 	dir := flags.String("dir", "", "directory for etcd data, keys, certificates and the kubeconfig (required)")
 	port := flags.Int("port", 0, "secure port of the API server on 127.0.0.1 (default: a free one)")
@@ -73,6 +92,25 @@ func main() {
 		fmt.Fprintf(os.Stderr, "kube-fixture: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// kustomize renders the kustomization in dir to out as multi-document YAML.
+func kustomize(dir string, out io.Writer) error {
+	options := krusty.MakeDefaultOptions()
+	// What `kubectl kustomize` and `kustomize build` pass without --reorder: the
+	// kustomization's sortOptions if it has any, else the legacy order (Namespaces and
+	// CRDs first), in which `kubectl apply -k` creates the objects.
+	options.Reorder = krusty.ReorderOptionUnspecified
+	resources, err := krusty.MakeKustomizer(options).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		return err
+	}
+	yaml, err := resources.AsYaml()
+	if err != nil {
+		return err
+	}
+	_, err = out.Write(yaml)
+	return err
 }
 
 func run(dir string, port int, exitOnStdinClose bool, extraArgs []string) error {

@@ -17,6 +17,9 @@ fn set(gauge: &GaugeVec, value: f64) {
 /// Probe latency buckets, in seconds: from loopback-fast to the longest probe deadline.
 const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
+/// How long a push may take, connecting included.
+pub const PUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Every series appears only once a run has set it: a gauge exported at 0 before the first
 /// run would read as "the canary connected" or "the run failed" and page someone.
 #[derive(Clone)]
@@ -27,6 +30,7 @@ pub struct Metrics {
     run_duration: GaugeVec,
     probes: GaugeVec,
     mismatch: GaugeVec,
+    namespace_pairs: GaugeVec,
     probe_duration: HistogramVec,
     rules_covered: GaugeVec,
     canary: GaugeVec,
@@ -79,6 +83,11 @@ impl Metrics {
                 "1 for every open mismatch between policy and network in the last run.",
                 &["src_namespace", "src_workload", "dst_namespace", "dst_workload", "port", "protocol", "kind"],
             ),
+            namespace_pairs: gauge_vec(
+                "netcanary_namespace_pair_probes",
+                "Probes of the last run from one namespace to another, by what policy expects and their judgement.",
+                &["src_namespace", "dst_namespace", "expected", "result"],
+            ),
             rules_covered: gauge(
                 "netcanary_policy_rules_covered_ratio",
                 "Fraction of policy rules the last run exercised.",
@@ -119,7 +128,20 @@ impl Metrics {
                 ])
                 .set(1.0);
         }
+        // The reachability matrix counts only the pairs this run probed, so a pair the plan no
+        // longer holds disappears. DNS probes count towards the DNS Service's namespace; the
+        // canary is no probe of the cluster's workloads (it has a gauge of its own).
+        self.namespace_pairs.reset();
         for probe in &run.probes {
+            let expected = if probe.expected_allowed { "allow" } else { "deny" };
+            self.namespace_pairs
+                .with_label_values(&[
+                    probe.source.namespace.as_str(),
+                    probe.destination.namespace.as_str(),
+                    expected,
+                    probe.outcome.as_str(),
+                ])
+                .inc();
             if let (Some(millis), Some(observed)) = (probe.millis, probe.observed.last()) {
                 self.probe_duration
                     .with_label_values(&[probe.protocol.as_str(), observed.as_str()])
@@ -146,11 +168,18 @@ impl Metrics {
     }
 
     /// Replaces the `job` group on a Pushgateway with these metrics (HTTP PUT, so metrics
-    /// of the previous run do not linger). Blocking.
+    /// of the previous run do not linger). Blocking, for at most [`PUSH_TIMEOUT`]: a gateway
+    /// that drops packets must not hold a finished run until its Job is killed.
     pub fn push(&self, gateway: &str, job: &str) -> Result<(), PushError> {
+        self.push_within(gateway, job, PUSH_TIMEOUT)
+    }
+
+    fn push_within(&self, gateway: &str, job: &str, timeout: std::time::Duration) -> Result<(), PushError> {
         let url = format!("{}/metrics/job/{job}", gateway.trim_end_matches('/'));
         let body = self.encode()?;
-        ureq::put(&url)
+        let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(timeout)).build().into();
+        agent
+            .put(&url)
             .header("Content-Type", "text/plain; version=0.0.4")
             .send(body)
             .map_err(|source| PushError::Http { url: url.clone(), source: Box::new(source) })?;
@@ -162,10 +191,11 @@ impl Metrics {
 mod tests {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
+    use std::time::Duration;
 
     use netcanary_verify::record::Observed;
     use netcanary_verify::sample::{self, run};
-    use netcanary_verify::{Outcome, ProbeRecord};
+    use netcanary_verify::{Outcome, ProbeRecord, WorkloadRef};
 
     use super::*;
 
@@ -200,6 +230,45 @@ mod tests {
         let text = metrics.encode().unwrap();
         assert!(!text.contains("netcanary_mismatch{"), "{text}");
         assert!(text.contains("netcanary_enforcement_canary 1"));
+    }
+
+    /// The reachability matrix's samples, as exposed.
+    fn namespace_pairs(metrics: &Metrics) -> Vec<String> {
+        let text = metrics.encode().unwrap();
+        text.lines().filter(|l| l.starts_with("netcanary_namespace_pair_probes{")).map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn namespace_pairs_count_the_last_run_by_expectation_and_result() {
+        let metrics = Metrics::new();
+        let mut dns = sample::probe(Outcome::UnexpectedDeny, true, Observed::Timeout);
+        dns.destination = WorkloadRef { namespace: "kube-system".into(), workload: "kube-dns".into() };
+        dns.kind = "dns".into();
+        metrics.record(&run(
+            vec![
+                probe(Outcome::UnexpectedAllow, Observed::Connected),
+                probe(Outcome::UnexpectedAllow, Observed::Refused),
+                sample::probe(Outcome::Pass, true, Observed::Connected),
+                dns,
+            ],
+            Canary::NotEnforced,
+        ));
+        assert_eq!(
+            namespace_pairs(&metrics),
+            [
+                "netcanary_namespace_pair_probes{dst_namespace=\"kube-system\",expected=\"allow\",result=\"unexpected_deny\",src_namespace=\"dev\"} 1",
+                "netcanary_namespace_pair_probes{dst_namespace=\"prod\",expected=\"allow\",result=\"pass\",src_namespace=\"dev\"} 1",
+                "netcanary_namespace_pair_probes{dst_namespace=\"prod\",expected=\"deny\",result=\"unexpected_allow\",src_namespace=\"dev\"} 2",
+            ]
+        );
+        // A pair the next run did not probe disappears; the next run's counts replace the last's.
+        metrics.record(&run(vec![sample::probe(Outcome::Pass, true, Observed::Connected)], Canary::Enforced));
+        assert_eq!(
+            namespace_pairs(&metrics),
+            [
+                "netcanary_namespace_pair_probes{dst_namespace=\"prod\",expected=\"allow\",result=\"pass\",src_namespace=\"dev\"} 1"
+            ]
+        );
     }
 
     #[test]
@@ -246,5 +315,19 @@ mod tests {
     fn push_failures_name_the_url() {
         let error = Metrics::new().push("http://127.0.0.1:1", "netcanary").unwrap_err();
         assert!(error.to_string().starts_with("push to http://127.0.0.1:1/metrics/job/netcanary"), "{error}");
+    }
+
+    #[test]
+    fn a_gateway_that_never_answers_gives_up_in_time() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        // Accepts and then says nothing, like a gateway behind a policy that drops replies.
+        let silent = std::thread::spawn(move || listener.accept().map(|(stream, _)| stream));
+        let started = std::time::Instant::now();
+        let result = Metrics::new().push_within(&format!("http://{address}"), "netcanary", Duration::from_millis(300));
+        let took = started.elapsed();
+        assert!(result.is_err(), "a push nobody answers must fail, got {result:?}");
+        assert!(took < Duration::from_secs(5), "the push waited {took:?} despite a 300 ms timeout");
+        drop(silent.join());
     }
 }

@@ -1,5 +1,5 @@
 //! The run's record in the cluster: a cluster-scoped `NetcanaryRun` (CRD in
-//! `manifests/crds/`) that `kubectl get netcanaryruns` lists, owns the run's pods, and
+//! `manifests/base/core/crds/`) that `kubectl get netcanaryruns` lists, owns the run's pods, and
 //! carries the summary and mismatches in its status; plus one Event per mismatch.
 
 use std::time::Duration;
@@ -37,10 +37,9 @@ pub async fn create(
     let mut object = DynamicObject::new(run_id, &api_resource());
     let deadline_at = (started_at + deadline.as_secs_f64()).ceil();
     object.data = json!({"spec": {"startedAt": rfc3339(started_at), "deadlineAt": rfc3339(deadline_at)}});
-    let created = api(client)
-        .create(&PostParams::default(), &object)
-        .await
-        .context(format!("create NetcanaryRun {run_id} (is the CRD installed? kubectl apply -k manifests/)"))?;
+    let created = api(client).create(&PostParams::default(), &object).await.context(format!(
+        "create NetcanaryRun {run_id} (is the CRD installed? kubectl apply -k manifests/overlays/ci)"
+    ))?;
     Ok(OwnerReference {
         api_version: format!("{GROUP}/{VERSION}"),
         kind: KIND.into(),
