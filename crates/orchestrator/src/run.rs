@@ -145,6 +145,7 @@ pub fn plan(snapshot: &Snapshot, options: &RunOptions) -> Plan {
     let mut planner_options = options.planner.clone();
     planner_options.dns_endpoints = snapshot.dns.as_ref().map(|d| d.endpoints.clone()).unwrap_or_default();
     planner_options.not_ready_services = snapshot.not_ready_services.clone();
+    planner_options.unprobed_namespaces = vec![options.canary_namespace.clone()];
     netcanary_planner::plan(&snapshot.cluster, &planner_options)
 }
 

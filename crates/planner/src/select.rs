@@ -29,6 +29,10 @@ pub struct Options {
     pub not_ready_services: Vec<(String, Selector)>,
     /// Explained evaluations spent looking for one rule's witness.
     pub witness_search_limit: usize,
+    /// Namespaces whose pods get no probe pods, and whose policies' rules are not counted
+    /// in coverage: netcanary's own, where its canary policy isolates every probe pod, so a
+    /// probe pod there could stand for none of the pods it mirrors.
+    pub unprobed_namespaces: Vec<String>,
 }
 
 impl Default for Options {
@@ -39,6 +43,7 @@ impl Default for Options {
             dns_endpoints: Vec::new(),
             not_ready_services: Vec::new(),
             witness_search_limit: 500,
+            unprobed_namespaces: Vec::new(),
         }
     }
 }
@@ -95,11 +100,18 @@ impl<'c> Planner<'c> {
             index,
         };
         planner.ports = (0..planner.index.classes().len()).map(|class| planner.probed_ports(class)).collect();
+        for namespace in &options.unprobed_namespaces {
+            if cluster.endpoints().iter().any(|e| e.namespace.as_deref() == Some(namespace.as_str())) {
+                planner.notes.push(format!(
+                    "pods in namespace {namespace} are not probed, and its policies' rules not counted: netcanary's canary policy isolates every probe pod there"
+                ));
+            }
+        }
         let mut classes: Vec<usize> = (0..planner.index.classes().len()).collect();
         classes.sort_by(|a, b| planner.representative(*a).id.cmp(&planner.representative(*b).id));
         for class in classes {
             let endpoint = planner.representative(class);
-            if endpoint.governed() != Governance::Governed {
+            if endpoint.governed() != Governance::Governed || planner.unprobed(endpoint.namespace.as_deref()) {
                 continue;
             }
             planner.sources.push(class);
@@ -115,6 +127,10 @@ impl<'c> Planner<'c> {
             }
         }
         planner
+    }
+
+    fn unprobed(&self, namespace: Option<&str>) -> bool {
+        namespace.is_some_and(|ns| self.options.unprobed_namespaces.iter().any(|u| u == ns))
     }
 
     fn representative(&self, class: usize) -> &'c Endpoint {
@@ -236,6 +252,9 @@ impl<'c> Planner<'c> {
     fn rule_witnesses(&mut self) {
         let cluster = self.cluster;
         for policy in cluster.policies() {
+            if self.unprobed(Some(&policy.namespace)) {
+                continue;
+            }
             for direction in [Direction::Ingress, Direction::Egress] {
                 for index in 0..policy.rules(direction).map_or(0, <[_]>::len) {
                     self.coverage.rules += 1;

@@ -109,3 +109,26 @@ fn targets_behind_not_ready_services_are_not_mirrored() {
     assert!(plan.mirrors.iter().all(|m| m.stands_for != "production/statefulset/db" || m.listen.is_empty()));
     assert!(plan.notes.iter().any(|n| n.contains("production/statefulset/db is not mirrored as a target")));
 }
+
+#[test]
+fn unprobed_namespaces_get_no_probe_pods_and_their_rules_are_not_counted() {
+    let everything = plan(&example(), &options());
+    let options = Options { unprobed_namespaces: vec!["production".into()], ..options() };
+    let plan = plan(&example(), &options);
+    let in_production: Vec<&str> =
+        plan.mirrors.iter().filter(|m| m.namespace == "production").map(|m| m.stands_for.as_str()).collect();
+    assert!(in_production.is_empty(), "probe pods in an unprobed namespace: {in_production:?}");
+    assert!(everything.mirrors.iter().any(|m| m.namespace == "production"), "the control plan probes production");
+    let all_rules = || everything.coverage.covered.iter().chain(everything.coverage.uncovered.keys());
+    let production_rules = all_rules().filter(|r| r.policy.starts_with("production/")).count();
+    assert!(production_rules > 0);
+    assert_eq!(plan.coverage.rules, everything.coverage.rules - production_rules, "{:#?}", plan.coverage);
+    assert!(
+        plan.coverage
+            .covered
+            .iter()
+            .chain(plan.coverage.uncovered.keys())
+            .all(|r| !r.policy.starts_with("production/"))
+    );
+    assert!(plan.notes.iter().any(|n| n.contains("pods in namespace production are not probed")), "{:?}", plan.notes);
+}
