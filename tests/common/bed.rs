@@ -334,18 +334,35 @@ pub fn describe(object: &DynamicObject) -> String {
     }
 }
 
+/// Waits until the CRD `name` is Established and discovery serves every version of it: the
+/// API server publishes a new group's discovery a moment after the condition, and an
+/// apply in between finds no such kind.
 pub async fn wait_for_crd(client: &Client, name: &str) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = String::from("not read yet");
     while Instant::now() < deadline {
         let crd = crds.get(name).await.expect("read the CRD");
-        let conditions = crd.status.and_then(|s| s.conditions).unwrap_or_default();
-        if conditions.iter().any(|c| c.type_ == "Established" && c.status == "True") {
-            return;
+        if let Err(why) = served(client, &crd).await {
+            last = why;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        return;
     }
-    panic!("CRD {name} not established");
+    panic!("CRD {name} not served within 30 s: {last}");
+}
+
+async fn served(client: &Client, crd: &CustomResourceDefinition) -> Result<(), String> {
+    let conditions = crd.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+    if !conditions.iter().any(|c| c.type_ == "Established" && c.status == "True") {
+        return Err("not Established".into());
+    }
+    for version in crd.spec.versions.iter().filter(|v| v.served) {
+        let gvk = GroupVersionKind::gvk(&crd.spec.group, &version.name, &crd.spec.names.kind);
+        discovery::pinned_kind(client, &gvk).await.map_err(|e| format!("{gvk:?} not in discovery: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Waits for `child` to exit and returns its output and how long that took; kills it and
