@@ -28,6 +28,7 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const BIN: &str = env!("CARGO_BIN_EXE_netcanary");
 /// The policy kits: kustomizations that name no namespace, applied with `kubectl apply -n`.
 const KITS: &str = "manifests/policies";
 /// The namespace the kits are applied into here.
@@ -309,6 +310,41 @@ fn the_verify_job_is_the_cronjob_pod() {
     );
 }
 
+/// The manifests configure netcanary through arguments and `NETCANARY_*` variables. clap
+/// ignores a variable it does not know, so a misspelt name would silently run with the
+/// default: every name must be one the verb reads, and the arguments and values together
+/// must parse (the run then stops at the kubeconfig, which names a file that is not there).
+#[test]
+fn every_controller_container_sets_flags_the_binary_reads() {
+    let Some(install) = render("every_controller_container_sets_flags_the_binary_reads", "manifests") else {
+        return;
+    };
+    let verify = verify_job();
+    let workloads = [install.find("CronJob", "netcanary"), install.find("Deployment", "netcanary"), &verify];
+    for workload in workloads {
+        let what = format!("{} {}", workload.types.as_ref().map_or("", |t| t.kind.as_str()), workload.name_any());
+        let container = container(pod_template(workload));
+        let args: Vec<&str> = container["args"].as_array().expect("args").iter().filter_map(Value::as_str).collect();
+        let help = Command::new(BIN).args([args[0], "--help"]).output().expect("run netcanary --help");
+        let help = String::from_utf8_lossy(&help.stdout);
+        let mut command = Command::new(BIN);
+        command.args(&args).env("NETCANARY_KUBECONFIG", "/nonexistent/kubeconfig");
+        for variable in container["env"].as_array().expect("env") {
+            let name = variable["name"].as_str().expect("env[].name");
+            assert!(help.contains(&format!("[env: {name}=")), "{what}: `netcanary {}` reads no {name}", args[0]);
+            // Values from the downward API: the namespace the manifests install into.
+            command.env(name, variable["value"].as_str().unwrap_or("netcanary"));
+        }
+        let out = command.output().expect("run netcanary");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("read kubeconfig /nonexistent/kubeconfig"),
+            "{what}: `netcanary {}` with its env did not get as far as the kubeconfig:\n{stderr}",
+            args.join(" ")
+        );
+    }
+}
+
 /// The single-scheduler overlays keep one scheduler with what it needs, drop the other with
 /// everything only it needs, and keep the alerts.
 #[test]
@@ -576,7 +612,7 @@ impl Analysis {
 
 /// `netcanary analyze ARGS EXTRA`'s stdout; panics with its stderr when it fails.
 fn analyze(args: &[String], extra: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_netcanary"))
+    let out = Command::new(BIN)
         .arg("analyze")
         .args(args)
         .args(extra)

@@ -75,10 +75,29 @@ pub fn main() -> ExitCode {
         // Output piped into `head` and closed early is not a failure.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", describe(&error));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes, `: `-separated like anyhow's `{:#}`, but without a cause whose
+/// text the message before it already carries: several libraries (kube, hyper) put their
+/// source into their own message, which would otherwise print every cause twice.
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    let mut previous = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if !previous.contains(&message) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&message);
+        }
+        previous = message;
+    }
+    text
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
@@ -99,4 +118,34 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             _ = int.recv() => {}
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Like hyper's and kube's errors: the source in the message, and as `source()` too.
+    #[derive(Debug)]
+    struct Repeats(std::io::Error);
+
+    impl std::fmt::Display for Repeats {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "client error (Connect): {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Repeats {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let error = anyhow::Error::new(Repeats(io)).context("list namespaces");
+        assert_eq!(describe(&error), "list namespaces: client error (Connect): connection refused");
+        let plain = anyhow::anyhow!("no such file").context("read kubeconfig /x");
+        assert_eq!(describe(&plain), "read kubeconfig /x: no such file");
+    }
 }

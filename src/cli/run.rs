@@ -127,8 +127,11 @@ impl ClusterArgs {
         let options = KubeConfigOptions { context: self.context.clone(), ..KubeConfigOptions::default() };
         let config = match &self.kubeconfig {
             Some(path) => {
+                // Read here rather than by `Kubeconfig::read_from`, whose error repeats its cause.
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("read kubeconfig {}", path.display()))?;
                 let kubeconfig =
-                    Kubeconfig::read_from(path).with_context(|| format!("read kubeconfig {}", path.display()))?;
+                    Kubeconfig::from_yaml(&text).map_err(|e| anyhow::anyhow!("kubeconfig {}: {e}", path.display()))?;
                 kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?
             }
             None if self.context.is_some() => kube::Config::from_kubeconfig(&options).await?,
