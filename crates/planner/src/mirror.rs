@@ -33,7 +33,8 @@ pub fn is_controller_label(key: &str) -> bool {
 pub fn mirrored_labels(workload: &Labels, selected_keys: &HashSet<&str>) -> (Labels, Vec<String>) {
     let mut labels = Labels::new();
     let mut dropped = Vec::new();
-    for (key, value) in workload.iter().filter(|(k, _)| selected_keys.contains(k.as_str())) {
+    let copied = |key: &str| selected_keys.contains(key) && key != MANAGED_BY_KEY && key != RUN_ID_KEY;
+    for (key, value) in workload.iter().filter(|(k, _)| copied(k)) {
         if is_controller_label(key) {
             dropped.push(key.clone());
         } else {
@@ -41,6 +42,15 @@ pub fn mirrored_labels(workload: &Labels, selected_keys: &HashSet<&str>) -> (Lab
         }
     }
     (labels, dropped)
+}
+
+/// The labels a probe pod for `workload` really carries: what it copies, and netcanary's
+/// own (`run_id` stands for the run's id, which no selector can know in advance).
+pub fn probe_pod_labels(workload: &Labels, selected_keys: &HashSet<&str>, run_id: &str) -> Labels {
+    let mut labels = mirrored_labels(workload, selected_keys).0;
+    labels.insert(MANAGED_BY_KEY.into(), MANAGED_BY_VALUE.into());
+    labels.insert(RUN_ID_KEY.into(), run_id.into());
+    labels
 }
 
 #[cfg(test)]

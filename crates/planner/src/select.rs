@@ -12,7 +12,7 @@ use netcanary_policy::{
     Cluster, Direction, Endpoint, Matrix, PolicyIndex, PortProto, Protocol, RuleRef, Selector, Verdict,
 };
 
-use crate::mirror::mirrored_labels;
+use crate::mirror::{mirrored_labels, probe_pod_labels};
 use crate::plan::{Coverage, Destination, Mirror, Plan, PlannedProbe, Purpose};
 
 /// What the planner may do.
@@ -50,7 +50,8 @@ impl Default for Options {
 
 /// Plans a run over `cluster`'s pods.
 pub fn plan(cluster: &Cluster, options: &Options) -> Plan {
-    let mut planner = Planner::new(cluster, options);
+    let probed = as_probe_pods(cluster, options);
+    let mut planner = Planner::new(&probed, cluster, options);
     planner.dns();
     planner.rule_witnesses();
     planner.isolation();
@@ -58,8 +59,35 @@ pub fn plan(cluster: &Cluster, options: &Options) -> Plan {
     planner.finish()
 }
 
+/// `cluster` with every pod that may be mirrored carrying the labels its probe pod will
+/// carry: expectations, witnesses and coverage are then about the probes a run really
+/// makes. They differ from the workload's where a selector reads a label a probe pod cannot
+/// copy (a controller's, such as `statefulset.kubernetes.io/pod-name`) or that netcanary
+/// sets itself (`app.kubernetes.io/managed-by`, `netcanary.io/run-id`). The cluster DNS
+/// pods keep theirs: DNS is probed at the real pods.
+fn as_probe_pods(cluster: &Cluster, options: &Options) -> Cluster {
+    let keys = selected_keys(cluster);
+    let mut probed = cluster.clone();
+    for endpoint in cluster.endpoints() {
+        if endpoint.governed() != Governance::Governed || options.dns_endpoints.contains(&endpoint.id) {
+            continue;
+        }
+        let labels = probe_pod_labels(&endpoint.labels, &keys, PLANNED_RUN_ID);
+        if let Some(pod) = probed.endpoint_mut(&endpoint.id) {
+            pod.labels = labels;
+        }
+    }
+    probed
+}
+
+/// The run id the plan's probe pods are given before a run names them.
+const PLANNED_RUN_ID: &str = "planned";
+
 struct Planner<'c> {
+    /// The cluster as the probe pods will make it: what expectations are computed on.
     cluster: &'c Cluster,
+    /// The cluster as it is: what probe pods copy their labels from.
+    workloads: &'c Cluster,
     options: &'c Options,
     index: PolicyIndex<'c>,
     keys: HashSet<&'c str>,
@@ -80,10 +108,11 @@ struct Planner<'c> {
 }
 
 impl<'c> Planner<'c> {
-    fn new(cluster: &'c Cluster, options: &'c Options) -> Self {
+    fn new(cluster: &'c Cluster, workloads: &'c Cluster, options: &'c Options) -> Self {
         let index = PolicyIndex::new(cluster);
         let mut planner = Self {
             cluster,
+            workloads,
             options,
             keys: selected_keys(cluster),
             matrices: HashMap::new(),
@@ -177,7 +206,8 @@ impl<'c> Planner<'c> {
             return m;
         }
         let endpoint = self.representative(class);
-        let (labels, dropped_labels) = mirrored_labels(&endpoint.labels, &self.keys);
+        let workload = self.workloads.endpoint(&endpoint.id).unwrap_or(endpoint);
+        let (labels, dropped_labels) = mirrored_labels(&workload.labels, &self.keys);
         self.mirrors.push(Mirror {
             class,
             namespace: endpoint.namespace.clone().unwrap_or_default(),

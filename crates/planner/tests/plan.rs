@@ -132,3 +132,65 @@ fn unprobed_namespaces_get_no_probe_pods_and_their_rules_are_not_counted() {
     );
     assert!(plan.notes.iter().any(|n| n.contains("pods in namespace production are not probed")), "{:?}", plan.notes);
 }
+
+/// Pods whose policies read labels a probe pod cannot carry: a StatefulSet's pod name
+/// (controller-owned, never copied) and `app.kubernetes.io/managed-by` (netcanary sets its
+/// own). Expectations are about the probe pods, so no probe claims to witness those rules.
+const UNCOPYABLE: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: db-0, namespace: shop, labels: {app: db, statefulset.kubernetes.io/pod-name: db-0}}
+spec: {containers: [{name: db, image: db, ports: [{containerPort: 5432}]}]}
+status: {podIP: 10.0.0.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop, labels: {app: web, app.kubernetes.io/managed-by: Helm}}
+spec: {containers: [{name: web, image: web, ports: [{containerPort: 80}]}]}
+status: {podIP: 10.0.0.2}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db-0-from-web, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress: [{from: [{podSelector: {matchLabels: {app: web}}}], ports: [{port: 5432}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: only-pod-db-0, namespace: shop}
+spec:
+  podSelector: {matchLabels: {statefulset.kubernetes.io/pod-name: db-0}}
+  ingress: [{from: [{podSelector: {}}], ports: [{port: 5432}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: from-helm-releases, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress: [{from: [{podSelector: {matchLabels: {app.kubernetes.io/managed-by: Helm}}}], ports: [{port: 80}]}]
+"#;
+
+#[test]
+fn expectations_are_about_the_labels_probe_pods_really_carry() {
+    let mut loader = netcanary_policy::manifest::Loader::new("default");
+    loader.load_str("uncopyable.yaml", UNCOPYABLE);
+    let loaded = loader.finish();
+    assert!(!loaded.has_errors());
+    let plan = plan(&loaded.cluster, &Options::default());
+    // db's probe pod cannot carry the pod-name label, so only-pod-db-0 selects no probe pod;
+    // web's carries managed-by=netcanary, so from-helm-releases admits no probe pod.
+    for dead in
+        [rule("shop/only-pod-db-0", Direction::Ingress, 0), rule("shop/from-helm-releases", Direction::Ingress, 0)]
+    {
+        assert!(!plan.coverage.covered.contains(&dead), "{dead:?} claimed covered: {:#?}", plan.coverage);
+        assert!(plan.coverage.uncovered.contains_key(&dead), "{dead:?} not reported: {:#?}", plan.coverage);
+    }
+    assert!(plan.coverage.covered.contains(&rule("shop/db-0-from-web", Direction::Ingress, 0)), "{:#?}", plan.coverage);
+    // What the report says about the labels left out, and the probe pods' own labels.
+    let db = plan.mirrors.iter().find(|m| m.stands_for == "shop/db-0").expect("a probe pod for db");
+    assert_eq!(db.dropped_labels, ["statefulset.kubernetes.io/pod-name"]);
+    assert!(plan.mirrors.iter().all(
+        |m| !m.labels.contains_key("netcanary.io/run-id") && !m.labels.contains_key("app.kubernetes.io/managed-by")
+    ));
+}
