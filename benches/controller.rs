@@ -7,8 +7,8 @@
 //! `cargo bench --bench controller` (needs Go for the API server fixture; options after
 //! `--`: `--pods N --namespaces N --policies N`).
 
-#[path = "../tests/common/kube_fixture.rs"]
-mod kube_fixture;
+#[path = "../tests/common/mod.rs"]
+mod common;
 mod support;
 
 use std::process::Command;
@@ -132,7 +132,7 @@ fn main() {
         namespaces: option("--namespaces", 200),
         policies: option("--policies", 1000),
     };
-    let fixture = match kube_fixture::KubeFixture::start() {
+    let fixture = match common::kube_fixture::KubeFixture::start() {
         Ok(fixture) => fixture,
         Err(error) => {
             eprintln!("cannot benchmark the controller: {error}");

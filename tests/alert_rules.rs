@@ -14,7 +14,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use common::monitoring::{PROMETHEUS_RULE, RULE_FILE, ScratchDir, binaries_or_skip, repo_file, write_rule_file};
+use common::assert_ok;
+use common::monitoring::{PROMETHEUS_RULE, RULE_FILE, binaries_or_skip, repo_file, write_rule_file};
+use common::scratch::ScratchDir;
 use serde_norway::Value;
 
 const TESTS: &str = "tests/alerts/netcanary_test.yml";
@@ -39,13 +41,7 @@ fn alerts() -> Vec<Value> {
 
 fn promtool(promtool: &Path, args: &[&Path], dir: &Path) {
     let out = Command::new(promtool).args(args).current_dir(dir).output().expect("run promtool");
-    assert!(
-        out.status.success(),
-        "promtool {args:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out, &format!("promtool {args:?}"));
 }
 
 #[test]

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use common::bed::{api_for, apply, describe, install_netcanary, objects, wait_for_crd};
 use common::kube_fixture::{KubeFixture, skip_or_panic};
+use common::scratch::ScratchDir;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -422,7 +423,7 @@ fn controller_pods_run_this_release_and_probe_pods_follow_image_overrides() {
     }
 
     // A user's overlay that mirrors and pins the image, and moves the Pushgateway.
-    let overlay = Scratch::new(test);
+    let overlay = ScratchDir::new(test);
     let mirrored =
         "registry.example.com/mirror/netcanary@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     let (name, digest) = mirrored.split_once('@').expect("a digest");
@@ -447,10 +448,10 @@ patches:
                       - {{name: NETCANARY_PUSHGATEWAY, value: \"{pushgateway}\"}}
 ",
         // kustomize takes a base only by a relative path.
-        relative(&overlay.0, &Path::new(ROOT).join("manifests")).display()
+        relative(overlay.path(), &Path::new(ROOT).join("manifests")).display()
     );
     overlay.write("kustomization.yaml", &kustomization);
-    let rendered = KubeFixture::kustomize(&overlay.0).unwrap_or_else(|e| panic!("{e}"));
+    let rendered = KubeFixture::kustomize(overlay.path()).unwrap_or_else(|e| panic!("{e}"));
     let customised = Rendered { dir: "a user's overlay".into(), objects: objects(&rendered), yaml: rendered };
     for kind in ["CronJob", "Deployment"] {
         let container = container(pod_template(customised.find(kind, "netcanary")));
@@ -527,31 +528,9 @@ fn neighbours() -> Vec<Value> {
     ]
 }
 
-/// A scratch directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(test: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("netcanary-{test}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        Scratch(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        path
-    }
-
-    fn write_list(&self, name: &str, items: Vec<Value>) -> PathBuf {
-        self.write(name, &json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string())
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// Writes `items` as a `kind: List` to the file `name` in `dir`.
+fn write_list(dir: &ScratchDir, name: &str, items: Vec<Value>) -> PathBuf {
+    dir.write(name, json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string())
 }
 
 /// `netcanary analyze` over the same input for every question.
@@ -653,7 +632,7 @@ fn policy_kits_mean_what_they_say() {
 
     // The default-deny and gotchas kits in `shop` (as `kubectl apply -n shop -k` places
     // them), and what Kyverno generates in a new namespace `fresh`.
-    let scratch = Scratch::new(test);
+    let scratch = ScratchDir::new(test);
     let generated: Vec<Value> =
         generated_policies(&kyverno, "fresh").iter().map(|p| serde_json::to_value(p).expect("JSON")).collect();
     let mut pods = neighbours();
@@ -662,8 +641,8 @@ fn policy_kits_mean_what_they_say() {
     let files = [
         scratch.write("default-deny.yaml", &default_deny.yaml),
         scratch.write("gotchas.yaml", &gotchas.yaml),
-        scratch.write_list("generated.json", generated),
-        scratch.write_list("pods.json", pods),
+        write_list(&scratch, "generated.json", generated),
+        write_list(&scratch, "pods.json", pods),
     ];
     let mut args: Vec<String> = vec!["-n".into(), APP_NAMESPACE.into()];
     for file in &files {
@@ -699,7 +678,7 @@ fn policy_kits_mean_what_they_say() {
 fn netcanary_namespace_policies_open_the_controllers_and_never_the_canary() {
     let test = "netcanary_namespace_policies_open_the_controllers_and_never_the_canary";
     let Some(install) = render(test, "manifests") else { return };
-    let scratch = Scratch::new(test);
+    let scratch = ScratchDir::new(test);
     let probe = [("app.kubernetes.io/managed-by", "netcanary"), ("netcanary.io/run-id", "r1")];
     // A probe pod standing in for a controller pod copies its labels; it must stay closed.
     let mirror = |component| {
@@ -715,7 +694,7 @@ fn netcanary_namespace_policies_open_the_controllers_and_never_the_canary() {
         pod("netcanary", "run-mirror", &mirror("run"), &[]),
     ]);
     let manifests = scratch.write("manifests.yaml", &install.yaml);
-    let pods = scratch.write_list("pods.json", pods);
+    let pods = write_list(&scratch, "pods.json", pods);
     let mut args: Vec<String> = Vec::new();
     for file in [&manifests, &pods] {
         args.extend(["-f".into(), file.display().to_string()]);

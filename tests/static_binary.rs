@@ -22,8 +22,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::assert_ok;
 use common::bed::{BIN, Bed, free_address, output_within};
 use common::netns::{TestNet, privileged_or_skip};
+use common::scratch::ScratchDir;
 use netcanary_probe::agent::AgentReport;
 use netcanary_probe::{Observed, termination_log};
 use object::Endianness;
@@ -61,25 +63,22 @@ fn static_binary() -> &'static Path {
 
 /// A root file system holding only the static binary, as `/netcanary`, and what a check puts
 /// there; removed on drop.
-struct EmptyRoot(PathBuf);
+struct EmptyRoot(ScratchDir);
 
 impl EmptyRoot {
     fn new(check: &str) -> EmptyRoot {
-        let dir = std::env::temp_dir().join(format!("netcanary-root-{}-{check}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        let root = EmptyRoot(dir);
+        let root = EmptyRoot(ScratchDir::new(&format!("root-{check}")));
         // The image's user has to reach `/` to run anything, whatever the umask.
-        fs::set_permissions(&root.0, fs::Permissions::from_mode(0o755)).expect("open the root to everyone");
+        fs::set_permissions(root.0.path(), fs::Permissions::from_mode(0o755)).expect("open the root to everyone");
         let binary = static_binary();
         fs::copy(binary, root.path("/netcanary"))
-            .unwrap_or_else(|e| panic!("copy {} into {}: {e}", binary.display(), root.0.display()));
+            .unwrap_or_else(|e| panic!("copy {} into {}: {e}", binary.display(), root.0.path().display()));
         root
     }
 
     /// Where `inside`, an absolute path in the root, lives on the host.
     fn path(&self, inside: &str) -> PathBuf {
-        self.0.join(inside.trim_start_matches('/'))
+        self.0.path().join(inside.trim_start_matches('/'))
     }
 
     /// Writes `contents` to `inside`, making its folders.
@@ -109,7 +108,7 @@ impl EmptyRoot {
     /// netcanary with it (`--kill-child`).
     fn argv(&self, args: &[&str]) -> Vec<String> {
         let user = format!("--userspec={NONROOT}:{NONROOT}");
-        let root = self.0.to_string_lossy();
+        let root = self.0.path().to_string_lossy();
         ["unshare", "--mount", "--fork", "--kill-child", "chroot", &user, &root, "/netcanary"]
             .iter()
             .chain(args)
@@ -131,25 +130,8 @@ impl EmptyRoot {
     }
 }
 
-impl Drop for EmptyRoot {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 fn refs(argv: &[String]) -> Vec<&str> {
     argv.iter().map(String::as_str).collect()
-}
-
-/// Asserts that `out` is a success; when not, shows what the command printed.
-fn assert_ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}); stdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Parses what `what` printed on stdout as JSON.

@@ -17,7 +17,7 @@
 
 use std::fmt;
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
@@ -287,13 +287,7 @@ fn launch(
 /// be had and `NETCANARY_REQUIRE_KUBE` is not `1`; a panic otherwise.
 pub fn skip_or_panic<T>(test: &str, err: FixtureError) -> Option<T> {
     let FixtureError::Unavailable(reason) = err else { panic!("{test}: {err}") };
-    if std::env::var("NETCANARY_REQUIRE_KUBE").as_deref() == Ok("1") {
-        panic!("{test}: needs the kube-apiserver fixture ({reason}), and NETCANARY_REQUIRE_KUBE=1");
-    }
-    // One write to the stderr handle: eprintln! would be captured by the test harness.
-    let line = format!("SKIPPED {test}: needs the kube-apiserver fixture ({reason})\n");
-    let _ = std::io::stderr().write_all(line.as_bytes());
-    None
+    super::skip_unless_required(test, "NETCANARY_REQUIRE_KUBE", &format!("the kube-apiserver fixture ({reason})"))
 }
 
 fn signal(child: &Child, signal: &str) {

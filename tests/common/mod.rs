@@ -5,3 +5,29 @@ pub mod kube_fixture;
 pub mod kubelet;
 pub mod monitoring;
 pub mod netns;
+pub mod scratch;
+
+/// Asserts that a command `what` succeeded; when not, shows what it printed.
+#[allow(dead_code)] // Not every integration test runs commands of its own.
+pub fn assert_ok(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}); stdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// How a test meets a prerequisite it cannot have: a `SKIPPED <test>: needs <what>` line
+/// and `None`; or, when the environment variable `require` is `1` (tests/run.sh sets it
+/// where the prerequisite can be had), a failure, so nothing passes by being skipped.
+pub fn skip_unless_required<T>(test: &str, require: &str, needs: &str) -> Option<T> {
+    if std::env::var(require).as_deref() == Ok("1") {
+        panic!("{test}: needs {needs}, and {require}=1");
+    }
+    // One write to the stderr handle: eprintln! would be captured by the test harness.
+    let line = format!("SKIPPED {test}: needs {needs}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    None
+}

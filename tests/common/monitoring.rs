@@ -15,11 +15,11 @@
 #![allow(dead_code)] // Each integration test uses a different part of the harness.
 
 use std::fs::File;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+use super::scratch::ScratchDir;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -50,17 +50,12 @@ pub fn binaries_or_skip<const N: usize>(test: &str, names: [&str; N]) -> Option<
     // Debian's package of each binary: promtool comes with prometheus.
     let mut packages: Vec<&str> = missing.iter().map(|&b| if b == "promtool" { "prometheus" } else { b }).collect();
     packages.dedup();
-    let reason = format!(
-        "needs {} on PATH (Debian packages: {}; tests/run.sh installs them as root)",
+    let needs = format!(
+        "{} on PATH (Debian packages: {}; tests/run.sh installs them as root)",
         missing.join(", "),
         packages.join(", ")
     );
-    if std::env::var("NETCANARY_REQUIRE_MONITORING").as_deref() == Ok("1") {
-        panic!("{test}: {reason}, and NETCANARY_REQUIRE_MONITORING=1");
-    }
-    // One write to the stderr handle: eprintln! would be captured by the test harness.
-    let _ = std::io::stderr().write_all(format!("SKIPPED {test}: {reason}\n").as_bytes());
-    None
+    super::skip_unless_required(test, "NETCANARY_REQUIRE_MONITORING", &needs)
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {
@@ -85,33 +80,6 @@ pub fn write_rule_file(dir: &Path) -> PathBuf {
     let path = dir.join(RULE_FILE);
     std::fs::write(&path, serde_norway::to_string(spec).expect("YAML")).expect("write the rule file");
     path
-}
-
-/// A scratch directory, removed on drop.
-pub struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    pub fn new(what: &str) -> ScratchDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "netcanary-{what}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        ScratchDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A daemon on a loopback port, its output in a log file; killed on drop.
@@ -174,10 +142,16 @@ impl Drop for Daemon {
 /// `GET url`: the body of a 2xx answer, else why not (with the body, where Prometheus
 /// says what is wrong with a query).
 fn get(agent: &ureq::Agent, url: &str) -> Result<String, String> {
-    let mut response = agent.get(url).call().map_err(|e| format!("GET {url}: {e}"))?;
+    get_with(agent, url, &[])
+}
+
+/// [`get`] with query parameters (percent-encoded by ureq).
+fn get_with(agent: &ureq::Agent, url: &str, query: &[(&str, &str)]) -> Result<String, String> {
+    let request = agent.get(url).query_pairs(query.iter().copied());
+    let mut response = request.call().map_err(|e| format!("GET {url} {query:?}: {e}"))?;
     let status = response.status();
     let body = response.body_mut().read_to_string().map_err(|e| format!("GET {url}: {e}"))?;
-    if status.is_success() { Ok(body) } else { Err(format!("GET {url}: {status}: {body}")) }
+    if status.is_success() { Ok(body) } else { Err(format!("GET {url} {query:?}: {status}: {body}")) }
 }
 
 /// The three daemons; see the module documentation. When a test panics, their state is
@@ -203,8 +177,7 @@ impl Monitoring {
         let path = |name: &str| dir.path().join(name).display().to_string();
         let start = |name, binary: &Path, args: &[String]| Daemon::start(name, binary, args, dir.path(), &agent);
         let pushgateway = start("pushgateway", &pushgateway, &["--web.listen-address={address}".into()]);
-        std::fs::write(dir.path().join("alertmanager.yml"), "route: {receiver: none}\nreceivers: [{name: none}]\n")
-            .expect("write the Alertmanager configuration");
+        dir.write("alertmanager.yml", "route: {receiver: none}\nreceivers: [{name: none}]\n");
         let alertmanager = start(
             "alertmanager",
             &alertmanager,
@@ -231,7 +204,7 @@ scrape_configs:
             alertmanager = alertmanager.address,
             pushgateway = pushgateway.address,
         );
-        std::fs::write(dir.path().join("prometheus.yml"), config).expect("write the Prometheus configuration");
+        dir.write("prometheus.yml", config);
         let prometheus = start(
             "prometheus",
             &prometheus,
@@ -250,8 +223,8 @@ scrape_configs:
     }
 
     /// `GET path` of Prometheus as JSON, checked for `"status": "success"`: its `data`.
-    fn prometheus_api(&self, path: &str) -> Result<Value, String> {
-        let body = get(&self.agent, &self.prometheus.url(path))?;
+    fn prometheus_api(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, String> {
+        let body = get_with(&self.agent, &self.prometheus.url(path), query)?;
         let answer: Value = serde_json::from_str(&body).map_err(|e| format!("{path}: {e}: {body}"))?;
         if answer["status"] != "success" {
             return Err(format!("{path}: {answer}"));
@@ -261,20 +234,20 @@ scrape_configs:
 
     /// An instant query's result (a vector or a scalar) as Prometheus answers it.
     pub fn query(&self, expr: &str) -> Result<Value, String> {
-        let data = self.prometheus_api(&format!("/api/v1/query?query={}", encode(expr)))?;
+        let data = self.prometheus_api("/api/v1/query", &[("query", expr)])?;
         Ok(data["result"].clone())
     }
 
     /// The values of `label` on the series `selector` picks (what a Grafana `label_values`
     /// variable lists).
     pub fn label_values(&self, label: &str, selector: &str) -> Result<Vec<String>, String> {
-        let data = self.prometheus_api(&format!("/api/v1/label/{label}/values?match[]={}", encode(selector)))?;
+        let data = self.prometheus_api(&format!("/api/v1/label/{label}/values"), &[("match[]", selector)])?;
         Ok(data.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect())
     }
 
     /// Prometheus' alerts that fire (not those pending).
     pub fn firing(&self) -> Vec<Value> {
-        let data = self.prometheus_api("/api/v1/alerts").unwrap_or_else(|e| panic!("{e}"));
+        let data = self.prometheus_api("/api/v1/alerts", &[]).unwrap_or_else(|e| panic!("{e}"));
         let alerts = data["alerts"].as_array().cloned().unwrap_or_default();
         alerts.into_iter().filter(|a| a["state"] == "firing").collect()
     }
@@ -323,15 +296,4 @@ impl Drop for Monitoring {
             eprintln!("state of the monitoring daemons:\n{}", self.state());
         }
     }
-}
-
-/// Percent-encodes a query parameter.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

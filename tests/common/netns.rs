@@ -316,13 +316,7 @@ pub fn privileged_or_skip(test: &str) -> bool {
 }
 
 fn skip(test: &str, reason: &str) -> Option<TestNet> {
-    if std::env::var("NETCANARY_REQUIRE_NETNS").as_deref() == Ok("1") {
-        panic!("{test}: needs root and network namespaces ({reason}), and NETCANARY_REQUIRE_NETNS=1");
-    }
-    // One write to the stderr handle: eprintln! would be captured by the test harness.
-    let line = format!("SKIPPED {test}: needs root and network namespaces ({reason})\n");
-    let _ = std::io::stderr().write_all(line.as_bytes());
-    None
+    super::skip_unless_required(test, "NETCANARY_REQUIRE_NETNS", &format!("root and network namespaces ({reason})"))
 }
 
 fn check_privileges() -> Result<(), String> {
