@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use netcanary_planner::Mirror;
-use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE, RUN_ID_KEY};
+use netcanary_planner::mirror::{RUN_ID_KEY, with_netcanary_labels};
 use netcanary_policy::Protocol;
 
 /// A readiness gate nobody sets: the pods never become Ready, so no Service (that does not
@@ -62,9 +62,7 @@ pub fn source(settings: &PodSettings, name: &str, mirror: &Mirror, plan: String)
 }
 
 fn build(settings: &PodSettings, name: &str, mirror: &Mirror, args: Vec<String>, env: Vec<EnvVar>) -> Pod {
-    let mut labels = mirror.labels.clone();
-    labels.insert(MANAGED_BY_KEY.into(), MANAGED_BY_VALUE.into());
-    labels.insert(RUN_ID_KEY.into(), settings.run_id.clone());
+    let labels = with_netcanary_labels(mirror.labels.clone(), &settings.run_id);
     let quantity = |s: &str| Quantity(s.to_string());
     let resources = |cpu: &str, memory: &str| {
         BTreeMap::from([("cpu".to_string(), quantity(cpu)), ("memory".to_string(), quantity(memory))])
@@ -139,6 +137,7 @@ fn build(settings: &PodSettings, name: &str, mirror: &Mirror, args: Vec<String>,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
     use netcanary_policy::{Labels, PortProto};
 
     fn mirror() -> Mirror {

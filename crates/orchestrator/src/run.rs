@@ -11,7 +11,7 @@ use futures::{StreamExt, TryStreamExt, future, stream};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 use kube::{Client, ResourceExt};
-use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE, RUN_ID_KEY};
+use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE, RUN_ID_KEY, with_netcanary_labels};
 use netcanary_planner::{Destination, Mirror, Plan, PlannedProbe, Purpose};
 use netcanary_policy::{Cluster, ContainerPort, Endpoint, Labels, PortProto, Protocol, Verdict, evaluate};
 use netcanary_probe::agent::AgentReport;
@@ -623,9 +623,7 @@ fn mirror_id(mirror: &Mirror, role: Role) -> String {
 
 /// A probe pod as the engine sees it: the labels it really carries, its IP, its ports.
 fn mirror_endpoint(run_id: &str, mirror: &Mirror, ip: Option<IpAddr>, role: Role) -> Endpoint {
-    let mut labels = mirror.labels.clone();
-    labels.insert(MANAGED_BY_KEY.into(), MANAGED_BY_VALUE.into());
-    labels.insert(RUN_ID_KEY.into(), run_id.into());
+    let labels = with_netcanary_labels(mirror.labels.clone(), run_id);
     let ports = mirror.listen.iter().map(|p| ContainerPort { name: None, port: p.port, protocol: p.protocol });
     let id = mirror_id(mirror, role);
     let name = id.split_once('/').map_or(id.as_str(), |(_, name)| name);

@@ -47,7 +47,12 @@ pub fn mirrored_labels(workload: &Labels, selected_keys: &HashSet<&str>) -> (Lab
 /// The labels a probe pod for `workload` really carries: what it copies, and netcanary's
 /// own (`run_id` stands for the run's id, which no selector can know in advance).
 pub fn probe_pod_labels(workload: &Labels, selected_keys: &HashSet<&str>, run_id: &str) -> Labels {
-    let mut labels = mirrored_labels(workload, selected_keys).0;
+    with_netcanary_labels(mirrored_labels(workload, selected_keys).0, run_id)
+}
+
+/// `labels` plus netcanary's own, which every probe pod of run `run_id` carries (over any
+/// copied value of the same key).
+pub fn with_netcanary_labels(mut labels: Labels, run_id: &str) -> Labels {
     labels.insert(MANAGED_BY_KEY.into(), MANAGED_BY_VALUE.into());
     labels.insert(RUN_ID_KEY.into(), run_id.into());
     labels
