@@ -3,9 +3,11 @@
 //! accepts them, and `promtool test rules` runs `tests/alerts/netcanary_test.yml`, where
 //! every alert fires when it should, with its exact labels and annotations, and stays
 //! quiet when it should not. Every alert must have both kinds of case, a runbook section
-//! and the annotations an on-call person reads.
+//! and the annotations an on-call person reads. The shipped Alertmanager inhibit rules name
+//! only alerts the rules raise, and `amtool check-config` accepts them.
 //!
-//! The promtool test needs `promtool` (Debian package `prometheus`): see
+//! The promtool and amtool tests need them (Debian packages `prometheus` and
+//! `prometheus-alertmanager`): see
 //! `tests/common/monitoring.rs` for how it skips or fails without it.
 
 mod common;
@@ -15,7 +17,9 @@ use std::path::Path;
 use std::process::Command;
 
 use common::assert_ok;
-use common::monitoring::{PROMETHEUS_RULE, RULE_FILE, binaries_or_skip, repo_file, write_rule_file};
+use common::monitoring::{
+    INHIBIT_RULES, PROMETHEUS_RULE, RULE_FILE, binaries_or_skip, repo_file, write_alertmanager_config, write_rule_file,
+};
 use common::scratch::ScratchDir;
 use serde_norway::Value;
 
@@ -102,4 +106,49 @@ fn every_alert_is_explained_and_tested_both_ways() {
         );
         assert!(runbooks.lines().any(|l| l == format!("## {name}")), "{RUNBOOKS} has no section `## {name}`");
     }
+}
+
+/// The alert names an inhibit rule's matchers (`source_matchers`, `target_matchers`) pick.
+fn matched_alerts(rule: &Value, matchers: &str) -> Vec<String> {
+    let matchers = rule[matchers].as_sequence().unwrap_or_else(|| panic!("{INHIBIT_RULES}: {rule:?}: no {matchers}"));
+    matchers
+        .iter()
+        .filter_map(|m| m.as_str()?.strip_prefix("alertname=\"")?.strip_suffix('"').map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn inhibit_rules_name_alerts_the_rules_raise() {
+    let raised: BTreeSet<String> = alerts().iter().filter_map(|a| a["alert"].as_str().map(str::to_owned)).collect();
+    let inhibit_rules = yaml(INHIBIT_RULES)["inhibit_rules"].as_sequence().cloned().unwrap_or_default();
+    assert!(!inhibit_rules.is_empty(), "{INHIBIT_RULES}: no inhibit_rules");
+    for rule in &inhibit_rules {
+        for side in ["source_matchers", "target_matchers"] {
+            let names = matched_alerts(rule, side);
+            assert!(!names.is_empty(), "{INHIBIT_RULES}: {rule:?}: {side} names no alert (alertname=\"...\")");
+            for name in names {
+                assert!(raised.contains(&name), "{INHIBIT_RULES}: {side} names {name}, which {PROMETHEUS_RULE} lacks");
+            }
+        }
+        let equal = rule["equal"].as_sequence().map(Vec::as_slice).unwrap_or_default();
+        assert!(
+            equal.iter().any(|l| l.as_str() == Some("job")),
+            "{INHIBIT_RULES}: {rule:?}: without `job` in `equal`, one reporter's canary would silence another's paths"
+        );
+    }
+}
+
+#[test]
+fn amtool_accepts_the_inhibit_rules() {
+    let Some([amtool]) = binaries_or_skip("amtool_accepts_the_inhibit_rules", ["amtool"]) else { return };
+    let dir = ScratchDir::new("inhibit-rules");
+    let config = write_alertmanager_config(dir.path());
+    let out = Command::new(amtool).arg("check-config").arg(&config).output().expect("run amtool");
+    assert_ok(&out, &format!("amtool check-config {}", config.display()));
+    let report = String::from_utf8_lossy(&out.stdout);
+    let count = yaml(INHIBIT_RULES)["inhibit_rules"].as_sequence().map_or(0, Vec::len);
+    assert!(
+        report.contains(&format!(" - {count} inhibit rules")),
+        "amtool did not read {count} inhibit rules:\n{report}"
+    );
 }

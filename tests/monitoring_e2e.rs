@@ -2,9 +2,11 @@
 //! Pushgateway, Prometheus evaluating the shipped rules, an Alertmanager) fed by real runs
 //! on the bed of `tests/common/bed.rs`: `netcanary run --pushgateway` against a network
 //! that enforces nothing raises NetcanaryUnexpectedReachability for exactly the doors the
-//! run found open, and NetcanaryPolicyNotEnforced, at the Alertmanager; every query of
-//! `dashboards/netcanary.json` answers with data; once the network enforces policy, the
-//! next run resolves them.
+//! run found open, and NetcanaryPolicyNotEnforced, at the Alertmanager, which suppresses
+//! the first under the second with the shipped inhibit rules; every query of
+//! `dashboards/netcanary.json` answers with data; a network that enforces the canary but
+//! not the workloads' policies resolves the canary alert and leaves the path alerts
+//! paging; once the network enforces policy, the next run resolves them.
 //!
 //! Needs root, network namespaces, the kube-apiserver fixture and the monitoring
 //! binaries: see `tests/common/netns.rs`, `tests/common/kube_fixture.rs` and
@@ -16,7 +18,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::bed::{Bed, Ran, enforcing_rules, summary};
+use common::bed::{Bed, Ran, canary_only_rules, enforcing_rules, summary};
 use common::monitoring::{JOB, Monitoring, repo_file};
 use netcanary_verify::{Canary, Outcome};
 use serde_json::{Value, json};
@@ -43,6 +45,12 @@ fn pushing(bed: &Bed, monitoring: &Monitoring) -> Command {
 /// The alerts (Prometheus' or the Alertmanager's) named `name`.
 fn named<'a>(alerts: &'a [Value], name: &str) -> Vec<&'a Value> {
     alerts.iter().filter(|a| a["labels"]["alertname"] == name).collect()
+}
+
+/// The fingerprints of the alerts whose inhibit rules suppress an Alertmanager `alert`.
+fn inhibited_by(alert: &Value) -> Vec<&str> {
+    let fingerprints = alert["status"]["inhibitedBy"].as_array().map(Vec::as_slice).unwrap_or_default();
+    fingerprints.iter().filter_map(Value::as_str).collect()
 }
 
 /// The path each alert named `name` is about.
@@ -86,10 +94,17 @@ async fn alerts_fire_and_resolve_on_real_monitoring_and_the_dashboard_answers() 
     assert!(!ran.stderr.contains("cannot push"), "{}", ran.stderr);
     let open = open_doors(&ran);
     assert!(!open.is_empty(), "the run found no open door:\n{}", summary(&ran.record));
-    let alerts = monitoring.wait_until("the run's alerts at the Alertmanager", ALERT_TIMEOUT, |m| {
+    // One page: the canary's. The inhibit rules hold back the paths the canary explains.
+    let alerts = monitoring.wait_until("the run's alerts at the Alertmanager, paths inhibited", ALERT_TIMEOUT, |m| {
         let alerts = m.alertmanager_alerts();
+        let canary = named(&alerts, "NetcanaryPolicyNotEnforced");
+        let canary_fingerprint = canary.first().and_then(|c| c["fingerprint"].as_str());
+        let by_canary = |alert: &&Value| {
+            alert["status"]["state"] == "suppressed" && inhibited_by(alert) == Vec::from_iter(canary_fingerprint)
+        };
         let complete = paths(&alerts, "NetcanaryUnexpectedReachability") == open
-            && !named(&alerts, "NetcanaryPolicyNotEnforced").is_empty();
+            && canary.len() == 1
+            && named(&alerts, "NetcanaryUnexpectedReachability").iter().all(by_canary);
         complete.then_some(alerts)
     });
     for alert in named(&alerts, "NetcanaryUnexpectedReachability") {
@@ -106,10 +121,29 @@ async fn alerts_fire_and_resolve_on_real_monitoring_and_the_dashboard_answers() 
     let canary = named(&alerts, "NetcanaryPolicyNotEnforced");
     assert_eq!(canary.len(), 1, "{canary:?}");
     assert_eq!((&canary[0]["labels"]["severity"], &canary[0]["labels"]["job"]), (&json!("critical"), &json!(JOB)));
+    assert_eq!(canary[0]["status"]["state"], "active", "the canary alert pages: {}", canary[0]);
     assert!(named(&alerts, "NetcanaryUnexpectedBlock").is_empty(), "nothing was blocked: {alerts:?}");
 
     // While that run's data is there, every query of the dashboard has an answer.
     check_dashboard(&monitoring);
+
+    // The network blocks the canary but not the doors into prod: the canary alert resolves,
+    // and the path alerts, no longer inhibited, page.
+    bed.kubelet.net().nft_hub(&canary_only_rules(&bed.kubelet));
+    let ran = bed.run_with(pushing(&bed, &monitoring)).await;
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert_eq!(ran.record.canary, Canary::Enforced, "{}", summary(&ran.record));
+    let open = open_doors(&ran);
+    assert!(!open.is_empty(), "the run found no open door:\n{}", summary(&ran.record));
+    monitoring.wait_until("the canary alert resolved, the path alerts paging", ALERT_TIMEOUT, |m| {
+        let alerts = m.alertmanager_alerts();
+        let reachability = named(&alerts, "NetcanaryUnexpectedReachability");
+        let paging = reachability.iter().all(|a| a["status"]["state"] == "active" && inhibited_by(a).is_empty());
+        let done = named(&alerts, "NetcanaryPolicyNotEnforced").is_empty()
+            && paths(&alerts, "NetcanaryUnexpectedReachability") == open
+            && paging;
+        done.then_some(())
+    });
 
     // The network enforces policy: the next run verifies it, and the alerts resolve.
     bed.kubelet.net().nft_hub(&enforcing_rules(&bed.kubelet));

@@ -78,7 +78,19 @@ spec:
 /// only from `dev` on 8080/TCP, and netcanary's probe pods (the canary policy selects every
 /// one of them) talk to nobody. Replies pass through connection tracking.
 pub fn enforcing_rules(kubelet: &FakeKubelet) -> String {
-    let (prod, dev, canary) = (kubelet.subnet("prod"), kubelet.subnet("dev"), kubelet.subnet("netcanary"));
+    let (prod, dev) = (kubelet.subnet("prod"), kubelet.subnet("dev"));
+    forward_rules(kubelet, &format!("ip saddr {dev} ip daddr {prod} tcp dport 8080 accept\n    ip daddr {prod} drop"))
+}
+
+/// A CNI that enforces netcanary's canary policy and nothing else: every door into `prod`
+/// that policy closes is open, but the network is not blind to policy as a whole.
+pub fn canary_only_rules(kubelet: &FakeKubelet) -> String {
+    forward_rules(kubelet, "")
+}
+
+/// A forward chain that isolates netcanary's probe pods, then applies `rules`.
+fn forward_rules(kubelet: &FakeKubelet, rules: &str) -> String {
+    let canary = kubelet.subnet("netcanary");
     format!(
         "table inet netcanary_e2e {{
   chain forward {{
@@ -86,8 +98,7 @@ pub fn enforcing_rules(kubelet: &FakeKubelet) -> String {
     ct state established,related accept
     ip saddr {canary} drop
     ip daddr {canary} drop
-    ip saddr {dev} ip daddr {prod} tcp dport 8080 accept
-    ip daddr {prod} drop
+    {rules}
   }}
 }}
 "

@@ -5,8 +5,9 @@
 //! [`Monitoring::start_or_skip`] runs the three on free loopback ports with scratch data
 //! directories: Prometheus scrapes the Pushgateway every second with `honor_labels` (as a
 //! deployment must), evaluates the shipped rules every second and sends alerts to the
-//! Alertmanager. The rules are the `spec` of the shipped PrometheusRule, written out by
-//! [`write_rule_file`]: there is no second copy of them.
+//! Alertmanager, which applies the shipped inhibit rules. The rules are the `spec` of the
+//! shipped PrometheusRule, written out by [`write_rule_file`], and the inhibit rules the
+//! shipped file, included by [`write_alertmanager_config`]: there is no second copy of them.
 //!
 //! Without the binaries a test prints `SKIPPED <test>: <reason>` on stderr and returns, or
 //! fails when `NETCANARY_REQUIRE_MONITORING=1` (tests/run.sh sets it as root, once it has
@@ -28,6 +29,8 @@ use super::bed::free_address;
 
 /// netcanary's alerts: a PrometheusRule whose `spec` is a plain Prometheus rule file.
 pub const PROMETHEUS_RULE: &str = "manifests/components/prometheus-operator/prometheusrule.yaml";
+/// netcanary's Alertmanager inhibit rules, a fragment of an Alertmanager configuration.
+pub const INHIBIT_RULES: &str = "manifests/alertmanager/inhibit-rules.yaml";
 /// The name the rule file gets, as `tests/alerts/netcanary_test.yml` loads it.
 pub const RULE_FILE: &str = "netcanary.rules.yml";
 /// The Pushgateway group `netcanary run --pushgateway` pushes to.
@@ -47,8 +50,7 @@ pub fn binaries_or_skip<const N: usize>(test: &str, names: [&str; N]) -> Option<
     if missing.is_empty() {
         return Some(found.map(|path| path.expect("found")));
     }
-    // Debian's package of each binary: promtool comes with prometheus.
-    let mut packages: Vec<&str> = missing.iter().map(|&b| if b == "promtool" { "prometheus" } else { b }).collect();
+    let mut packages: Vec<&str> = missing.iter().map(|&b| debian_package(b)).collect();
     packages.dedup();
     let needs = format!(
         "{} on PATH (Debian packages: {}; tests/run.sh installs them as root)",
@@ -56,6 +58,16 @@ pub fn binaries_or_skip<const N: usize>(test: &str, names: [&str; N]) -> Option<
         packages.join(", ")
     );
     super::skip_unless_required(test, "NETCANARY_REQUIRE_MONITORING", &needs)
+}
+
+/// Debian's package of a binary: promtool comes with prometheus, amtool with the
+/// Alertmanager.
+fn debian_package(binary: &str) -> &str {
+    match binary {
+        "promtool" => "prometheus",
+        "amtool" => "prometheus-alertmanager",
+        other => other,
+    }
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {
@@ -79,6 +91,16 @@ pub fn write_rule_file(dir: &Path) -> PathBuf {
     let spec = rule.get("spec").unwrap_or_else(|| panic!("{PROMETHEUS_RULE} has no spec"));
     let path = dir.join(RULE_FILE);
     std::fs::write(&path, serde_norway::to_string(spec).expect("YAML")).expect("write the rule file");
+    path
+}
+
+/// Writes an Alertmanager configuration to `dir`/alertmanager.yml and returns its path: a
+/// route to a receiver that sends nothing, and the shipped [`INHIBIT_RULES`] as they are.
+pub fn write_alertmanager_config(dir: &Path) -> PathBuf {
+    let inhibit_rules = std::fs::read_to_string(repo_file(INHIBIT_RULES)).expect("read the inhibit rules");
+    let path = dir.join("alertmanager.yml");
+    let config = format!("route: {{receiver: none}}\nreceivers: [{{name: none}}]\n{inhibit_rules}");
+    std::fs::write(&path, config).expect("write the Alertmanager configuration");
     path
 }
 
@@ -177,12 +199,12 @@ impl Monitoring {
         let path = |name: &str| dir.path().join(name).display().to_string();
         let start = |name, binary: &Path, args: &[String]| Daemon::start(name, binary, args, dir.path(), &agent);
         let pushgateway = start("pushgateway", &pushgateway, &["--web.listen-address={address}".into()]);
-        dir.write("alertmanager.yml", "route: {receiver: none}\nreceivers: [{name: none}]\n");
+        let alertmanager_config = write_alertmanager_config(dir.path());
         let alertmanager = start(
             "alertmanager",
             &alertmanager,
             &[
-                format!("--config.file={}", path("alertmanager.yml")),
+                format!("--config.file={}", alertmanager_config.display()),
                 format!("--storage.path={}", path("alertmanager")),
                 "--web.listen-address={address}".into(),
                 // No cluster: it would listen on a fixed port.
