@@ -400,9 +400,25 @@ pub fn output_within(child: Child, timeout: Duration, what: &str) -> (Output, Du
     }
 }
 
-/// A loopback address nothing listens on (free a moment ago).
+/// A loopback address nothing listens on (free a moment ago), its port picked at random
+/// below the kernel's ephemeral range: a port the kernel picks itself (port 0) comes from
+/// that range, and before the daemon binds it the kernel may hand it out as the source port
+/// of any of the tests' many outgoing connections.
 pub fn free_address() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port")
+    const LOWEST: u16 = 10000;
+    let ephemeral = first_ephemeral_port();
+    let bind = |port: u16| TcpListener::bind((Ipv4Addr::LOCALHOST, port)).and_then(|l| l.local_addr()).ok();
+    (0..100)
+        .filter(|_| ephemeral > LOWEST)
+        .find_map(|_| bind(fastrand::u16(LOWEST..ephemeral)))
+        .or_else(|| bind(0))
+        .expect("a free loopback port")
+}
+
+/// The low end of net.ipv4.ip_local_port_range (Linux's default where it cannot be read).
+fn first_ephemeral_port() -> u16 {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    range.split_whitespace().next().and_then(|low| low.parse().ok()).unwrap_or(32768)
 }
 
 /// One line per probe, for failure messages.

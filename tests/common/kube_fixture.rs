@@ -28,6 +28,10 @@ use std::time::{Duration, Instant};
 /// How long the server may take to answer `/readyz`; about 5 s on an idle machine, much
 /// more when the cores are busy with a parallel build.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often [`KubeFixture::start`] tries when a fixture loses a port ([`PORT_TAKEN`]).
+const START_ATTEMPTS: usize = 3;
+/// What a fixture's log says when a port it picked was bound by someone else first.
+const PORT_TAKEN: &str = "address already in use";
 /// How long a clean shutdown may take before the process is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// The fixture's log, in its directory.
@@ -71,9 +75,26 @@ impl std::error::Error for FixtureError {}
 impl KubeFixture {
     /// Starts a fresh API server and waits until it is ready. Blocks, for minutes when the
     /// binary has to be built first.
+    ///
+    /// The fixture picks its ports (etcd's two, the API server's) free but unbound; another
+    /// fixture starting in the same moment can pick and bind one first. The loser exits
+    /// with "address already in use" and is started again, on new ports.
     pub fn start() -> Result<KubeFixture, FixtureError> {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let binary = binary()?;
+        let mut attempts = 1;
+        loop {
+            match Self::start_once(&binary) {
+                Err(FixtureError::Failed(reason)) if reason.contains(PORT_TAKEN) && attempts < START_ATTEMPTS => {
+                    eprintln!("kube-apiserver fixture lost a port to another process; starting it again:\n{reason}");
+                    attempts += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn start_once(binary: &Path) -> Result<KubeFixture, FixtureError> {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "netcanary-kube-{}-{}",
             std::process::id(),
@@ -81,7 +102,7 @@ impl KubeFixture {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| FixtureError::Failed(format!("creating {}: {e}", dir.display())))?;
-        let (child, stdin, ready) = launch(&binary, &dir, None)?;
+        let (child, stdin, ready) = launch(binary, &dir, None)?;
         // Builds the value first so that Drop cleans up on every error path below.
         let mut fixture = KubeFixture { child, stdin: Some(stdin), dir, kubeconfig: PathBuf::new() };
         fixture.kubeconfig = fixture.wait_ready(ready)?;

@@ -46,12 +46,14 @@ import (
 	"io"
 	"io/fs"
 	"math/big"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -265,9 +267,43 @@ func startEtcd(ctx context.Context, dataDir string) (*embed.Etcd, func(), error)
 	}
 }
 
-// freePort asks the kernel for a free loopback port. Another process could take it before
-// it is bound again; with ephemeral ports handed out in turn that is rare enough for tests.
+// freePort returns a loopback port that is free now, picked at random below the kernel's
+// ephemeral range. A port the kernel picks itself (port 0) comes from that range, and in the
+// moment between closing it here and binding it again the kernel may hand it out as the
+// source port of any outgoing connection: with tests opening connections by the thousand,
+// that happens. Below the range only another picker can take it, and a fixture that loses
+// that race exits before READY with "address already in use", which tests/common retries.
 func freePort() (int, error) {
+	const lowest = 10000
+	ephemeral := firstEphemeralPort()
+	if ephemeral <= lowest {
+		return kernelPort()
+	}
+	for range 100 {
+		port := lowest + mathrand.IntN(ephemeral-lowest)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			l.Close()
+			return port, nil
+		}
+	}
+	return kernelPort()
+}
+
+// firstEphemeralPort is the low end of net.ipv4.ip_local_port_range (Linux's default where
+// it cannot be read).
+func firstEphemeralPort() int {
+	text, _ := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if fields := strings.Fields(string(text)); len(fields) > 0 {
+		if port, err := strconv.Atoi(fields[0]); err == nil {
+			return port
+		}
+	}
+	return 32768
+}
+
+// kernelPort asks the kernel for a free loopback port.
+func kernelPort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
