@@ -6,6 +6,11 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+#[path = "common/scratch.rs"]
+mod scratch;
+
+use scratch::ScratchDir;
+
 fn netcanary(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_netcanary"))
         .args(args)
@@ -89,18 +94,15 @@ fn json_follows_the_contract() {
 
 #[test]
 fn json_matches_design_example() {
-    let dir = std::env::temp_dir().join(format!("netcanary-design-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("x.yaml");
+    let dir = ScratchDir::new("design");
     let pod = |name: &str, ip: &str| {
         format!(
             "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: x, labels: {{pod: {name}}}}}\nspec: {{containers: [{{name: c, image: i, ports: [{{containerPort: 80}}]}}]}}\nstatus: {{podIP: {ip}}}\n"
         )
     };
     let policy = "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny-all, namespace: x}\nspec: {podSelector: {}, policyTypes: [Ingress]}\n";
-    std::fs::write(&file, format!("{}{}{policy}", pod("a", "10.0.0.1"), pod("b", "10.0.0.2"))).unwrap();
+    let file = dir.write("x.yaml", format!("{}{}{policy}", pod("a", "10.0.0.1"), pod("b", "10.0.0.2")));
     let doc = json(&["-f", file.to_str().unwrap()]);
-    std::fs::remove_dir_all(&dir).unwrap();
     let v = find(&doc, "x/a", "x/b", 80, "TCP");
     assert_eq!(v["allowed"], false);
     assert_eq!(v["egress"]["allowed"], true);
@@ -190,19 +192,15 @@ fn explain_names_policies_and_rules() {
 
 #[test]
 fn bad_input_names_file_object_and_field_and_exits_2() {
-    let dir = std::env::temp_dir().join(format!("netcanary-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file: PathBuf = dir.join("bad.yaml");
-    std::fs::write(
-        &file,
+    let dir = ScratchDir::new("bad");
+    let file: PathBuf = dir.write(
+        "bad.yaml",
         "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: broken, namespace: prod}\nspec:\n  podSelector: {}\n  ingress: [{ports: [{port: 70000}]}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\n",
-    )
-    .unwrap();
+    );
     let path = file.to_str().unwrap();
     let output = netcanary(&["analyze", "-f", path, "--color", "never"]);
     let keep_going = netcanary(&["analyze", "-f", path, "--keep-going", "--port", "80"]);
     let notes = netcanary(&["analyze", "-f", path, "--keep-going", "--all-diagnostics", "--port", "80"]);
-    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(output.status.code(), Some(2));
     let err = stderr(&output);
     assert!(

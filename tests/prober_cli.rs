@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 use netcanary_probe::agent::AgentReport;
 use netcanary_probe::{Observed, termination_log};
 
-const BIN: &str = env!("CARGO_BIN_EXE_netcanary");
+#[path = "common/scratch.rs"]
+mod scratch;
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("netcanary-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use scratch::ScratchDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_netcanary");
 
 fn agent(args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(BIN)
@@ -30,8 +29,8 @@ fn agent(args: &[&str], stdin: &str) -> Output {
 
 #[test]
 fn an_unparseable_plan_exits_2_naming_the_file_and_line() {
-    let dir = scratch("bad-plan");
-    let path = dir.join("plan.json");
+    let dir = ScratchDir::new("bad-plan");
+    let path = dir.path().join("plan.json");
     std::fs::write(&path, "{\"probes\": [\n  {\"id\": \"1\"},\n  oops\n]}").unwrap();
     let out = agent(&["--plan", path.to_str().unwrap(), "--no-termination-log"], "");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -43,13 +42,12 @@ fn an_unparseable_plan_exits_2_naming_the_file_and_line() {
     let out = agent(&["--plan", "/nonexistent/plan.json"], "");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read plan /nonexistent/plan.json"));
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn a_plan_from_stdin_prints_results_and_writes_the_termination_log() {
-    let dir = scratch("stdin-plan");
-    let log = dir.join("termination-log");
+    let dir = ScratchDir::new("stdin-plan");
+    let log = dir.path().join("termination-log");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let plan = format!(
@@ -75,13 +73,12 @@ fn a_plan_from_stdin_prints_results_and_writes_the_termination_log() {
     assert!(!compact.truncated);
     assert_eq!(compact.results[0].observed, Observed::Connected);
     assert_eq!(compact.results[1].id, "2");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn the_termination_log_stays_under_4096_bytes_and_says_when_truncated() {
-    let dir = scratch("truncated");
-    let log = dir.join("termination-log");
+    let dir = ScratchDir::new("truncated");
+    let log = dir.path().join("termination-log");
     // Non-numeric ids and errors: nothing compresses, so the log must be cut and marked.
     let probes: Vec<String> =
         (0..1000).map(|i| format!(r#"{{"id": "probe-{i}", "kind": "tcp", "host": "127.0.0.1", "port": 0}}"#)).collect();
@@ -94,7 +91,6 @@ fn the_termination_log_stays_under_4096_bytes_and_says_when_truncated() {
     assert!(compact.truncated);
     assert_eq!(compact.total, 1000);
     assert!(!compact.results.is_empty() && compact.results.len() < 1000);
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -136,8 +132,8 @@ fn the_target_answers_on_loopback_and_exits_0_on_sigterm() {
 
 #[test]
 fn a_plan_from_the_environment_runs_as_in_a_probe_pod() {
-    let dir = scratch("env-plan");
-    let log = dir.join("termination-log");
+    let dir = ScratchDir::new("env-plan");
+    let log = dir.path().join("termination-log");
     // Nothing listens on port 1 of loopback: a refused probe, without any network.
     let plan = r#"{"timeout_ms": 500, "probes": [{"id": "1", "kind": "tcp", "host": "127.0.0.1", "port": 1}]}"#;
     let out = Command::new(BIN)
@@ -154,5 +150,4 @@ fn a_plan_from_the_environment_runs_as_in_a_probe_pod() {
     let neither = Command::new(BIN).arg("agent").env_remove("NETCANARY_PLAN").output().unwrap();
     assert_eq!(neither.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&neither.stderr).contains("--plan"));
-    std::fs::remove_dir_all(dir).unwrap();
 }

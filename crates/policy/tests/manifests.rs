@@ -159,14 +159,14 @@ items:
 
 #[test]
 fn json_files_and_folders_load() {
-    let dir = std::env::temp_dir().join(format!("netcanary-load-{}", std::process::id()));
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().to_path_buf();
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     std::fs::write(dir.join("ns.json"), r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"j"}}"#).unwrap();
     std::fs::write(dir.join("sub/pod.yml"), common::pod("j", "p", "a: b", "10.0.0.1", "")).unwrap();
     std::fs::write(dir.join("notes.txt"), "not read").unwrap();
     std::fs::write(dir.join("broken.json"), "{").unwrap();
     let loaded = netcanary_policy::manifest::load_paths(&[dir.clone(), dir.join("missing.yaml")], "default");
-    std::fs::remove_dir_all(&dir).unwrap();
     assert!(loaded.cluster.endpoint("j/p").is_some());
     assert!(find(&loaded.diagnostics, "broken.json").message.contains("invalid JSON"));
     assert!(find(&loaded.diagnostics, "missing.yaml").message.contains("cannot read"));
