@@ -7,7 +7,9 @@
 //! and /etc/resolv.conf a kubelet mounts into a pod, `run --dry-run` reads a real API server
 //! over TLS and plans what the dynamic build plans, and `serve` syncs its watches.
 //!
-//! The first build takes minutes; later ones reuse `target/static`. All but the ELF check
+//! The binary is built from a copy of the image's build context (what `.dockerignore` lets
+//! in), as the Dockerfile's build stage does. The first build takes minutes; later ones
+//! reuse `target/static`. All but the ELF check
 //! need root, and `run` and `serve` the kube-apiserver fixture as well: see
 //! `tests/common/netns.rs` and `tests/common/kube_fixture.rs` for how a test skips or fails
 //! without them.
@@ -42,13 +44,18 @@ const OPEN: u16 = 8001;
 const CLOSED: u16 = 8002;
 
 /// The static binary, built once per test process (and only checked for freshness when
-/// `target/static` already holds it).
+/// `target/static` already holds it) as the image's build stage builds it: by
+/// `scripts/build-static.sh` in a copy of the build context, so that a file the build needs
+/// and `.dockerignore` leaves out fails here and not only in `docker build`.
 fn static_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-static.sh");
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let context = build_context(repo, &repo.join("target/docker-context"));
+        let script = context.join("scripts/build-static.sh");
         let out = Command::new("bash")
             .arg(&script)
+            .arg(repo.join("target/static"))
             .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
@@ -59,6 +66,55 @@ fn static_binary() -> &'static Path {
         assert!(path.is_file(), "{} printed {path:?}, which is no file; stderr:\n{stderr}", script.display());
         path
     })
+}
+
+/// Copies to `dest` (emptied first) what `docker build` sends as the build context: the files
+/// of `repo` that `.dockerignore` lets in. Modification times are kept, so cargo rebuilds
+/// only what changed. The rules understood are the ones the file uses, an allowlist: `*`,
+/// then `!path` for each file or folder let in; anything else fails the test, to be taught
+/// here.
+fn build_context(repo: &Path, dest: &Path) -> PathBuf {
+    let rules = fs::read_to_string(repo.join(".dockerignore")).expect("read .dockerignore");
+    let mut patterns = rules.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
+    assert_eq!(patterns.next(), Some("*"), ".dockerignore: the first rule must be `*` (an allowlist follows)");
+    let allowed: Vec<&str> = patterns
+        .map(|pattern| {
+            let path = pattern.strip_prefix('!').map(|p| p.trim_end_matches('/'));
+            match path {
+                Some(path) if !path.is_empty() && !path.contains(['*', '?', '[', '\\']) && !path.starts_with('/') => {
+                    path
+                }
+                _ => panic!(".dockerignore: {pattern:?}: this test knows only `!path` exceptions after `*`"),
+            }
+        })
+        .collect();
+    if dest.exists() {
+        fs::remove_dir_all(dest).unwrap_or_else(|e| panic!("empty {}: {e}", dest.display()));
+    }
+    for path in allowed {
+        copy_keeping_mtime(&repo.join(path), &dest.join(path));
+    }
+    dest.to_path_buf()
+}
+
+/// Copies a file, or a folder recursively, with its modification times.
+fn copy_keeping_mtime(from: &Path, to: &Path) {
+    let metadata = fs::metadata(from).unwrap_or_else(|e| panic!(".dockerignore lets in {}: {e}", from.display()));
+    if metadata.is_dir() {
+        fs::create_dir_all(to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
+        for entry in fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display())) {
+            let name = entry.expect("a directory entry").file_name();
+            copy_keeping_mtime(&from.join(&name), &to.join(&name));
+        }
+        return;
+    }
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent).unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
+    }
+    fs::copy(from, to).unwrap_or_else(|e| panic!("copy {} to {}: {e}", from.display(), to.display()));
+    let modified = metadata.modified().expect("a modification time");
+    let file = fs::File::options().write(true).open(to).expect("open the copy");
+    file.set_modified(modified).unwrap_or_else(|e| panic!("set the time of {}: {e}", to.display()));
 }
 
 /// A root file system holding only the static binary, as `/netcanary`, and what a check puts
