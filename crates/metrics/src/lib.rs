@@ -44,6 +44,9 @@ pub enum PushError {
         #[source]
         source: Box<ureq::Error>,
     },
+    /// The Pushgateway refused the push; it says why in the body.
+    #[error("push to {url}: the Pushgateway answered {status}: {body}")]
+    Refused { url: String, status: u16, body: String },
     #[error("encode metrics: {0}")]
     Encode(#[from] prometheus::Error),
 }
@@ -177,13 +180,17 @@ impl Metrics {
     fn push_within(&self, gateway: &str, job: &str, timeout: std::time::Duration) -> Result<(), PushError> {
         let url = format!("{}/metrics/job/{job}", gateway.trim_end_matches('/'));
         let body = self.encode()?;
-        let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(timeout)).build().into();
-        agent
-            .put(&url)
-            .header("Content-Type", "text/plain; version=0.0.4")
-            .send(body)
-            .map_err(|source| PushError::Http { url: url.clone(), source: Box::new(source) })?;
-        Ok(())
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().into();
+        let http = |source| PushError::Http { url: url.clone(), source: Box::new(source) };
+        let mut response =
+            agent.put(&url).header("Content-Type", "text/plain; version=0.0.4").send(body).map_err(http)?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        Err(PushError::Refused { url, status: status.as_u16(), body: body.trim().to_owned() })
     }
 }
 
@@ -278,8 +285,9 @@ mod tests {
         assert!(metrics.encode().unwrap().contains("netcanary_enforcement_canary NaN"));
     }
 
-    #[test]
-    fn pushes_with_put_to_the_job_group() {
+    /// A one-request Pushgateway on loopback that gives `answer` (a whole HTTP response);
+    /// the thread returns the request line and body it got.
+    fn gateway(answer: &'static str) -> (std::net::SocketAddr, std::thread::JoinHandle<(String, String)>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
         let server = std::thread::spawn(move || {
@@ -300,15 +308,37 @@ mod tests {
             }
             let mut body = vec![0; length];
             reader.read_exact(&mut body).unwrap();
-            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").unwrap();
+            stream.write_all(answer.as_bytes()).unwrap();
             (request_line, String::from_utf8(body).unwrap())
         });
+        (address, server)
+    }
+
+    #[test]
+    fn pushes_with_put_to_the_job_group() {
+        let (address, server) = gateway("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
         let metrics = Metrics::new();
         metrics.record(&run(vec![], Canary::Enforced));
-        metrics.push(&format!("http://{address}/"), "netcanary").unwrap();
+        metrics.push(&format!("http://{address}/"), "netcanary-prod").unwrap();
         let (request_line, body) = server.join().unwrap();
-        assert_eq!(request_line.trim(), "PUT /metrics/job/netcanary HTTP/1.1");
+        assert_eq!(request_line.trim(), "PUT /metrics/job/netcanary-prod HTTP/1.1");
         assert!(body.contains("netcanary_enforcement_canary 1"));
+    }
+
+    #[test]
+    fn a_refused_push_says_what_the_gateway_said() {
+        let (address, server) = gateway(
+            "HTTP/1.1 400 Bad Request\r\ncontent-length: 64\r\n\r\npushed metrics are invalid or inconsistent with existing metrics",
+        );
+        let error = Metrics::new().push(&format!("http://{address}"), "netcanary").unwrap_err();
+        server.join().unwrap();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "push to http://{address}/metrics/job/netcanary: the Pushgateway answered 400: pushed metrics are \
+                 invalid or inconsistent with existing metrics"
+            )
+        );
     }
 
     #[test]
