@@ -35,10 +35,10 @@ const PATH: [&str; 6] = ["src_namespace", "src_workload", "dst_namespace", "dst_
 const GRAFANA_VARIABLES: [(&str, &str); 5] =
     [("${job}", JOB), ("$job", JOB), ("$__rate_interval", "1m"), ("$__interval", "15s"), ("$__range", "1h")];
 
-/// `netcanary run` against the bed, pushing its metrics to the Pushgateway.
+/// `netcanary run` against the bed, pushing its metrics to the Pushgateway as [`JOB`].
 fn pushing(bed: &Bed, monitoring: &Monitoring) -> Command {
     let mut command = bed.command();
-    command.arg("--pushgateway").arg(monitoring.pushgateway_url());
+    command.arg("--pushgateway").arg(monitoring.pushgateway_url()).args(["--push-job", JOB]);
     command
 }
 

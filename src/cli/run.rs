@@ -24,7 +24,8 @@ server gone, the deadline).
 Examples:
   netcanary run                                  # in-cluster, or the current kubeconfig context
   netcanary run -o junit > netcanary.xml         # for CI
-  netcanary run --pushgateway http://pushgateway.monitoring:9091")]
+  netcanary run --pushgateway http://pushgateway.monitoring:9091
+  netcanary run --pushgateway http://pushgateway.monitoring:9091 --push-job netcanary-prod")]
 pub struct Args {
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -41,9 +42,26 @@ pub struct Args {
     #[arg(long)]
     dry_run: bool,
 
-    /// Push the run's metrics to this Pushgateway (job `netcanary`).
+    /// Push the run's metrics to this Pushgateway, replacing the group of --push-job.
     #[arg(long, value_name = "URL", env = "NETCANARY_PUSHGATEWAY")]
     pushgateway: Option<String>,
+
+    /// The Pushgateway group to replace, and the `job` label of every pushed series. The
+    /// alerts and the dashboard tell runs apart by `job`: clusters that push to one
+    /// Pushgateway need one each (netcanary-prod, netcanary-staging).
+    #[arg(long, value_name = "NAME", env = "NETCANARY_PUSH_JOB", default_value = "netcanary", value_parser = parse_push_job, requires = "pushgateway")]
+    push_job: String,
+}
+
+/// A Pushgateway job name. It is a segment of the push URL, so it is kept to characters
+/// that need no escaping there.
+fn parse_push_job(value: &str) -> Result<String, String> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-.:".contains(c);
+    if !value.is_empty() && value.chars().all(plain) {
+        Ok(value.to_owned())
+    } else {
+        Err("use letters, digits, `_`, `-`, `.` and `:` (the name is a segment of the push URL)".into())
+    }
 }
 
 /// How to reach the cluster.
@@ -207,10 +225,25 @@ pub fn run_verb(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(gateway) = &args.pushgateway {
         let metrics = Metrics::new();
         metrics.record(&record);
-        if let Err(error) = metrics.push(gateway, "netcanary") {
+        if let Err(error) = metrics.push(gateway, &args.push_job) {
             warn!(%error, "cannot push metrics");
             eprintln!("warning: {error}");
         }
     }
     Ok(ExitCode::from(record.exit_code()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_jobs_are_plain_url_segments() {
+        for job in ["netcanary", "netcanary-prod", "eu_west.1:canary"] {
+            assert_eq!(parse_push_job(job).as_deref(), Ok(job));
+        }
+        for job in ["", "a/b", "prod cluster", "a?b", "é"] {
+            assert!(parse_push_job(job).is_err(), "{job:?} was accepted");
+        }
+    }
 }

@@ -33,8 +33,9 @@ pub const PROMETHEUS_RULE: &str = "manifests/components/prometheus-operator/prom
 pub const INHIBIT_RULES: &str = "manifests/alertmanager/inhibit-rules.yaml";
 /// The name the rule file gets, as `tests/alerts/netcanary_test.yml` loads it.
 pub const RULE_FILE: &str = "netcanary.rules.yml";
-/// The Pushgateway group `netcanary run --pushgateway` pushes to.
-pub const JOB: &str = "netcanary";
+/// The Pushgateway group the tests' runs push to (`--push-job`): not the default, so that
+/// the alerts, the inhibit rules and the dashboard are seen to follow the job they are given.
+pub const JOB: &str = "netcanary-e2e";
 /// How long a daemon may take to answer `/-/ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often [`Monitoring::wait_until`] asks again.
@@ -198,7 +199,16 @@ impl Monitoring {
             .into();
         let path = |name: &str| dir.path().join(name).display().to_string();
         let start = |name, binary: &Path, args: &[String]| Daemon::start(name, binary, args, dir.path(), &agent);
-        let pushgateway = start("pushgateway", &pushgateway, &["--web.listen-address={address}".into()]);
+        let pushgateway = start(
+            "pushgateway",
+            &pushgateway,
+            &[
+                "--web.listen-address={address}".into(),
+                // Debian's build persists to /var/lib/prometheus/pushgateway.data unless told
+                // otherwise: every test's gateway would load the groups an earlier one left.
+                "--persistence.file=".into(),
+            ],
+        );
         let alertmanager_config = write_alertmanager_config(dir.path());
         let alertmanager = start(
             "alertmanager",
