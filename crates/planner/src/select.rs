@@ -50,7 +50,7 @@ impl Default for Options {
 
 /// Plans a run over `cluster`'s pods.
 pub fn plan(cluster: &Cluster, options: &Options) -> Plan {
-    let probed = as_probe_pods(cluster, options);
+    let probed = as_probe_pods(cluster);
     let mut planner = Planner::new(&probed, cluster, options);
     planner.dns();
     planner.rule_witnesses();
@@ -64,12 +64,13 @@ pub fn plan(cluster: &Cluster, options: &Options) -> Plan {
 /// makes. They differ from the workload's where a selector reads a label a probe pod cannot
 /// copy (a controller's, such as `statefulset.kubernetes.io/pod-name`) or that netcanary
 /// sets itself (`app.kubernetes.io/managed-by`, `netcanary.io/run-id`). The cluster DNS
-/// pods keep theirs: DNS is probed at the real pods.
-fn as_probe_pods(cluster: &Cluster, options: &Options) -> Cluster {
+/// pods are no exception: a probe pod stands for them too. DNS itself is probed at the real
+/// pods, so [`Planner::dns`] expects it of their real labels.
+fn as_probe_pods(cluster: &Cluster) -> Cluster {
     let keys = selected_keys(cluster);
     let mut probed = cluster.clone();
     for endpoint in cluster.endpoints() {
-        if endpoint.governed() != Governance::Governed || options.dns_endpoints.contains(&endpoint.id) {
+        if endpoint.governed() != Governance::Governed {
             continue;
         }
         let labels = probe_pod_labels(&endpoint.labels, &keys, PLANNED_RUN_ID);
@@ -257,11 +258,10 @@ impl<'c> Planner<'c> {
         true
     }
 
-    /// One source per namespace checks DNS over UDP and TCP.
+    /// One source per namespace checks DNS over UDP and TCP, at the real DNS pods: what
+    /// policy says of them is read from their own labels, not their probe pod's.
     fn dns(&mut self) {
-        let Some(dns) = self.options.dns_endpoints.iter().find_map(|id| self.cluster.endpoint(id)) else { return };
-        let dns_class =
-            self.index.classes().class_of(self.cluster.endpoints().iter().position(|e| e.id == dns.id).unwrap_or(0));
+        let Some(dns) = self.options.dns_endpoints.iter().find_map(|id| self.workloads.endpoint(id)) else { return };
         let mut namespaces_done = HashSet::new();
         for source in self.sources.clone() {
             let namespace = self.representative(source).namespace.clone();
@@ -271,7 +271,7 @@ impl<'c> Planner<'c> {
             for protocol in [Protocol::Udp, Protocol::Tcp] {
                 if self.options.protocols.contains(&protocol) {
                     let port = PortProto::new(53, protocol);
-                    let verdict = self.verdict(source, dns_class, port);
+                    let verdict = evaluate::verdict(self.cluster, self.representative(source), dns, port);
                     self.add(source, None, port, &verdict, Purpose::Dns);
                 }
             }

@@ -194,3 +194,63 @@ fn expectations_are_about_the_labels_probe_pods_really_carry() {
         |m| !m.labels.contains_key("netcanary.io/run-id") && !m.labels.contains_key("app.kubernetes.io/managed-by")
     ));
 }
+
+/// The cluster DNS pods are probed twice over: DNS probes go to the real pods, and a probe
+/// pod stands for them as a source and a target like for any other pod. Here policies select
+/// them by `pod-template-hash`, a controller label their probe pod cannot carry.
+const DNS_BY_CONTROLLER_LABEL: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: coredns-0, namespace: kube-system, labels: {k8s-app: kube-dns, pod-template-hash: abc}}
+spec: {containers: [{name: coredns, image: coredns, ports: [{containerPort: 53, protocol: UDP}, {containerPort: 53, protocol: TCP}]}]}
+status: {podIP: 10.0.0.10}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop, labels: {app: web}}
+spec: {containers: [{name: web, image: web, ports: [{containerPort: 80}]}]}
+status: {podIP: 10.0.0.2}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: dns-egress-locked, namespace: kube-system}
+spec:
+  podSelector: {matchLabels: {pod-template-hash: abc}}
+  policyTypes: [Egress]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: dns-from-shop-over-udp, namespace: kube-system}
+spec:
+  podSelector: {matchLabels: {pod-template-hash: abc}}
+  policyTypes: [Ingress]
+  ingress: [{from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: shop}}}], ports: [{port: 53, protocol: UDP}]}]
+"#;
+
+#[test]
+fn dns_is_expected_of_the_real_dns_pods_and_their_probe_pod_of_its_own_labels() {
+    let mut loader = netcanary_policy::manifest::Loader::new("default");
+    loader.load_str("dns.yaml", DNS_BY_CONTROLLER_LABEL);
+    let loaded = loader.finish();
+    assert!(!loaded.has_errors(), "{:#?}", loaded.diagnostics);
+    let options = Options { dns_endpoints: vec!["kube-system/coredns-0".into()], ..Options::default() };
+    let plan = plan(&loaded.cluster, &options);
+    let described: Vec<(String, bool)> =
+        (0..plan.probes.len()).map(|p| (describe(&plan, p), plan.probes[p].expected_allowed)).collect();
+
+    // DNS probes reach the real pods, which the hash policies select: UDP from shop only.
+    let expected = |probe: &str| described.iter().find(|(d, _)| d == probe).map(|(_, allowed)| *allowed);
+    assert_eq!(expected("shop/web -> dns 53/UDP"), Some(true), "{described:#?}");
+    assert_eq!(expected("shop/web -> dns 53/TCP"), Some(false), "{described:#?}");
+    assert!(
+        plan.coverage.covered.contains(&rule("kube-system/dns-from-shop-over-udp", Direction::Ingress, 0)),
+        "{:#?}",
+        plan.coverage
+    );
+
+    // The probe pod standing for coredns carries no pod-template-hash: no policy isolates
+    // its egress, so it is expected to reach web; its DNS queries meet the real pods'
+    // ingress, which admits shop only.
+    assert_eq!(expected("kube-system/coredns-0 -> shop/web 80/TCP"), Some(true), "{described:#?}");
+    assert_eq!(expected("kube-system/coredns-0 -> dns 53/UDP"), Some(false), "{described:#?}");
+}
