@@ -14,6 +14,15 @@ fn example() -> Cluster {
     loaded.cluster
 }
 
+/// A cluster from manifests in `text`, which must load without errors.
+fn load(name: &str, text: &str) -> Cluster {
+    let mut loader = netcanary_policy::manifest::Loader::new("default");
+    loader.load_str(name, text);
+    let loaded = loader.finish();
+    assert!(!loaded.has_errors(), "{name}: {:#?}", loaded.diagnostics);
+    loaded.cluster
+}
+
 fn options() -> Options {
     Options { dns_endpoints: vec!["kube-system/deployment/coredns".into()], ..Options::default() }
 }
@@ -173,11 +182,7 @@ spec:
 
 #[test]
 fn expectations_are_about_the_labels_probe_pods_really_carry() {
-    let mut loader = netcanary_policy::manifest::Loader::new("default");
-    loader.load_str("uncopyable.yaml", UNCOPYABLE);
-    let loaded = loader.finish();
-    assert!(!loaded.has_errors());
-    let plan = plan(&loaded.cluster, &Options::default());
+    let plan = plan(&load("uncopyable.yaml", UNCOPYABLE), &Options::default());
     // db's probe pod cannot carry the pod-name label, so only-pod-db-0 selects no probe pod;
     // web's carries managed-by=netcanary, so from-helm-releases admits no probe pod.
     for dead in
@@ -229,12 +234,8 @@ spec:
 
 #[test]
 fn dns_is_expected_of_the_real_dns_pods_and_their_probe_pod_of_its_own_labels() {
-    let mut loader = netcanary_policy::manifest::Loader::new("default");
-    loader.load_str("dns.yaml", DNS_BY_CONTROLLER_LABEL);
-    let loaded = loader.finish();
-    assert!(!loaded.has_errors(), "{:#?}", loaded.diagnostics);
     let options = Options { dns_endpoints: vec!["kube-system/coredns-0".into()], ..Options::default() };
-    let plan = plan(&loaded.cluster, &options);
+    let plan = plan(&load("dns.yaml", DNS_BY_CONTROLLER_LABEL), &options);
     let described: Vec<(String, bool)> =
         (0..plan.probes.len()).map(|p| (describe(&plan, p), plan.probes[p].expected_allowed)).collect();
 
