@@ -16,11 +16,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use common::assert_ok;
 use common::monitoring::{
-    INHIBIT_RULES, PROMETHEUS_RULE, RULE_FILE, binaries_or_skip, repo_file, write_alertmanager_config, write_rule_file,
+    INHIBIT_RULES, PROMETHEUS_RULE, RULE_FILE, binaries_or_skip, write_alertmanager_config, write_rule_file,
 };
 use common::scratch::ScratchDir;
+use common::{assert_ok, read_repo_file, repo_file};
 use serde_norway::Value;
 
 const TESTS: &str = "tests/alerts/netcanary_test.yml";
@@ -28,7 +28,7 @@ const RUNBOOKS: &str = "docs/runbooks.md";
 const RUNBOOK_URL: &str = "https://github.com/netcanary/netcanary/blob/main/docs/runbooks.md#";
 
 fn yaml(path: &str) -> Value {
-    let text = std::fs::read_to_string(repo_file(path)).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    let text = read_repo_file(path);
     serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -55,7 +55,7 @@ fn promtool_checks_and_unit_tests_the_shipped_rules() {
         return;
     };
     let dir = ScratchDir::new("alert-rules");
-    let rules = write_rule_file(dir.path());
+    let rules = write_rule_file(&dir);
     let tests = dir.path().join("netcanary_test.yml");
     std::fs::copy(repo_file(TESTS), &tests).expect("copy the rule tests");
     promtool(&promtool_path, &[Path::new("check"), Path::new("rules"), &rules], dir.path());
@@ -83,7 +83,7 @@ fn every_alert_is_explained_and_tested_both_ways() {
         .filter(|c| c["exp_alerts"].as_sequence().is_none_or(|a| a.is_empty()))
         .filter_map(|c| c["alertname"].as_str())
         .collect();
-    let runbooks = std::fs::read_to_string(repo_file(RUNBOOKS)).unwrap_or_else(|e| panic!("read {RUNBOOKS}: {e}"));
+    let runbooks = read_repo_file(RUNBOOKS);
     let alerts = alerts();
     assert!(!alerts.is_empty(), "no alert in {PROMETHEUS_RULE}");
     for alert in &alerts {
@@ -142,7 +142,7 @@ fn inhibit_rules_name_alerts_the_rules_raise() {
 fn amtool_accepts_the_inhibit_rules() {
     let Some([amtool]) = binaries_or_skip("amtool_accepts_the_inhibit_rules", ["amtool"]) else { return };
     let dir = ScratchDir::new("inhibit-rules");
-    let config = write_alertmanager_config(dir.path());
+    let config = write_alertmanager_config(&dir);
     let out = Command::new(amtool).arg("check-config").arg(&config).output().expect("run amtool");
     assert_ok(&out, &format!("amtool check-config {}", config.display()));
     let report = String::from_utf8_lossy(&out.stdout);

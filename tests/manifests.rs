@@ -23,12 +23,12 @@ use std::time::Duration;
 use common::bed::{api_for, apply, describe, install_netcanary, objects, wait_for_crd};
 use common::kube_fixture::{KubeFixture, skip_or_panic};
 use common::scratch::ScratchDir;
+use common::{read_repo_file, repo_file};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const BIN: &str = env!("CARGO_BIN_EXE_netcanary");
 /// The policy kits: kustomizations that name no namespace, applied with `kubectl apply -n`.
 const KITS: &str = "manifests/policies";
@@ -64,7 +64,7 @@ impl Rendered {
 /// Renders the kustomization in `dir` (relative to the repository); `None` when the test is
 /// skipped.
 fn render(test: &str, dir: &str) -> Option<Rendered> {
-    let yaml = KubeFixture::kustomize(&Path::new(ROOT).join(dir)).map_or_else(|e| skip_or_panic(test, e), Some)?;
+    let yaml = KubeFixture::kustomize(&repo_file(dir)).map_or_else(|e| skip_or_panic(test, e), Some)?;
     let objects = objects(&yaml);
     Some(Rendered { dir: dir.to_string(), yaml, objects })
 }
@@ -93,7 +93,7 @@ fn render_all(test: &str) -> Option<Vec<Rendered>> {
 /// Adds `dir` (relative to the repository) and every directory below it that holds a
 /// kustomization other than a Component.
 fn kustomizations(dir: &Path, found: &mut Vec<String>) {
-    let absolute = Path::new(ROOT).join(dir);
+    let absolute = repo_file(dir);
     let file = absolute.join("kustomization.yaml");
     if let Ok(text) = std::fs::read_to_string(&file) {
         let value: serde_norway::Value =
@@ -111,13 +111,9 @@ fn kustomizations(dir: &Path, found: &mut Vec<String>) {
     }
 }
 
-fn read(file: &str) -> String {
-    std::fs::read_to_string(Path::new(ROOT).join(file)).unwrap_or_else(|e| panic!("read {file}: {e}"))
-}
-
 /// The only object of `manifests/jobs/verify.yaml`.
 fn verify_job() -> DynamicObject {
-    let mut all = objects(&read(VERIFY_JOB));
+    let mut all = objects(&read_repo_file(VERIFY_JOB));
     assert_eq!(all.len(), 1, "{VERIFY_JOB} holds one Job");
     all.remove(0)
 }
@@ -188,7 +184,7 @@ async fn every_rendered_object_passes_a_strict_server_side_dry_run() {
     let client = kube.client().await;
     // Installed for real: the CRDs, netcanary's namespace (objects in it need it), the kits'.
     for name in CRD_STAND_INS {
-        apply(&client, &read(&format!("tests/crds/{name}.yaml"))).await;
+        apply(&client, &read_repo_file(&format!("tests/crds/{name}.yaml"))).await;
         wait_for_crd(&client, name).await;
     }
     install_netcanary(&client).await;
@@ -448,7 +444,7 @@ patches:
                       - {{name: NETCANARY_PUSHGATEWAY, value: \"{pushgateway}\"}}
 ",
         // kustomize takes a base only by a relative path.
-        relative(overlay.path(), &Path::new(ROOT).join("manifests")).display()
+        relative(overlay.path(), &repo_file("manifests")).display()
     );
     overlay.write("kustomization.yaml", &kustomization);
     let rendered = KubeFixture::kustomize(overlay.path()).unwrap_or_else(|e| panic!("{e}"));

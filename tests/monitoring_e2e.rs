@@ -19,7 +19,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::bed::{Bed, Ran, canary_only_rules, enforcing_rules, summary};
-use common::monitoring::{JOB, Monitoring, repo_file};
+use common::monitoring::{JOB, Monitoring};
+use common::read_repo_file;
 use netcanary_verify::{Canary, Outcome};
 use serde_json::{Value, json};
 
@@ -159,7 +160,7 @@ async fn alerts_fire_and_resolve_on_real_monitoring_and_the_dashboard_answers() 
 /// Every panel has a title and the `datasource` variable as its data source; every target
 /// query, and every template variable query, answers with data from the run just pushed.
 fn check_dashboard(monitoring: &Monitoring) {
-    let text = std::fs::read_to_string(repo_file(DASHBOARD)).expect("read the dashboard");
+    let text = read_repo_file(DASHBOARD);
     let dashboard: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{DASHBOARD}: {e}"));
     let datasource = json!({"type": "prometheus", "uid": "${datasource}"});
     let variables = dashboard["templating"]["list"].as_array().cloned().unwrap_or_default();

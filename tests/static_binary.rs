@@ -24,10 +24,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::assert_ok;
 use common::bed::{BIN, Bed, free_address, output_within};
 use common::netns::{TestNet, privileged_or_skip};
 use common::scratch::ScratchDir;
+use common::{assert_ok, read_repo_file, repo_file};
 use netcanary_probe::agent::AgentReport;
 use netcanary_probe::{Observed, termination_log};
 use object::Endianness;
@@ -50,12 +50,11 @@ const CLOSED: u16 = 8002;
 fn static_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let context = build_context(repo, &repo.join("target/docker-context"));
+        let context = build_context(&repo_file("target/docker-context"));
         let script = context.join("scripts/build-static.sh");
         let out = Command::new("bash")
             .arg(&script)
-            .arg(repo.join("target/static"))
+            .arg(repo_file("target/static"))
             .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
@@ -69,12 +68,12 @@ fn static_binary() -> &'static Path {
 }
 
 /// Copies to `dest` (emptied first) what `docker build` sends as the build context: the files
-/// of `repo` that `.dockerignore` lets in. Modification times are kept, so cargo rebuilds
+/// of the repository that `.dockerignore` lets in. Modification times are kept, so cargo rebuilds
 /// only what changed. The rules understood are the ones the file uses, an allowlist: `*`,
 /// then `!path` for each file or folder let in; anything else fails the test, to be taught
 /// here.
-fn build_context(repo: &Path, dest: &Path) -> PathBuf {
-    let rules = fs::read_to_string(repo.join(".dockerignore")).expect("read .dockerignore");
+fn build_context(dest: &Path) -> PathBuf {
+    let rules = read_repo_file(".dockerignore");
     let mut patterns = rules.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
     assert_eq!(patterns.next(), Some("*"), ".dockerignore: the first rule must be `*` (an allowlist follows)");
     let allowed: Vec<&str> = patterns
@@ -92,19 +91,22 @@ fn build_context(repo: &Path, dest: &Path) -> PathBuf {
         fs::remove_dir_all(dest).unwrap_or_else(|e| panic!("empty {}: {e}", dest.display()));
     }
     for path in allowed {
-        copy_keeping_mtime(&repo.join(path), &dest.join(path));
+        let from = repo_file(path);
+        assert!(from.exists(), ".dockerignore lets in {}, which does not exist", from.display());
+        copy_tree(&from, &dest.join(path));
     }
     dest.to_path_buf()
 }
 
-/// Copies a file, or a folder recursively, with its modification times.
-fn copy_keeping_mtime(from: &Path, to: &Path) {
-    let metadata = fs::metadata(from).unwrap_or_else(|e| panic!(".dockerignore lets in {}: {e}", from.display()));
+/// Copies a file, or a folder recursively, with its modification times (so that cargo sees
+/// an unchanged source as unchanged).
+fn copy_tree(from: &Path, to: &Path) {
+    let metadata = fs::metadata(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()));
     if metadata.is_dir() {
         fs::create_dir_all(to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
         for entry in fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display())) {
             let name = entry.expect("a directory entry").file_name();
-            copy_keeping_mtime(&from.join(&name), &to.join(&name));
+            copy_tree(&from.join(&name), &to.join(&name));
         }
         return;
     }
@@ -147,16 +149,7 @@ impl EmptyRoot {
 
     /// Copies the folder `from` to `inside`, with everything below it.
     fn copy_dir(&self, from: &Path, inside: &str) {
-        let entries = fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()));
-        fs::create_dir_all(self.path(inside)).expect("make a folder in the root");
-        for entry in entries.map(|e| e.expect("a folder entry").path()) {
-            let inside = format!("{inside}/{}", entry.file_name().expect("a named entry").to_string_lossy());
-            if entry.is_dir() {
-                self.copy_dir(&entry, &inside);
-            } else {
-                self.put(&inside, &fs::read(&entry).unwrap_or_else(|e| panic!("read {}: {e}", entry.display())));
-            }
-        }
+        copy_tree(from, &self.path(inside));
     }
 
     /// The command line that runs `/netcanary ARGS` chrooted into the root as the image's user,
@@ -268,7 +261,7 @@ fn analyze_in_an_empty_root_gives_the_dynamic_builds_verdicts() {
         return;
     }
     let root = EmptyRoot::new("analyze");
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cluster");
+    let example = repo_file("examples/cluster");
     root.copy_dir(&example, "/example");
 
     let inside = root.run(&["analyze", "-f", "/example", "-o", "json"]);

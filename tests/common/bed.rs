@@ -16,7 +16,7 @@
 #![allow(dead_code)] // Each integration test uses a different part of the harness.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output};
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
@@ -279,7 +279,7 @@ impl Bed {
 /// CronJob or the serve Deployment: their runs would change every scenario. Needs the
 /// fixture's binary, which renders the overlay.
 pub async fn install_netcanary(client: &Client) {
-    let overlay = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/overlays/ci");
+    let overlay = super::repo_file("manifests/overlays/ci");
     let text = KubeFixture::kustomize(&overlay).unwrap_or_else(|e| panic!("{e}"));
     apply(client, &text).await;
     wait_for_crd(client, "netcanaryruns.netcanary.io").await;

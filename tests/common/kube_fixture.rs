@@ -333,7 +333,7 @@ fn binary() -> Result<PathBuf, FixtureError> {
 }
 
 fn build() -> Result<PathBuf, String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kube-fixture/build.sh");
+    let script = super::repo_file("tests/kube-fixture/build.sh");
     let out = Command::new("bash")
         .arg(&script)
         .stdin(Stdio::null())

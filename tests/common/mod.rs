@@ -7,6 +7,18 @@ pub mod monitoring;
 pub mod netns;
 pub mod scratch;
 
+/// A file of the repository, by its path from the repository's root.
+#[allow(dead_code)] // Not every integration test reads the repository's files.
+pub fn repo_file(path: impl AsRef<std::path::Path>) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The text of a file of the repository; a failure names the file.
+#[allow(dead_code)] // Not every integration test reads the repository's files.
+pub fn read_repo_file(path: &str) -> String {
+    std::fs::read_to_string(repo_file(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
+}
+
 /// Asserts that a command `what` succeeded; when not, shows what it printed.
 #[allow(dead_code)] // Not every integration test runs commands of its own.
 pub fn assert_ok(out: &std::process::Output, what: &str) {

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::bed::free_address;
+use super::read_repo_file;
 
 /// netcanary's alerts: a PrometheusRule whose `spec` is a plain Prometheus rule file.
 pub const PROMETHEUS_RULE: &str = "manifests/components/prometheus-operator/prometheusrule.yaml";
@@ -79,30 +80,20 @@ fn on_path(name: &str) -> Option<PathBuf> {
     })
 }
 
-/// A file of the repository.
-pub fn repo_file(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
 /// Writes the shipped PrometheusRule's `spec` to `dir`/[`RULE_FILE`] and returns its path.
-pub fn write_rule_file(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(repo_file(PROMETHEUS_RULE)).expect("read the PrometheusRule");
-    let rule: serde_norway::Value = serde_norway::from_str(&text).expect("the PrometheusRule is YAML");
+pub fn write_rule_file(dir: &ScratchDir) -> PathBuf {
+    let rule: serde_norway::Value =
+        serde_norway::from_str(&read_repo_file(PROMETHEUS_RULE)).expect("the PrometheusRule is YAML");
     assert_eq!(rule["kind"].as_str(), Some("PrometheusRule"), "{PROMETHEUS_RULE} is not a PrometheusRule");
     let spec = rule.get("spec").unwrap_or_else(|| panic!("{PROMETHEUS_RULE} has no spec"));
-    let path = dir.join(RULE_FILE);
-    std::fs::write(&path, serde_norway::to_string(spec).expect("YAML")).expect("write the rule file");
-    path
+    dir.write(RULE_FILE, serde_norway::to_string(spec).expect("YAML"))
 }
 
 /// Writes an Alertmanager configuration to `dir`/alertmanager.yml and returns its path: a
 /// route to a receiver that sends nothing, and the shipped [`INHIBIT_RULES`] as they are.
-pub fn write_alertmanager_config(dir: &Path) -> PathBuf {
-    let inhibit_rules = std::fs::read_to_string(repo_file(INHIBIT_RULES)).expect("read the inhibit rules");
-    let path = dir.join("alertmanager.yml");
-    let config = format!("route: {{receiver: none}}\nreceivers: [{{name: none}}]\n{inhibit_rules}");
-    std::fs::write(&path, config).expect("write the Alertmanager configuration");
-    path
+pub fn write_alertmanager_config(dir: &ScratchDir) -> PathBuf {
+    let inhibit_rules = read_repo_file(INHIBIT_RULES);
+    dir.write("alertmanager.yml", format!("route: {{receiver: none}}\nreceivers: [{{name: none}}]\n{inhibit_rules}"))
 }
 
 /// A daemon on a loopback port, its output in a log file; killed on drop.
@@ -209,7 +200,7 @@ impl Monitoring {
                 "--persistence.file=".into(),
             ],
         );
-        let alertmanager_config = write_alertmanager_config(dir.path());
+        let alertmanager_config = write_alertmanager_config(&dir);
         let alertmanager = start(
             "alertmanager",
             &alertmanager,
@@ -221,7 +212,7 @@ impl Monitoring {
                 "--cluster.listen-address=".into(),
             ],
         );
-        let rules = write_rule_file(dir.path());
+        let rules = write_rule_file(&dir);
         let config = format!(
             "global: {{scrape_interval: 1s, evaluation_interval: 1s}}
 rule_files: [{rules}]
