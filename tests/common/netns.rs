@@ -129,8 +129,6 @@ impl TestNet {
         exec_in(&self.host(host).netns, cmd, stdin)
     }
 
-    /// Starts `cmd` inside `host`; stdout is readable through the guard, stderr goes to a
-    /// file in [`TestNet::dir`]. The process is killed when the guard or the net drops.
     /// dnsmasq on `host`, in the foreground, on port 53 of the comma-separated
     /// `listen_addresses` only, answering from `answers` (`--address=/name/ip`, `--local=...`)
     /// and nothing upstream: no traffic ever leaves the test network.
@@ -152,6 +150,8 @@ impl TestNet {
         self.spawn(host, &args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
+    /// Starts `cmd` inside `host`; stdout is readable through the guard, stderr goes to a
+    /// file in [`TestNet::dir`]. The process is killed when the guard or the net drops.
     pub fn spawn(&self, host: &str, cmd: &[&str]) -> ChildGuard {
         static SPAWNED: AtomicUsize = AtomicUsize::new(0);
         let label = format!(
