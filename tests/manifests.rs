@@ -23,7 +23,7 @@ use std::time::Duration;
 use common::bed::{api_for, apply, describe, install_netcanary, objects, wait_for_crd};
 use common::kube_fixture::{KubeFixture, skip_or_panic};
 use common::scratch::ScratchDir;
-use common::{read_repo_file, repo_file};
+use common::{assert_ok, read_repo_file, repo_file};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -597,8 +597,7 @@ fn analyze(args: &[String], extra: &[&str]) -> String {
         .env("NO_COLOR", "1")
         .output()
         .expect("run netcanary analyze");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "netcanary analyze {args:?} {extra:?} failed ({}):\n{stderr}", out.status);
+    assert_ok(&out, &format!("netcanary analyze {args:?} {extra:?}"));
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 

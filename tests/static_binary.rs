@@ -58,8 +58,8 @@ fn static_binary() -> &'static Path {
             .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert_ok(&out, &script.display().to_string());
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{} failed ({}):\n{stderr}", script.display(), out.status);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let path = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
         assert!(path.is_file(), "{} printed {path:?}, which is no file; stderr:\n{stderr}", script.display());
