@@ -4,8 +4,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use netcanary_probe::agent::AgentReport;
-use netcanary_probe::{Observed, termination_log};
+use netcanary_wire::{AgentReport, Observed, termination_log};
 
 #[path = "common/scratch.rs"]
 mod scratch;

@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::netns::{ChildGuard, TestNet};
-use netcanary_probe::agent::AgentReport;
-use netcanary_probe::{Observed, termination_log};
+use netcanary_wire::{AgentReport, Observed, termination_log};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netcanary");
 const TIMEOUT_MS: u64 = 1000;

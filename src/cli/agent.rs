@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use netcanary_probe::agent::{self, DEFAULT_CONCURRENCY};
+use netcanary_probe::fd_limit;
 use netcanary_probe::plan::{PlanSource, ProbePlan};
-use netcanary_probe::{fd_limit, termination_log};
+use netcanary_wire::termination_log;
 use tracing::{info, warn};
 
 /// Runs a probe plan inside a probe pod and reports what the network did.
@@ -78,7 +79,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     info!(probes = report.results.len(), elapsed_ms = report.elapsed_ms, concurrency, "plan finished");
 
     if !args.no_termination_log
-        && let Err(err) = termination_log::write(&args.termination_log, &report.results)
+        && let Err(err) =
+            std::fs::write(&args.termination_log, termination_log::encode(&report.results, termination_log::MAX_BYTES))
     {
         warn!(path = %args.termination_log.display(), %err, "cannot write the termination log");
     }

@@ -5,47 +5,18 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+use netcanary_wire::{AgentReport, ProbeResult};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::observed::{Observed, Outcome};
-use crate::plan::{PlannedProbe, ProbePlan, ProbeSpec};
+use crate::observation::Observation;
+use crate::plan::{PlanEntry, ProbePlan, ProbeSpec};
 use crate::{dns, resolve, tcp, udp};
 
 /// High enough that 2,000 probes run as one wave and finish in about one timeout.
 pub const DEFAULT_CONCURRENCY: usize = 4096;
 /// How long past the probes' own deadlines the watchdog waits before giving up on them.
 pub const WATCHDOG_MARGIN: Duration = Duration::from_millis(500);
-
-/// One probe's result (the stable JSON contract: `id`, `observed`, `millis`; the rest is
-/// extra detail for people and metrics).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProbeResult {
-    pub id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    pub observed: Observed,
-    pub millis: u64,
-    #[serde(default)]
-    pub micros: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-/// What `netcanary agent` prints on stdout.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AgentReport {
-    pub results: Vec<ProbeResult>,
-    #[serde(default)]
-    pub timeout_ms: u64,
-    #[serde(default)]
-    pub concurrency: usize,
-    #[serde(default)]
-    pub elapsed_ms: u64,
-}
 
 /// Runs every probe of `plan` with at most `concurrency` in flight; results are in plan
 /// order. Never fails: a probe that cannot run is reported as `error`.
@@ -81,7 +52,7 @@ pub async fn run_plan(plan: &ProbePlan, concurrency: usize) -> AgentReport {
             result.unwrap_or_else(|| {
                 finish(
                     probe,
-                    Outcome::error("the watchdog stopped the agent before this probe finished"),
+                    Observation::error("the watchdog stopped the agent before this probe finished"),
                     Duration::ZERO,
                 )
             })
@@ -91,37 +62,37 @@ pub async fn run_plan(plan: &ProbePlan, concurrency: usize) -> AgentReport {
 }
 
 /// Runs one probe under its own hard limit: its deadlines plus the margin.
-async fn run_guarded(probe: &PlannedProbe, timeout: Duration) -> ProbeResult {
+async fn run_guarded(probe: &PlanEntry, timeout: Duration) -> ProbeResult {
     let started = Instant::now();
     let limit = probe.spec.as_ref().map_or(Duration::ZERO, |spec| probe_budget(spec, timeout));
     let outcome = match tokio::time::timeout(limit + WATCHDOG_MARGIN, run_one(probe, timeout)).await {
         Ok(outcome) => outcome,
-        Err(_elapsed) => Outcome::error("the probe overran its deadline"),
+        Err(_elapsed) => Observation::error("the probe overran its deadline"),
     };
     let result = finish(probe, outcome, started.elapsed());
     debug!(probe.id = %result.id, observed = %result.observed, millis = result.millis, "probe finished");
     result
 }
 
-async fn run_one(probe: &PlannedProbe, timeout: Duration) -> Outcome {
+async fn run_one(probe: &PlanEntry, timeout: Duration) -> Observation {
     let spec = match &probe.spec {
         Ok(spec) => spec,
-        Err(detail) => return Outcome::error(detail.clone()),
+        Err(detail) => return Observation::error(detail.clone()),
     };
     match spec {
         ProbeSpec::Tcp(endpoint) => match resolve::endpoint(endpoint, timeout).await {
             Ok(addr) => tcp::probe(addr, timeout).await,
-            Err(detail) => Outcome::error(detail),
+            Err(detail) => Observation::error(detail),
         },
         ProbeSpec::Udp(endpoint) => match resolve::endpoint(endpoint, timeout).await {
             Ok(addr) => udp::probe(addr, timeout).await,
-            Err(detail) => Outcome::error(detail),
+            Err(detail) => Observation::error(detail),
         },
         ProbeSpec::Dns { name, server, transport } => dns::probe(name, *server, *transport, timeout).await,
     }
 }
 
-fn finish(probe: &PlannedProbe, outcome: Outcome, elapsed: Duration) -> ProbeResult {
+fn finish(probe: &PlanEntry, outcome: Observation, elapsed: Duration) -> ProbeResult {
     let spec = probe.spec.as_ref().ok();
     ProbeResult {
         id: probe.id.clone(),

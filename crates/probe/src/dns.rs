@@ -18,19 +18,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::observed::{Observed, Outcome};
-use crate::plan::DnsTransport;
+use crate::observation::{Observation, Observed};
 use crate::{tcp, udp};
+use netcanary_wire::Transport;
 
 /// Resolves `name` through `server` over `transport`, giving up after `timeout`.
-pub async fn probe(name: &str, server: SocketAddr, transport: DnsTransport, timeout: Duration) -> Outcome {
+pub async fn probe(name: &str, server: SocketAddr, transport: Transport, timeout: Duration) -> Observation {
     let (id, request) = match build_query(name) {
         Ok(query) => query,
-        Err(detail) => return Outcome::error(detail),
+        Err(detail) => return Observation::error(detail),
     };
     match transport {
-        DnsTransport::Udp => udp::exchange(server, timeout, &request, |reply| answer(id, reply)).await,
-        DnsTransport::Tcp => over_tcp(server, timeout, id, &request).await,
+        Transport::Udp => udp::exchange(server, timeout, &request, |reply| answer(id, reply)).await,
+        Transport::Tcp => over_tcp(server, timeout, id, &request).await,
     }
 }
 
@@ -46,16 +46,16 @@ fn build_query(name: &str) -> Result<(u16, Vec<u8>), String> {
 }
 
 /// The outcome for a reply to query `id`, or `None` for a datagram that is not that reply.
-fn answer(id: u16, reply: &[u8]) -> Option<Outcome> {
+fn answer(id: u16, reply: &[u8]) -> Option<Observation> {
     let message = Message::from_vec(reply).ok()?;
     if message.metadata.id != id || message.metadata.message_type != MessageType::Response {
         return None;
     }
     let detail = format!("{} with {} answer(s)", message.metadata.response_code, message.answers.len());
-    Some(Outcome::new(Observed::Connected, detail))
+    Some(Observation::new(Observed::Connected, detail))
 }
 
-async fn over_tcp(server: SocketAddr, timeout: Duration, id: u16, request: &[u8]) -> Outcome {
+async fn over_tcp(server: SocketAddr, timeout: Duration, id: u16, request: &[u8]) -> Observation {
     let deadline = Instant::now() + timeout;
     let mut stream = match tcp::connect(server, deadline, timeout).await {
         Ok(stream) => stream,
@@ -71,8 +71,8 @@ async fn over_tcp(server: SocketAddr, timeout: Duration, id: u16, request: &[u8]
 
 /// The TCP handshake completed, so the network let the probe through: that is the policy
 /// question, even when the server then says nothing useful.
-fn reached_without_answer(why: String) -> Outcome {
-    Outcome::new(Observed::Connected, format!("tcp handshake completed but {why}"))
+fn reached_without_answer(why: String) -> Observation {
+    Observation::new(Observed::Connected, format!("tcp handshake completed but {why}"))
 }
 
 /// DNS over TCP: a two-byte length prefix on both the query and the answer (RFC 1035 4.2.2).

@@ -11,7 +11,7 @@
 //! Optional keys: `"concurrency"` at the top; `"transport": "udp" | "tcp"` on a dns probe.
 //!
 //! Validation is per probe on purpose: one bad probe (unknown kind, bad address, port 0,
-//! duplicate id) must not cost the results of the others, so it becomes a [`PlannedProbe`]
+//! duplicate id) must not cost the results of the others, so it becomes a [`PlanEntry`]
 //! whose spec is `Err(detail)` and is reported as `error`. Only a plan that cannot be read or
 //! parsed as a whole is a [`PlanError`].
 
@@ -24,12 +24,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// Used when a plan has no `timeout_ms`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
-/// A probe waiting longer than this would outlive any sensible pod deadline.
-pub const MAX_TIMEOUT_MS: u64 = 60_000;
-/// The port a dns probe's `server` uses when it names none.
-pub const DNS_PORT: u16 = 53;
+use netcanary_wire::Transport;
+pub use netcanary_wire::plan::{DEFAULT_TIMEOUT, DNS_PORT, MAX_TIMEOUT_MS};
 
 /// A parsed plan: every probe is kept, valid or not, in plan order.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,12 +34,12 @@ pub struct ProbePlan {
     pub timeout: Duration,
     /// How many probes may be in flight at once, when the plan asks for a bound.
     pub concurrency: Option<usize>,
-    pub probes: Vec<PlannedProbe>,
+    pub probes: Vec<PlanEntry>,
 }
 
 /// One entry of the plan: its id and either what to do or why it cannot be done.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PlannedProbe {
+pub struct PlanEntry {
     pub id: String,
     pub spec: Result<ProbeSpec, String>,
 }
@@ -51,9 +47,9 @@ pub struct PlannedProbe {
 /// What one probe does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeSpec {
-    Tcp(Endpoint),
-    Udp(Endpoint),
-    Dns { name: String, server: SocketAddr, transport: DnsTransport },
+    Tcp(HostPort),
+    Udp(HostPort),
+    Dns { name: String, server: SocketAddr, transport: Transport },
 }
 
 impl ProbeSpec {
@@ -76,12 +72,12 @@ impl ProbeSpec {
 
 /// A host and port; the host may still need resolving.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
+pub struct HostPort {
     pub host: Host,
     pub port: u16,
 }
 
-impl fmt::Display for Endpoint {
+impl fmt::Display for HostPort {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.host {
             Host::Ip(ip) => SocketAddr::new(*ip, self.port).fmt(f),
@@ -95,23 +91,6 @@ pub enum Host {
     Ip(IpAddr),
     /// A DNS name, resolved by the agent right before the probe.
     Name(String),
-}
-
-/// The DNS transport; the starter kit's DNS rule allows both, so both are worth proving.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DnsTransport {
-    #[default]
-    Udp,
-    Tcp,
-}
-
-impl fmt::Display for DnsTransport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DnsTransport::Udp => "udp",
-            DnsTransport::Tcp => "tcp",
-        })
-    }
 }
 
 /// A plan that cannot be used at all (as opposed to a bad probe inside it).
@@ -213,9 +192,9 @@ fn read_file(path: &Path) -> std::io::Result<String> {
     std::fs::read_to_string(path)
 }
 
-fn parse_probe(index: usize, value: &Value) -> PlannedProbe {
+fn parse_probe(index: usize, value: &Value) -> PlanEntry {
     let Some(object) = value.as_object() else {
-        return PlannedProbe { id: format!("probes[{index}]"), spec: Err(format!("probes[{index}] is not an object")) };
+        return PlanEntry { id: format!("probes[{index}]"), spec: Err(format!("probes[{index}] is not an object")) };
     };
     let id = match object.get("id") {
         Some(Value::String(id)) if !id.is_empty() => Ok(id.clone()),
@@ -227,17 +206,17 @@ fn parse_probe(index: usize, value: &Value) -> PlannedProbe {
     match id {
         Ok(id) => {
             let spec = parse_spec(object).map_err(|detail| format!("probe {id:?}: {detail}"));
-            PlannedProbe { id, spec }
+            PlanEntry { id, spec }
         }
-        Err(detail) => PlannedProbe { id: format!("probes[{index}]"), spec: Err(format!("probes[{index}]: {detail}")) },
+        Err(detail) => PlanEntry { id: format!("probes[{index}]"), spec: Err(format!("probes[{index}]: {detail}")) },
     }
 }
 
 fn parse_spec(object: &Map<String, Value>) -> Result<ProbeSpec, String> {
     let kind = str_field(object, "kind")?;
     match kind {
-        "tcp" => Ok(ProbeSpec::Tcp(parse_endpoint(object)?)),
-        "udp" => Ok(ProbeSpec::Udp(parse_endpoint(object)?)),
+        "tcp" => Ok(ProbeSpec::Tcp(parse_host_port(object)?)),
+        "udp" => Ok(ProbeSpec::Udp(parse_host_port(object)?)),
         "dns" => {
             let name = str_field(object, "name")?;
             if !is_dns_name(name.trim_end_matches('.')) {
@@ -245,9 +224,9 @@ fn parse_spec(object: &Map<String, Value>) -> Result<ProbeSpec, String> {
             }
             let server = parse_server(str_field(object, "server")?)?;
             let transport = match object.get("transport") {
-                None => DnsTransport::Udp,
-                Some(Value::String(t)) if t == "udp" => DnsTransport::Udp,
-                Some(Value::String(t)) if t == "tcp" => DnsTransport::Tcp,
+                None => Transport::Udp,
+                Some(Value::String(t)) if t == "udp" => Transport::Udp,
+                Some(Value::String(t)) if t == "tcp" => Transport::Tcp,
                 Some(other) => {
                     return Err(format!("`transport` must be \"udp\" or \"tcp\", got {other}"));
                 }
@@ -266,7 +245,7 @@ fn str_field<'a>(object: &'a Map<String, Value>, key: &str) -> Result<&'a str, S
     }
 }
 
-fn parse_endpoint(object: &Map<String, Value>) -> Result<Endpoint, String> {
+fn parse_host_port(object: &Map<String, Value>) -> Result<HostPort, String> {
     let host = parse_host(str_field(object, "host")?)?;
     let port = match object.get("port") {
         Some(Value::Number(n)) => match n.as_u64() {
@@ -277,7 +256,7 @@ fn parse_endpoint(object: &Map<String, Value>) -> Result<Endpoint, String> {
         Some(other) => return Err(format!("`port` must be an integer in 1-65535, got {other}")),
         None => return Err("`port` is missing".to_owned()),
     };
-    Ok(Endpoint { host, port })
+    Ok(HostPort { host, port })
 }
 
 fn parse_host(text: &str) -> Result<Host, String> {
@@ -326,7 +305,7 @@ fn parse_server(text: &str) -> Result<SocketAddr, String> {
 
 /// Every probe sharing an id becomes an error: results are matched by id, so running either
 /// would hand the orchestrator an answer it could attribute to the wrong probe.
-fn reject_duplicate_ids(mut probes: Vec<PlannedProbe>) -> Vec<PlannedProbe> {
+fn reject_duplicate_ids(mut probes: Vec<PlanEntry>) -> Vec<PlanEntry> {
     let mut positions: HashMap<String, Vec<usize>> = HashMap::new();
     for (index, probe) in probes.iter().enumerate() {
         positions.entry(probe.id.clone()).or_default().push(index);
@@ -369,16 +348,47 @@ mod tests {
         assert_eq!(plan.timeout, Duration::from_millis(1000));
         let specs: Vec<ProbeSpec> = plan.probes.iter().map(|p| p.spec.clone().unwrap()).collect();
         let ip: IpAddr = "10.0.0.2".parse().unwrap();
-        assert_eq!(specs[0], ProbeSpec::Tcp(Endpoint { host: Host::Ip(ip), port: 80 }));
-        assert_eq!(specs[1], ProbeSpec::Udp(Endpoint { host: Host::Ip(ip), port: 81 }));
+        assert_eq!(specs[0], ProbeSpec::Tcp(HostPort { host: Host::Ip(ip), port: 80 }));
+        assert_eq!(specs[1], ProbeSpec::Udp(HostPort { host: Host::Ip(ip), port: 81 }));
         assert_eq!(
             specs[2],
             ProbeSpec::Dns {
                 name: "kubernetes.default.svc.cluster.local".into(),
                 server: "10.96.0.10:53".parse().unwrap(),
-                transport: DnsTransport::Udp,
+                transport: Transport::Udp,
             }
         );
+    }
+
+    #[test]
+    fn reads_every_plan_the_wire_types_write() {
+        use netcanary_wire::{AgentPlan, AgentProbe, ProbeTarget};
+        let server: SocketAddr = "[fd00::a]:53".parse().unwrap();
+        let written = AgentPlan {
+            timeout_ms: 250,
+            concurrency: Some(4),
+            probes: vec![
+                AgentProbe {
+                    id: "1".into(),
+                    target: ProbeTarget::to_address(Transport::Tcp, "fd00::2".parse().unwrap(), 8080),
+                },
+                AgentProbe {
+                    id: "2".into(),
+                    target: ProbeTarget::to_address(Transport::Udp, "10.0.0.2".parse().unwrap(), 53),
+                },
+                AgentProbe {
+                    id: "3".into(),
+                    target: ProbeTarget::Dns { name: "a.test".into(), server, transport: Transport::Tcp },
+                },
+            ],
+        };
+        let plan = parse(&serde_json::to_string(&written).unwrap());
+        assert_eq!(plan.timeout, Duration::from_millis(250));
+        assert_eq!(plan.concurrency, Some(4));
+        let specs: Vec<ProbeSpec> = plan.probes.iter().map(|p| p.spec.clone().unwrap()).collect();
+        assert_eq!(specs[0], ProbeSpec::Tcp(HostPort { host: Host::Ip("fd00::2".parse().unwrap()), port: 8080 }));
+        assert_eq!(specs[1], ProbeSpec::Udp(HostPort { host: Host::Ip("10.0.0.2".parse().unwrap()), port: 53 }));
+        assert_eq!(specs[2], ProbeSpec::Dns { name: "a.test".into(), server, transport: Transport::Tcp });
     }
 
     #[test]

@@ -5,10 +5,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::plan::{Endpoint, Host};
+use crate::plan::{Host, HostPort};
 
 /// The address to probe for `endpoint`, or a reason for an `error` outcome.
-pub async fn endpoint(endpoint: &Endpoint, timeout: Duration) -> Result<SocketAddr, String> {
+pub async fn endpoint(endpoint: &HostPort, timeout: Duration) -> Result<SocketAddr, String> {
     let name = match &endpoint.host {
         Host::Ip(ip) => return Ok(SocketAddr::new(*ip, endpoint.port)),
         Host::Name(name) => name,

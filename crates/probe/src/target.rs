@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
-use crate::wire;
+use crate::header;
 
 /// Room for a burst of thousands of simultaneous handshakes.
 const LISTEN_BACKLOG: i32 = 4096;
@@ -162,7 +162,7 @@ async fn echo_probes(socket: UdpSocket, stats: Arc<ServeStats>) {
             }
         };
         let datagram = &buf[..len];
-        if !wire::is_probe(datagram) {
+        if !header::is_probe(datagram) {
             stats.udp_ignored.fetch_add(1, Ordering::Relaxed);
             continue;
         }

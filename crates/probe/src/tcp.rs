@@ -10,7 +10,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::observed::Outcome;
+use crate::observation::Observation;
 
 /// The first look for a soft error; an ICMP from next door arrives well within it.
 const FIRST_SOFT_ERROR_CHECK: Duration = Duration::from_millis(5);
@@ -20,9 +20,9 @@ const MAX_SOFT_ERROR_CHECK: Duration = Duration::from_millis(100);
 ///
 /// The connection is closed as soon as it is established: the handshake alone proves the
 /// policy let the packets through, and the target sends nothing.
-pub async fn probe(addr: SocketAddr, timeout: Duration) -> Outcome {
+pub async fn probe(addr: SocketAddr, timeout: Duration) -> Observation {
     match connect(addr, Instant::now() + timeout, timeout).await {
-        Ok(_stream) => Outcome::connected(),
+        Ok(_stream) => Observation::connected(),
         Err(outcome) => outcome,
     }
 }
@@ -37,14 +37,14 @@ pub async fn probe(addr: SocketAddr, timeout: Duration) -> Outcome {
 /// with one pending is the ICMP's verdict (unreachable or refused), not a false timeout. It
 /// is checked at growing intervals while waiting, so a reject is reported within
 /// milliseconds instead of at the deadline.
-pub(crate) async fn connect(addr: SocketAddr, deadline: Instant, timeout: Duration) -> Result<TcpStream, Outcome> {
-    let socket = new_socket(addr).map_err(|err| Outcome::error(format!("tcp socket: {err}")))?;
+pub(crate) async fn connect(addr: SocketAddr, deadline: Instant, timeout: Duration) -> Result<TcpStream, Observation> {
+    let socket = new_socket(addr).map_err(|err| Observation::error(format!("tcp socket: {err}")))?;
     match socket.connect(&addr.into()) {
         Ok(()) => {}
         Err(err) if Errno::from_io_error(&err) == Some(Errno::INPROGRESS) => {}
-        Err(err) => return Err(Outcome::from_io("connect", &err)),
+        Err(err) => return Err(Observation::from_io("connect", &err)),
     }
-    let stream = TcpStream::from_std(socket.into()).map_err(|err| Outcome::error(format!("tcp socket: {err}")))?;
+    let stream = TcpStream::from_std(socket.into()).map_err(|err| Observation::error(format!("tcp socket: {err}")))?;
     let mut check_every = FIRST_SOFT_ERROR_CHECK;
     loop {
         let check_at = (Instant::now() + check_every).min(deadline);
@@ -52,16 +52,16 @@ pub(crate) async fn connect(addr: SocketAddr, deadline: Instant, timeout: Durati
             Ok(Ok(())) => {
                 return match pending_error(&stream) {
                     None => Ok(stream),
-                    Some(err) => Err(Outcome::from_io("connect", &err)),
+                    Some(err) => Err(Observation::from_io("connect", &err)),
                 };
             }
-            Ok(Err(err)) => return Err(Outcome::from_io("connect", &err)),
+            Ok(Err(err)) => return Err(Observation::from_io("connect", &err)),
             Err(_elapsed) => {
                 if let Some(err) = pending_error(&stream) {
-                    return Err(Outcome::from_io("connect (ICMP during the handshake)", &err));
+                    return Err(Observation::from_io("connect (ICMP during the handshake)", &err));
                 }
                 if Instant::now() >= deadline {
-                    return Err(Outcome::timeout(timeout));
+                    return Err(Observation::timeout(timeout));
                 }
                 check_every = (check_every * 2).min(MAX_SOFT_ERROR_CHECK);
             }

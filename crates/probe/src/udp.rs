@@ -15,16 +15,16 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
-use crate::observed::Outcome;
-use crate::wire::{self, Nonce};
+use crate::header::{self, Nonce};
+use crate::observation::Observation;
 
 /// The first retry waits this long (or a quarter of the timeout, if shorter).
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 
 /// Sends netcanary's probe datagram to `addr` and waits up to `timeout` for its echo.
-pub async fn probe(addr: SocketAddr, timeout: Duration) -> Outcome {
-    let datagram = wire::encode(Nonce::random());
-    exchange(addr, timeout, &datagram, |reply| (reply == datagram).then(Outcome::connected)).await
+pub async fn probe(addr: SocketAddr, timeout: Duration) -> Observation {
+    let datagram = header::encode(Nonce::random());
+    exchange(addr, timeout, &datagram, |reply| (reply == datagram).then(Observation::connected)).await
 }
 
 /// Sends `request` until `answer` accepts a reply, an ICMP error arrives, or `timeout` passes.
@@ -34,8 +34,8 @@ pub(crate) async fn exchange(
     addr: SocketAddr,
     timeout: Duration,
     request: &[u8],
-    mut answer: impl FnMut(&[u8]) -> Option<Outcome>,
-) -> Outcome {
+    mut answer: impl FnMut(&[u8]) -> Option<Observation>,
+) -> Observation {
     let deadline = Instant::now() + timeout;
     let socket = match connected_socket(addr).await {
         Ok(socket) => socket,
@@ -45,7 +45,7 @@ pub(crate) async fn exchange(
     let mut interval = FIRST_RETRY.min(timeout / 4);
     loop {
         if let Err(err) = socket.send(request).await {
-            return Outcome::from_io("send", &err);
+            return Observation::from_io("send", &err);
         }
         let resend_at = (Instant::now() + interval).min(deadline);
         loop {
@@ -55,27 +55,28 @@ pub(crate) async fn exchange(
                         return outcome;
                     }
                 }
-                Ok(Err(err)) => return Outcome::from_io("recv", &err),
+                Ok(Err(err)) => return Observation::from_io("recv", &err),
                 Err(_elapsed) => break,
             }
         }
         if Instant::now() >= deadline {
-            return Outcome::timeout(timeout);
+            return Observation::timeout(timeout);
         }
         interval = (interval * 2).min(timeout / 2);
     }
 }
 
-async fn connected_socket(addr: SocketAddr) -> Result<UdpSocket, Outcome> {
+async fn connected_socket(addr: SocketAddr) -> Result<UdpSocket, Observation> {
     let local: SocketAddr = match addr {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
-    let socket = UdpSocket::bind(local).await.map_err(|err| Outcome::error(format!("udp socket: {err}")))?;
-    enable_recverr(&socket, addr.is_ipv6()).map_err(|err| Outcome::error(format!("udp socket: IP_RECVERR: {err}")))?;
+    let socket = UdpSocket::bind(local).await.map_err(|err| Observation::error(format!("udp socket: {err}")))?;
+    enable_recverr(&socket, addr.is_ipv6())
+        .map_err(|err| Observation::error(format!("udp socket: IP_RECVERR: {err}")))?;
     // Connecting a UDP socket sends nothing; it fails only when there is no route, which
     // the kernel reports as ENETUNREACH (unreachable) or EADDRNOTAVAIL (error).
-    socket.connect(addr).await.map_err(|err| Outcome::from_io("connect", &err))?;
+    socket.connect(addr).await.map_err(|err| Observation::from_io("connect", &err))?;
     Ok(socket)
 }
 

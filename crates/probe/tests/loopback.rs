@@ -8,7 +8,7 @@ use std::time::Duration;
 use netcanary_probe::agent::run_plan;
 use netcanary_probe::plan::ProbePlan;
 use netcanary_probe::target::{self, ServeStats};
-use netcanary_probe::{Observed, tcp, udp, wire};
+use netcanary_probe::{Observed, header, tcp, udp};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -90,7 +90,7 @@ async fn target_ignores_datagrams_without_the_probe_header() {
     let target = InProcessTarget::start(V4);
     let client = UdpSocket::bind((V4, 0)).await.unwrap();
     client.connect(target.udp).await.unwrap();
-    let mut probe = wire::encode(wire::Nonce::random()).to_vec();
+    let mut probe = header::encode(header::Nonce::random()).to_vec();
     probe.push(b'!');
     for stranger in [b"hello".as_slice(), b"netcanary/1 ", &probe] {
         client.send(stranger).await.unwrap();
@@ -100,7 +100,7 @@ async fn target_ignores_datagrams_without_the_probe_header() {
     assert!(reply.is_err(), "the target answered a stranger: {reply:?}");
 
     // The same socket gets an answer once it speaks netcanary.
-    let datagram = wire::encode(wire::Nonce::random());
+    let datagram = header::encode(header::Nonce::random());
     client.send(&datagram).await.unwrap();
     let len = tokio::time::timeout(TIMEOUT, client.recv(&mut buf)).await.expect("echo in time").unwrap();
     assert_eq!(&buf[..len], datagram.as_slice());
@@ -138,7 +138,7 @@ async fn udp_silence_is_a_timeout_after_retries() {
     let mut buf = [0u8; 64];
     let mut received = 0;
     while let Ok((len, _)) = silent.try_recv_from(&mut buf) {
-        assert!(wire::is_probe(&buf[..len]));
+        assert!(header::is_probe(&buf[..len]));
         received += 1;
     }
     assert!(received >= 5, "only {received} attempts");

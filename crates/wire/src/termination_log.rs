@@ -22,10 +22,9 @@
 //! form `1..N` in plan order give the orchestrator the densest encoding.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
-use crate::agent::ProbeResult;
 use crate::observed::Observed;
+use crate::report::ProbeResult;
 
 /// What Kubernetes keeps of a termination message.
 pub const MAX_BYTES: usize = 4096;
@@ -59,11 +58,6 @@ pub enum DecodeError {
     Entry { index: usize, entry: String },
     #[error("termination log holds {found} results but its header says {expected}")]
     Count { expected: usize, found: usize },
-}
-
-/// Writes the compact form of `results` to `path` (at most [`MAX_BYTES`]).
-pub fn write(path: &Path, results: &[ProbeResult]) -> std::io::Result<()> {
-    std::fs::write(path, encode(results, MAX_BYTES))
 }
 
 /// Encodes `results` in at most `max_bytes` bytes (see the module doc for the forms);
