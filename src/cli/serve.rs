@@ -6,10 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use netcanary_metrics::{Metrics, http};
-use netcanary_orchestrator::run::run;
-use netcanary_orchestrator::watch::Watched;
+use netcanary_orchestrator::schedule;
 use tokio::sync::watch;
-use tokio::time::Instant;
 use tracing::info;
 
 use super::run::{ClusterArgs, ProbeArgs};
@@ -47,33 +45,15 @@ pub fn serve(args: Args) -> anyhow::Result<ExitCode> {
             shutdown.await;
             let _ = stop.send(true);
         });
-        let requested = |mut receiver: watch::Receiver<bool>| async move {
-            let _ = receiver.wait_for(|stop| *stop).await;
-        };
 
         let metrics = Metrics::new();
         let (set_ready, ready) = watch::channel(false);
         let listener =
             tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listen on {}", args.listen))?;
         info!(address = %args.listen, "serving /metrics, /healthz, /readyz");
-        let server = tokio::spawn(http::serve(listener, metrics.clone(), ready, requested(stopped.clone())));
-
-        let watched = Watched::start(&client);
-        tokio::select! {
-            () = watched.synced() => { let _ = set_ready.send(true); }
-            () = requested(stopped.clone()) => {}
-        }
-        while !*stopped.borrow() {
-            let started = Instant::now();
-            let record = run(&client, &watched, &options, requested(stopped.clone())).await;
-            metrics.record(&record);
-            let counts = record.counts();
-            info!(run.id = %record.run_id, exit = record.exit_code(), ?counts, "run finished");
-            tokio::select! {
-                () = tokio::time::sleep_until(started + args.every) => {}
-                () = requested(stopped.clone()) => {}
-            }
-        }
+        let server = tokio::spawn(http::serve(listener, metrics.clone(), ready, schedule::stopped(stopped.clone())));
+        schedule::run_on_schedule(&client, &options, args.every, set_ready, stopped, |record| metrics.record(record))
+            .await;
         server.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
         anyhow::Ok(())
     })?;
