@@ -1,7 +1,8 @@
 //! The kube-apiserver fixture is a real API server: PodSecurity admission and RBAC answer as
 //! in a cluster. The orchestrator's tests lean on both (probe pods must pass "restricted";
 //! netcanary's ServiceAccount must be refused what its Role does not grant), so this proves
-//! the fixture before any of them does.
+//! the fixture before any of them does. It also pins the rule by which every test that
+//! needs root, Go or the monitoring packages skips or fails.
 
 mod common;
 
@@ -89,4 +90,20 @@ fn pod(name: &str, security_context: serde_json::Value) -> Pod {
         }
     }))
     .expect("valid Pod")
+}
+
+/// The harness's rule, which every test that needs root, Go or the monitoring packages
+/// follows (tests/common/mod.rs).
+#[test]
+fn a_missing_prerequisite_fails_in_ci_or_when_required() {
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
+    };
+    assert_eq!(common::required("NETCANARY_REQUIRE_KUBE", env(&[])), None);
+    assert_eq!(common::required("NETCANARY_REQUIRE_KUBE", env(&[("CI", "false")])), None);
+    assert_eq!(common::required("NETCANARY_REQUIRE_KUBE", env(&[("NETCANARY_REQUIRE_KUBE", "0")])), None);
+    let because = |pairs| common::required("NETCANARY_REQUIRE_KUBE", env(pairs)).expect("required");
+    assert_eq!(because(&[("NETCANARY_REQUIRE_KUBE", "1")]), "NETCANARY_REQUIRE_KUBE=1");
+    assert!(because(&[("CI", "true")]).starts_with("CI is set"));
+    assert!(because(&[("CI", "1")]).starts_with("CI is set"));
 }

@@ -32,14 +32,26 @@ pub fn assert_ok(out: &std::process::Output, what: &str) {
 }
 
 /// How a test meets a prerequisite it cannot have: a `SKIPPED <test>: needs <what>` line
-/// and `None`; or, when the environment variable `require` is `1` (tests/run.sh sets it
-/// where the prerequisite can be had), a failure, so nothing passes by being skipped.
+/// and `None`; or a failure, so nothing passes by being skipped, when the environment
+/// variable `require` is `1` (tests/run.sh sets it where the prerequisite can be had) or
+/// when `CI` is `true` (CI has every prerequisite, so a missing one is a broken install).
 pub fn skip_unless_required<T>(test: &str, require: &str, needs: &str) -> Option<T> {
-    if std::env::var(require).as_deref() == Ok("1") {
-        panic!("{test}: needs {needs}, and {require}=1");
+    if let Some(why) = required(require, |name| std::env::var(name).ok()) {
+        panic!("{test}: needs {needs}, and {why}");
     }
     // One write to the stderr handle: eprintln! would be captured by the test harness.
     let line = format!("SKIPPED {test}: needs {needs}\n");
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     None
+}
+
+/// Why a missing prerequisite must fail the test rather than skip it, if it must.
+pub fn required(require: &str, var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    if var(require).as_deref() == Some("1") {
+        Some(format!("{require}=1"))
+    } else if var("CI").is_some_and(|ci| ci.eq_ignore_ascii_case("true") || ci == "1") {
+        Some("CI is set: every prerequisite must be there".into())
+    } else {
+        None
+    }
 }
