@@ -17,25 +17,74 @@ use common::kubelet::PodFilter;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::Api;
-use netcanary_verify::{Canary, Outcome, ProbeRecord, RunRecord};
+use netcanary_verify::{Canary, Expectation, Outcome, ProbeRecord, RunRecord};
 use serde_json::json;
 
-/// Asserts every probe's outcome at once, listing all that differ.
+/// What the bed's policies say, written by hand from `APP` (tests/common/bed.rs), for every
+/// cell a run may probe, keyed by source namespace, destination namespace, port, protocol
+/// and kind:
+/// - prod isolates its pods for ingress; only pods of namespace dev reach app=api on
+///   8080/TCP, so 9000/UDP and every other source are denied;
+/// - dev and kube-system have no policy, and nothing isolates egress: both admit everyone;
+/// - DNS (kind `dns`) goes to kube-system's DNS pods, which nothing isolates.
+const POLICY_SAYS: [(&str, &str, u16, &str, &str, Expectation); 10] = [
+    ("dev", "prod", 8080, "TCP", "tcp", Expectation::Allow),
+    ("dev", "prod", 9000, "UDP", "udp", Expectation::Deny),
+    ("prod", "prod", 8080, "TCP", "tcp", Expectation::Deny),
+    ("prod", "prod", 9000, "UDP", "udp", Expectation::Deny),
+    ("kube-system", "prod", 8080, "TCP", "tcp", Expectation::Deny),
+    ("kube-system", "prod", 9000, "UDP", "udp", Expectation::Deny),
+    ("prod", "dev", 8080, "TCP", "tcp", Expectation::Allow),
+    ("dev", "dev", 8080, "TCP", "tcp", Expectation::Allow),
+    ("kube-system", "dev", 8080, "TCP", "tcp", Expectation::Allow),
+    // DNS over UDP and TCP, and the DNS pods' probe pod as a target on 53.
+    ("*", "kube-system", 53, "*", "*", Expectation::Allow),
+];
+
+/// The hand-written expectation of a probe's cell; a cell the table lacks fails the test.
+fn policy_says(p: &ProbeRecord) -> Expectation {
+    let matches = |want: &str, got: &str| want == "*" || want == got;
+    POLICY_SAYS
+        .iter()
+        .find(|(from, to, port, protocol, kind, _)| {
+            matches(from, &p.source.namespace)
+                && matches(to, &p.destination.namespace)
+                && *port == p.port
+                && matches(protocol, &p.protocol)
+                && matches(kind, &p.kind)
+        })
+        .map(|cell| cell.5)
+        .unwrap_or_else(|| {
+            panic!(
+                "no hand-written expectation for {} -> {} {}/{} ({})",
+                p.source, p.destination, p.port, p.protocol, p.kind
+            )
+        })
+}
+
+fn allowed(p: &ProbeRecord) -> bool {
+    policy_says(p) == Expectation::Allow
+}
+
+/// Asserts every probe's outcome at once, listing all that differ, and that the run
+/// expected of each cell what the hand-written table says.
 fn assert_outcomes(ran: &Ran, want: impl Fn(&ProbeRecord) -> Outcome) {
     let wrong: Vec<String> = ran
         .record
         .probes
         .iter()
-        .filter(|p| p.outcome != want(p))
+        .filter(|p| p.outcome != want(p) || p.expected != policy_says(p))
         .map(|p| {
             format!(
-                "  {} -> {} {}/{}: want {}, got {}",
+                "  {} -> {} {}/{}: want {} (policy says {}), got {} (expected {})",
                 p.source,
                 p.destination,
                 p.port,
                 p.protocol,
                 want(p).as_str(),
-                p.outcome.as_str()
+                policy_says(p),
+                p.outcome.as_str(),
+                p.expected,
             )
         })
         .collect();
@@ -57,9 +106,9 @@ fn assert_plan(record: &RunRecord) {
         has(&format!("for DNS from {namespace}"), &|p| p.kind == "dns" && p.source.namespace == namespace);
     }
     has("dev -> prod 8080/TCP, allowed", &|p| {
-        p.source.namespace == "dev" && p.destination.namespace == "prod" && p.port == 8080 && p.expected_allowed
+        p.source.namespace == "dev" && p.destination.namespace == "prod" && p.port == 8080 && allowed(p)
     });
-    has("into prod, denied", &|p| p.destination.namespace == "prod" && !p.expected_allowed);
+    has("into prod, denied", &|p| p.destination.namespace == "prod" && !allowed(p));
 }
 
 fn is_to_prod(probe: &ProbeRecord) -> bool {
@@ -106,10 +155,10 @@ async fn network_enforcing_nothing_is_caught() {
         "the run did not sweep the pod a crashed run left"
     );
     assert_plan(&ran.record);
-    assert_outcomes(&ran, |p| if p.expected_allowed { Outcome::Pass } else { Outcome::UnexpectedAllow });
+    assert_outcomes(&ran, |p| if allowed(p) { Outcome::Pass } else { Outcome::UnexpectedAllow });
     assert_eq!(ran.record.canary, Canary::NotEnforced);
     assert_eq!(ran.code, 1, "{}", ran.stderr);
-    let denied = ran.record.probes.iter().filter(|p| !p.expected_allowed).count();
+    let denied = ran.record.probes.iter().filter(|p| !allowed(p)).count();
     let status = bed.run_status(&ran.record.run_id).await;
     assert_eq!(status["result"], "Mismatch", "{status}");
     assert_eq!(status["unexpectedAllow"], denied, "{status}");
@@ -330,19 +379,18 @@ async fn unevaluated_cluster_policies_make_disagreements_inconclusive() {
     apply(&bed.client, CLUSTER_NETWORK_POLICY).await;
     // The network enforces nothing: every probe policy denies connects.
     let ran = bed.run().await;
-    assert_outcomes(&ran, |p| if p.expected_allowed { Outcome::Pass } else { Outcome::Inconclusive });
+    assert_outcomes(&ran, |p| if allowed(p) { Outcome::Pass } else { Outcome::Inconclusive });
     assert!(ran.record.probes.iter().any(|p| p.outcome == Outcome::Inconclusive));
     assert!(
-        ran.record
-            .probes
-            .iter()
-            .filter(|p| p.outcome == Outcome::Inconclusive)
-            .all(|p| p.detail.as_deref().is_some_and(|d| d.contains("1 ClusterNetworkPolicy may decide this pair"))),
+        ran.record.probes.iter().filter(|p| p.outcome == Outcome::Inconclusive).all(|p| p
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("1 ClusterNetworkPolicy may decide this pair; not evaluated"))),
         "{}",
         summary(&ran.record)
     );
     assert!(
-        ran.record.problems.iter().any(|p| p.contains("does not evaluate yet (1 ClusterNetworkPolicy)")),
+        ran.record.problems.iter().any(|p| p.contains("does not evaluate (1 ClusterNetworkPolicy)")),
         "{:?}",
         ran.record.problems
     );
