@@ -33,6 +33,7 @@ pub struct Metrics {
     namespace_pairs: GaugeVec,
     probe_duration: HistogramVec,
     rules_covered: GaugeVec,
+    rules_planned: GaugeVec,
     canary: GaugeVec,
 }
 
@@ -93,7 +94,11 @@ impl Metrics {
             ),
             rules_covered: gauge(
                 "netcanary_policy_rules_covered_ratio",
-                "Fraction of policy rules the last run exercised.",
+                "Fraction of policy rules the last run exercised: by a probe that ran and got an answer.",
+            ),
+            rules_planned: gauge(
+                "netcanary_policy_rules_planned_ratio",
+                "Fraction of policy rules the last run planned to exercise (what it would cover if every probe answered).",
             ),
             canary: gauge(
                 "netcanary_enforcement_canary",
@@ -136,12 +141,11 @@ impl Metrics {
         // canary is no probe of the cluster's workloads (it has a gauge of its own).
         self.namespace_pairs.reset();
         for probe in &run.probes {
-            let expected = if probe.expected_allowed { "allow" } else { "deny" };
             self.namespace_pairs
                 .with_label_values(&[
                     probe.source.namespace.as_str(),
                     probe.destination.namespace.as_str(),
-                    expected,
+                    probe.expected.as_str(),
                     probe.outcome.as_str(),
                 ])
                 .inc();
@@ -151,7 +155,9 @@ impl Metrics {
                     .observe(millis as f64 / 1000.0);
             }
         }
-        set(&self.rules_covered, run.coverage);
+        // A run that ended before it planned knows nothing of coverage: neither 0 nor 1.
+        set(&self.rules_covered, run.coverage.map_or(f64::NAN, |c| c.exercised_ratio()));
+        set(&self.rules_planned, run.coverage.map_or(f64::NAN, |c| c.planned_ratio()));
         set(
             &self.canary,
             match run.canary {
@@ -202,7 +208,7 @@ mod tests {
 
     use netcanary_verify::record::Observed;
     use netcanary_verify::sample::{self, run};
-    use netcanary_verify::{Outcome, ProbeRecord, WorkloadRef};
+    use netcanary_verify::{Expectation, Outcome, ProbeRecord, WorkloadRef};
 
     use super::*;
 
@@ -227,6 +233,7 @@ mod tests {
             "netcanary_probes{result=\"inconclusive\"} 0",
             "netcanary_mismatch{dst_namespace=\"prod\",dst_workload=\"db\",kind=\"unexpected_allow\",port=\"5432\",protocol=\"TCP\",src_namespace=\"dev\",src_workload=\"api\"} 1",
             "netcanary_policy_rules_covered_ratio 0.75",
+            "netcanary_policy_rules_planned_ratio 1",
             "netcanary_enforcement_canary 0",
             "netcanary_probe_duration_seconds_count{observed=\"connected\",protocol=\"TCP\"} 1",
         ] {
@@ -251,12 +258,14 @@ mod tests {
         let mut dns = sample::probe(Outcome::UnexpectedDeny, true, Observed::Timeout);
         dns.destination = WorkloadRef { namespace: "kube-system".into(), workload: "kube-dns".into() };
         dns.kind = "dns".into();
+        let never_started = sample::expected_probe(Outcome::Inconclusive, Expectation::Unknown, Observed::Error);
         metrics.record(&run(
             vec![
                 probe(Outcome::UnexpectedAllow, Observed::Connected),
                 probe(Outcome::UnexpectedAllow, Observed::Refused),
                 sample::probe(Outcome::Pass, true, Observed::Connected),
                 dns,
+                never_started,
             ],
             Canary::NotEnforced,
         ));
@@ -266,6 +275,7 @@ mod tests {
                 "netcanary_namespace_pair_probes{dst_namespace=\"kube-system\",expected=\"allow\",result=\"unexpected_deny\",src_namespace=\"dev\"} 1",
                 "netcanary_namespace_pair_probes{dst_namespace=\"prod\",expected=\"allow\",result=\"pass\",src_namespace=\"dev\"} 1",
                 "netcanary_namespace_pair_probes{dst_namespace=\"prod\",expected=\"deny\",result=\"unexpected_allow\",src_namespace=\"dev\"} 2",
+                "netcanary_namespace_pair_probes{dst_namespace=\"prod\",expected=\"unknown\",result=\"inconclusive\",src_namespace=\"dev\"} 1",
             ]
         );
         // A pair the next run did not probe disappears; the next run's counts replace the last's.
@@ -283,6 +293,17 @@ mod tests {
         let metrics = Metrics::new();
         metrics.record(&run(vec![], Canary::Unknown("no policy".into())));
         assert!(metrics.encode().unwrap().contains("netcanary_enforcement_canary NaN"));
+    }
+
+    #[test]
+    fn coverage_of_a_run_that_never_planned_is_unknown_not_zero_or_full() {
+        let metrics = Metrics::new();
+        let mut unplanned = run(vec![], Canary::Unknown("the run ended before the canary".into()));
+        unplanned.coverage = None;
+        metrics.record(&unplanned);
+        let text = metrics.encode().unwrap();
+        assert!(text.lines().any(|l| l == "netcanary_policy_rules_covered_ratio NaN"), "{text}");
+        assert!(text.lines().any(|l| l == "netcanary_policy_rules_planned_ratio NaN"), "{text}");
     }
 
     /// A one-request Pushgateway on loopback that gives `answer` (a whole HTTP response);

@@ -3,7 +3,9 @@
 //! # Layout
 //! - [`snapshot`]: what policy evaluation needs from the cluster, read with paging.
 //! - [`pods`]: the probe and target pods, built to the safety rules.
-//! - [`run`]: one verification run, from snapshot to cleanup.
+//! - [`run`]: one verification run, from snapshot to cleanup; the decisions about its
+//!   results are the comparator's (`netcanary-verify`).
+//! - [`schedule`]: `serve`'s runs on a schedule until told to stop.
 //! - [`record`]: the `NetcanaryRun` record and Events.
 //! - [`watch`]: watch caches that keep `serve`'s snapshot current.
 //! - [`retry`]: backoff for API calls that can succeed a moment later.
@@ -14,5 +16,6 @@ pub mod pods;
 pub mod record;
 pub mod retry;
 pub mod run;
+pub mod schedule;
 pub mod snapshot;
 pub mod watch;

@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use netcanary_planner::Mirror;
 use netcanary_planner::mirror::{RUN_ID_KEY, with_netcanary_labels};
 use netcanary_policy::Protocol;
+use netcanary_wire::AgentPlan;
 
 /// A readiness gate nobody sets: the pods never become Ready, so no Service (that does not
 /// publish not-ready addresses) ever sends them traffic.
@@ -56,7 +57,9 @@ pub fn target(settings: &PodSettings, index: usize, mirror: &Mirror) -> Pod {
 }
 
 /// A source pod for `mirror` that runs `plan` (the agent's JSON plan) once.
-pub fn source(settings: &PodSettings, name: &str, mirror: &Mirror, plan: String) -> Pod {
+pub fn source(settings: &PodSettings, name: &str, mirror: &Mirror, plan: &AgentPlan) -> Pod {
+    // Plain strings, numbers and addresses: serializing cannot fail.
+    let plan = serde_json::to_string(plan).expect("an agent plan serializes");
     let env = vec![EnvVar { name: "NETCANARY_PLAN_JSON".into(), value: Some(plan), ..EnvVar::default() }];
     build(settings, name, mirror, vec!["agent".into()], env)
 }
@@ -208,9 +211,12 @@ mod tests {
 
     #[test]
     fn source_pods_carry_their_plan_in_the_environment() {
-        let pod = source(&settings(), "netcanary-r1-s0", &mirror(), "{\"probes\":[]}".into());
+        let plan = AgentPlan { timeout_ms: 2000, concurrency: None, probes: Vec::new() };
+        let pod = source(&settings(), "netcanary-r1-s0", &mirror(), &plan);
         let container = &pod.spec.unwrap().containers[0];
         assert_eq!(container.args.as_ref().unwrap(), &["agent"]);
-        assert_eq!(container.env.as_ref().unwrap()[0].name, "NETCANARY_PLAN_JSON");
+        let env = &container.env.as_ref().unwrap()[0];
+        assert_eq!(env.name, "NETCANARY_PLAN_JSON");
+        assert_eq!(env.value.as_deref(), Some(r#"{"timeout_ms":2000,"probes":[]}"#));
     }
 }

@@ -82,7 +82,7 @@ pub async fn finish(client: &Client, record: &RunRecord) -> Result<(), Error> {
                 "destination": p.destination.to_string(),
                 "port": p.port,
                 "protocol": p.protocol,
-                "expected": if p.expected_allowed { "allow" } else { "deny" },
+                "expected": p.expected.as_str(),
                 "observed": p.observed.last().map(|o| o.as_str()),
                 "because": p.expected_because,
             })
@@ -97,7 +97,7 @@ pub async fn finish(client: &Client, record: &RunRecord) -> Result<(), Error> {
             "unexpectedDeny": count(Outcome::UnexpectedDeny),
             "converging": count(Outcome::Converging),
             "inconclusive": count(Outcome::Inconclusive),
-            "coverage": format!("{:.0}%", record.coverage * 100.0),
+            "coverage": record.coverage.map_or_else(|| "not planned".to_string(), |c| c.to_string()),
             "canary": record.canary,
             "mismatches": mismatches,
             "problems": record.problems,
@@ -122,7 +122,7 @@ pub async fn emit_events(client: &Client, record: &RunRecord, owner: &OwnerRefer
             probe.destination,
             probe.port,
             probe.protocol,
-            if probe.expected_allowed { "allow" } else { "deny" },
+            probe.expected,
             probe.observed.last().map_or("gave no answer", |o| o.as_str()),
             probe.expected_because
         );

@@ -11,14 +11,14 @@ use futures::{StreamExt, TryStreamExt, future, stream};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 use kube::{Client, ResourceExt};
-use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE, RUN_ID_KEY, with_netcanary_labels};
-use netcanary_planner::{Destination, Mirror, Plan, PlannedProbe, Purpose};
-use netcanary_policy::{Cluster, ContainerPort, Endpoint, Labels, PortProto, Protocol, Verdict, evaluate};
-use netcanary_probe::agent::AgentReport;
-use netcanary_probe::observed::Observed;
-use netcanary_probe::termination_log;
-use netcanary_verify::{Canary, Outcome, ProbeRecord, RunRecord, Timings, WorkloadRef, judge, needs_retry};
-use serde_json::json;
+use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE, RUN_ID_KEY};
+use netcanary_planner::{Destination, Placement, Plan, ProbePodCluster, add_canary};
+use netcanary_policy::Protocol;
+use netcanary_verify::{
+    Canary, Evidence, Judgement, ProbeRounds, RoundResult, RuleCoverage, RunRecord, SnapshotFacts, Timings,
+    WorkloadRef, judge_run, needs_retry,
+};
+use netcanary_wire::{AgentPlan, AgentProbe, AgentReport, Observed, ProbeTarget, Transport, termination_log};
 use tokio::time::{Instant, sleep};
 use tracing::{debug, info, instrument, warn};
 
@@ -90,9 +90,9 @@ pub async fn run(
         source,
         options,
         run_id: run_id.clone(),
-        probes: Vec::new(),
-        canary: Canary::Unknown("the run ended before the canary".into()),
-        coverage: 0.0,
+        facts: None,
+        planned: None,
+        judgement: None,
         problems: Vec::new(),
         timings: Timings::default(),
     };
@@ -115,16 +115,7 @@ pub async fn run(
         run.problems.push(format!("cleanup: {error}; the next run sweeps what is left"));
     }
     run.timings.cleanup_seconds = phase.elapsed().as_secs_f64();
-    let record = RunRecord {
-        run_id,
-        started_at,
-        finished_at: unix_now(),
-        probes: run.probes,
-        coverage: run.coverage,
-        canary: run.canary,
-        problems: run.problems,
-        timings: run.timings,
-    };
+    let record = run.record(started_at);
     let finished = tokio::time::timeout(WRAP_UP_TIMEOUT, record::finish(client, &record)).await;
     if let Some(error) = finished.map_or_else(|_| Some(wrap_up_timeout()), Result::err) {
         warn!(%error, "cannot write the run record's status");
@@ -143,20 +134,27 @@ fn wrap_up_timeout() -> Error {
 /// publish not-ready addresses.
 pub fn plan(snapshot: &Snapshot, options: &RunOptions) -> Plan {
     let mut planner_options = options.planner.clone();
-    planner_options.dns_endpoints = snapshot.dns.as_ref().map(|d| d.endpoints.clone()).unwrap_or_default();
+    planner_options.dns_endpoints = dns_endpoints(snapshot);
     planner_options.not_ready_services = snapshot.not_ready_services.clone();
     planner_options.unprobed_namespaces = vec![options.canary_namespace.clone()];
     netcanary_planner::plan(&snapshot.cluster, &planner_options)
 }
 
+fn dns_endpoints(snapshot: &Snapshot) -> Vec<String> {
+    snapshot.dns.as_ref().map(|d| d.endpoints.clone()).unwrap_or_default()
+}
+
+/// A run in progress: what it learnt so far, so that a run cut short still reports it.
 struct Run<'a, S> {
     client: &'a Client,
     source: &'a S,
     options: &'a RunOptions,
     run_id: String,
-    probes: Vec<ProbeRecord>,
-    canary: Canary,
-    coverage: f64,
+    facts: Option<SnapshotFacts>,
+    /// What the plan meant to cover, once planned.
+    planned: Option<RuleCoverage>,
+    judgement: Option<Judgement>,
+    /// What went wrong outside the judgement: pods that never ran, API errors.
     problems: Vec<String>,
     timings: Timings,
 }
@@ -171,6 +169,14 @@ struct PodState {
     failed: Option<String>,
 }
 
+/// A round's answers by agent id.
+type AgentResults = HashMap<String, RoundResult>;
+
+/// A round with no answer from the agent, and why.
+fn no_answer(why: &str) -> RoundResult {
+    RoundResult { observed: Observed::Error, millis: None, detail: Some(why.to_string()) }
+}
+
 impl<S: SnapshotSource> Run<'_, S> {
     async fn execute(&mut self, started_at: f64) -> Result<(), Error> {
         info!(run.id = %self.run_id, "run started");
@@ -181,20 +187,12 @@ impl<S: SnapshotSource> Run<'_, S> {
         let phase = Instant::now();
         let snapshot = self.source.snapshot(&self.options.dns).await?;
         self.timings.snapshot_seconds = phase.elapsed().as_secs_f64();
-        if !snapshot.unmodelled.is_empty() {
-            self.problems.push(format!(
-                "the cluster has policies netcanary does not evaluate yet ({}); a disagreement they could explain is reported as inconclusive",
-                snapshot.unmodelled.join(", ")
-            ));
-        }
-        for unreadable in &snapshot.unreadable {
-            self.problems.push(format!("{} cannot be read and was skipped: {}", unreadable.object, unreadable.reason));
-        }
+        self.facts = Some(snapshot.facts());
         let phase = Instant::now();
         let mut plan = plan(&snapshot, self.options);
         self.timings.plan_seconds = phase.elapsed().as_secs_f64();
-        self.coverage = plan.coverage.ratio();
-        info!(run.id = %self.run_id, mirrors = plan.mirrors.len(), probes = plan.probes.len(), coverage = self.coverage, "planned");
+        info!(run.id = %self.run_id, mirrors = plan.mirrors.len(), probes = plan.probes.len(), coverage = plan.coverage.ratio(), "planned");
+        self.planned = Some(RuleCoverage::planned(&plan));
         let canary = add_canary(&mut plan, &self.options.canary_namespace);
 
         let settings = PodSettings {
@@ -205,18 +203,24 @@ impl<S: SnapshotSource> Run<'_, S> {
             spread_across_nodes: self.options.spread_across_nodes,
         };
         let targets = self.start_targets(&plan, &settings).await?;
-        let (observations, probe_cluster) = self.probe_in_rounds(&plan, &settings, &targets, &snapshot).await?;
-        self.judge(&plan, &snapshot, &targets, &observations, &probe_cluster, canary);
-        let record = RunRecord {
-            run_id: self.run_id.clone(),
-            started_at,
-            finished_at: unix_now(),
-            probes: self.probes.clone(),
-            coverage: self.coverage,
-            canary: self.canary.clone(),
-            problems: self.problems.clone(),
-            timings: self.timings.clone(),
-        };
+        let (observations, probe_pods) = self.probe_in_rounds(&plan, &settings, &targets, &snapshot).await?;
+        let dns_service =
+            WorkloadRef { namespace: self.options.dns.namespace.clone(), workload: self.options.dns.name.clone() };
+        let facts = snapshot.facts();
+        let judgement = judge_run(&Evidence {
+            plan: &plan,
+            canary,
+            canary_namespace: &self.options.canary_namespace,
+            dns_service: &dns_service,
+            facts: &facts,
+            probe_pods: &probe_pods,
+            observations: &observations,
+        });
+        if judgement.canary == Canary::NotEnforced {
+            warn!(run.id = %self.run_id, "the enforcement canary connected: this network enforces no NetworkPolicy at all");
+        }
+        self.judgement = Some(judgement);
+        let record = self.record(started_at);
         record::emit_events(self.client, &record, &owner).await?;
         Ok(())
     }
@@ -238,15 +242,18 @@ impl<S: SnapshotSource> Run<'_, S> {
     }
 
     /// Runs the probes; each round retries what disagreed or broke in the last. Returns
-    /// the rounds and the probe-pod cluster the last round was judged against.
+    /// every probe's rounds and the probe-pod cluster the last round was judged against.
     async fn probe_in_rounds(
         &mut self,
         plan: &Plan,
         settings: &PodSettings,
         targets: &HashMap<usize, PodState>,
         snapshot: &Snapshot,
-    ) -> Result<(Vec<Rounds>, Cluster), Error> {
-        let mut rounds: Vec<Rounds> = vec![Rounds::default(); plan.probes.len()];
+    ) -> Result<(Vec<ProbeRounds>, ProbePodCluster), Error> {
+        let mut observations = vec![ProbeRounds::default(); plan.probes.len()];
+        let mut placement =
+            Placement { sources: HashMap::new(), targets: targets.iter().map(|(&m, state)| (m, state.ip)).collect() };
+        let dns_endpoints = dns_endpoints(snapshot);
         let mut judged_against = None;
         let mut pending: Vec<usize> = (0..plan.probes.len()).collect();
         for round in 0..self.options.rounds.max(1) {
@@ -263,9 +270,9 @@ impl<S: SnapshotSource> Run<'_, S> {
             let mut created = Vec::new();
             for (source, probe_ids) in &by_source {
                 let mirror = &plan.mirrors[*source];
-                let (agent_plan, ids) = self.agent_plan(plan, probe_ids, targets, snapshot, &mut rounds);
+                let (agent_plan, ids) = self.agent_plan(plan, probe_ids, targets, snapshot, &mut observations);
                 let name = format!("{}r{round}", pods::pod_name(&self.run_id, "s", *source));
-                created.push(pods::source(settings, &name, mirror, agent_plan));
+                created.push(pods::source(settings, &name, mirror, &agent_plan));
                 names.insert(name.clone(), (*source, mirror.namespace.clone()));
                 agent_ids.insert(name, ids);
             }
@@ -275,98 +282,96 @@ impl<S: SnapshotSource> Run<'_, S> {
             let states = self.wait(&names, |s| s.terminated_message.is_some()).await?;
             for (name, (source, namespace)) in &names {
                 let state = &states[name];
+                if let Some(ip) = state.ip {
+                    placement.sources.entry(*source).or_insert(ip);
+                }
                 let results = self.results(name, namespace, state).await;
                 for &p in &by_source[source] {
-                    // A probe without an agent id was never sent: it is recorded as broken.
+                    // A probe without an agent id was never sent: it is recorded as unsent.
                     let Some(id) = agent_ids[name].get(&p) else { continue };
-                    let round_result = match &results {
-                        Ok(by_id) => by_id.get(id).cloned().unwrap_or((
-                            Observed::Error,
-                            None,
-                            Some("no result for this probe".into()),
-                        )),
-                        Err(reason) => (Observed::Error, None, Some(reason.clone())),
+                    let round = match &results {
+                        Ok(by_id) => by_id.get(id).cloned().unwrap_or_else(|| no_answer("no result for this probe")),
+                        Err(reason) => no_answer(reason),
                     };
-                    rounds[p].source_ip = rounds[p].source_ip.or(state.ip);
-                    rounds[p].push(round_result);
+                    observations[p].rounds.push(round);
                 }
             }
-            let cluster = self.probe_cluster(plan, snapshot, targets, &rounds);
-            let expected = |p: usize| Self::expected(&cluster, plan, snapshot, targets, p).map(|v| v.allowed);
-            pending.retain(|&p| match (expected(p), rounds[p].observed.last()) {
-                (Some(expected), Some(&last)) => needs_retry(expected, last),
+            let probe_pods = ProbePodCluster::new(&snapshot.cluster, plan, &self.run_id, &placement, &dns_endpoints);
+            pending.retain(|&p| match (probe_pods.verdict(plan, p), observations[p].rounds.last()) {
+                (Some(expected), Some(last)) => needs_retry(expected.allowed, last.observed),
                 _ => false,
             });
             info!(run.id = %self.run_id, round, retry = pending.len(), "round finished");
-            judged_against = Some(cluster);
+            judged_against = Some(probe_pods);
             if pending.is_empty() {
                 break;
             }
         }
-        let cluster = judged_against.unwrap_or_else(|| self.probe_cluster(plan, snapshot, targets, &rounds));
-        Ok((rounds, cluster))
+        let probe_pods = judged_against
+            .unwrap_or_else(|| ProbePodCluster::new(&snapshot.cluster, plan, &self.run_id, &placement, &dns_endpoints));
+        Ok((observations, probe_pods))
     }
 
-    /// The agent's JSON plan for some probes of one source, with the agent id of each probe
+    /// The agent's plan for some probes of one source, with the agent id of each probe
     /// (1..N in plan order, which the termination log encodes most compactly). Probes whose
-    /// target never started are recorded as broken instead.
+    /// target never started are recorded as unsent instead.
     fn agent_plan(
         &self,
         plan: &Plan,
         probe_ids: &[usize],
         targets: &HashMap<usize, PodState>,
         snapshot: &Snapshot,
-        rounds: &mut [Rounds],
-    ) -> (String, HashMap<usize, String>) {
+        observations: &mut [ProbeRounds],
+    ) -> (AgentPlan, HashMap<usize, String>) {
         let mut probes = Vec::new();
         let mut ids = HashMap::new();
         for &p in probe_ids {
             let probe = &plan.probes[p];
-            let kind = if probe.port.protocol == Protocol::Udp { "udp" } else { "tcp" };
-            let id = (probes.len() + 1).to_string();
-            let entry = match probe.to {
+            let transport = if probe.port.protocol == Protocol::Udp { Transport::Udp } else { Transport::Tcp };
+            let target = match probe.to {
                 Destination::Dns => match &snapshot.dns {
-                    Some(dns) => Ok(
-                        json!({"id": id, "kind": "dns", "name": self.options.dns_name, "server": dns.server.to_string(), "transport": kind}),
-                    ),
+                    Some(dns) => {
+                        Ok(ProbeTarget::Dns { name: self.options.dns_name.clone(), server: dns.server, transport })
+                    }
                     None => {
                         Err(format!("no cluster DNS Service {}/{}", self.options.dns.namespace, self.options.dns.name))
                     }
                 },
                 Destination::Mirror(m) => match targets.get(&m).and_then(|s| s.ip) {
-                    Some(ip) => Ok(json!({"id": id, "kind": kind, "host": ip.to_string(), "port": probe.port.port})),
+                    Some(ip) => Ok(ProbeTarget::to_address(transport, ip, probe.port.port)),
                     None => Err(targets
                         .get(&m)
                         .and_then(|s| s.failed.clone())
                         .unwrap_or_else(|| "the target pod never started".into())),
                 },
             };
-            match entry {
-                Ok(entry) => {
-                    probes.push(entry);
-                    ids.insert(p, id);
+            match target {
+                Ok(target) => {
+                    let id = (probes.len() + 1).to_string();
+                    ids.insert(p, id.clone());
+                    probes.push(AgentProbe { id, target });
                 }
-                Err(reason) => rounds[p].broken = Some(reason),
+                Err(reason) => observations[p].unsent = Some(reason),
             }
         }
-        (json!({"timeout_ms": self.options.probe_timeout.as_millis() as u64, "probes": probes}).to_string(), ids)
+        let timeout_ms = u64::try_from(self.options.probe_timeout.as_millis()).unwrap_or(u64::MAX);
+        (AgentPlan { timeout_ms, concurrency: None, probes }, ids)
     }
 
     /// Reads a finished source pod's results: the termination message, or the log when the
     /// message had to be truncated.
-    async fn results(
-        &self,
-        name: &str,
-        namespace: &str,
-        state: &PodState,
-    ) -> Result<HashMap<String, (Observed, Option<u64>, Option<String>)>, String> {
+    async fn results(&self, name: &str, namespace: &str, state: &PodState) -> Result<AgentResults, String> {
         if let Some(reason) = &state.failed {
             return Err(format!("the probe pod never ran: {reason}"));
         }
         let message = state.terminated_message.as_deref().unwrap_or_default();
         let compact = termination_log::decode(message).map_err(|e| format!("unreadable termination message: {e}"))?;
         if !compact.truncated {
-            return Ok(compact.results.into_iter().map(|r| (r.id, (r.observed, r.millis, None))).collect());
+            return Ok(compact
+                .results
+                .into_iter()
+                .map(|r| (r.id, RoundResult { observed: r.observed, millis: r.millis, detail: None }))
+                .collect());
         }
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let log = pods
@@ -378,137 +383,24 @@ impl<S: SnapshotSource> Run<'_, S> {
             .rev()
             .find_map(|line| serde_json::from_str(line).ok())
             .ok_or("results were truncated and the log holds no report")?;
-        Ok(report.results.into_iter().map(|r| (r.id, (r.observed, Some(r.millis), r.detail))).collect())
+        Ok(report
+            .results
+            .into_iter()
+            .map(|r| (r.id, RoundResult { observed: r.observed, millis: Some(r.millis), detail: r.detail }))
+            .collect())
     }
 
-    /// What policy says for the probe pods themselves (their labels and IPs), which is what
-    /// the network is judged against.
-    /// The snapshot with the run's probe pods added as they really are (their labels,
-    /// IPs and ports): what the network is judged against. Built once per round.
-    fn probe_cluster(
-        &self,
-        plan: &Plan,
-        snapshot: &Snapshot,
-        targets: &HashMap<usize, PodState>,
-        rounds: &[Rounds],
-    ) -> Cluster {
-        let mut cluster = snapshot.cluster.clone();
-        let mut source_ips: HashMap<usize, IpAddr> = HashMap::new();
-        for (probe, round) in plan.probes.iter().zip(rounds) {
-            if let Some(ip) = round.source_ip {
-                source_ips.entry(probe.from).or_insert(ip);
-            }
-        }
-        let sources: BTreeSet<usize> = plan.probes.iter().map(|p| p.from).collect();
-        for (m, mirror) in plan.mirrors.iter().enumerate() {
-            if sources.contains(&m) {
-                cluster.add_endpoint(mirror_endpoint(&self.run_id, mirror, source_ips.get(&m).copied(), Role::Source));
-            }
-            if let Some(state) = targets.get(&m) {
-                cluster.add_endpoint(mirror_endpoint(&self.run_id, mirror, state.ip, Role::Target));
-            }
-        }
-        cluster
-    }
-
-    /// What policy says for one probe, between the probe pods themselves.
-    fn expected(
-        cluster: &Cluster,
-        plan: &Plan,
-        snapshot: &Snapshot,
-        targets: &HashMap<usize, PodState>,
-        p: usize,
-    ) -> Option<Verdict> {
-        let probe = &plan.probes[p];
-        let source = cluster.endpoint(&mirror_id(&plan.mirrors[probe.from], Role::Source))?;
-        let destination = match probe.to {
-            Destination::Dns => cluster.endpoint(snapshot.dns.as_ref()?.endpoints.first()?)?,
-            Destination::Mirror(m) => {
-                targets.get(&m)?;
-                cluster.endpoint(&mirror_id(&plan.mirrors[m], Role::Target))?
-            }
-        };
-        Some(evaluate::verdict(cluster, source, destination, probe.port))
-    }
-
-    fn judge(
-        &mut self,
-        plan: &Plan,
-        snapshot: &Snapshot,
-        targets: &HashMap<usize, PodState>,
-        rounds: &[Rounds],
-        cluster: &Cluster,
-        canary: usize,
-    ) {
-        let unreadable_namespaces: BTreeSet<&str> = snapshot.unreadable.iter().map(|u| u.namespace.as_str()).collect();
-        for (p, probe) in plan.probes.iter().enumerate() {
-            let verdict = Self::expected(cluster, plan, snapshot, targets, p);
-            let source = &plan.mirrors[probe.from];
-            let destination = match probe.to {
-                Destination::Dns => WorkloadRef {
-                    namespace: self.options.dns.namespace.clone(),
-                    workload: self.options.dns.name.clone(),
-                },
-                Destination::Mirror(m) => WorkloadRef {
-                    namespace: plan.mirrors[m].namespace.clone(),
-                    workload: plan.mirrors[m].workload.clone(),
-                },
-            };
-            let touched_unreadable = unreadable_namespaces.contains(source.namespace.as_str())
-                || unreadable_namespaces.contains(destination.namespace.as_str());
-            let (outcome, detail) = match (&verdict, &rounds[p].broken) {
-                (_, Some(reason)) => (Outcome::Inconclusive, Some(reason.clone())),
-                (None, None) => {
-                    (Outcome::Inconclusive, Some("no expectation: the pods involved never started".to_string()))
-                }
-                (Some(_), None) if touched_unreadable => {
-                    (Outcome::Inconclusive, Some("a policy in this namespace pair could not be read".to_string()))
-                }
-                (Some(v), None) => match judge(v.allowed, &rounds[p].observed) {
-                    outcome if outcome.is_mismatch() && !snapshot.unmodelled.is_empty() => (
-                        Outcome::Inconclusive,
-                        Some(format!("{} may decide this pair; not evaluated yet", snapshot.unmodelled.join(", "))),
-                    ),
-                    outcome => (outcome, rounds[p].details.last().cloned().flatten()),
-                },
-            };
-            let record = ProbeRecord {
-                source: WorkloadRef { namespace: source.namespace.clone(), workload: source.workload.clone() },
-                destination,
-                port: probe.port.port,
-                protocol: probe.port.protocol.to_string(),
-                kind: if probe.to == Destination::Dns {
-                    "dns".into()
-                } else {
-                    probe.port.protocol.as_str().to_ascii_lowercase()
-                },
-                purpose: if p == canary { "canary".into() } else { purpose(probe.purpose).into() },
-                expected_allowed: verdict.as_ref().is_some_and(|v| v.allowed),
-                expected_because: verdict.as_ref().map(because).unwrap_or_default(),
-                observed: rounds[p].observed.clone(),
-                millis: rounds[p].millis.last().copied().flatten(),
-                outcome,
-                detail,
-            };
-            if p == canary {
-                self.canary = match (record.expected_allowed, outcome) {
-                    (true, _) => Canary::Unknown(format!(
-                        "no policy in namespace {} denies the canary: apply netcanary's default-deny policy there",
-                        self.options.canary_namespace
-                    )),
-                    (false, Outcome::Pass) => Canary::Enforced,
-                    (false, Outcome::UnexpectedAllow | Outcome::Converging) => Canary::NotEnforced,
-                    (false, _) => Canary::Unknown(
-                        record.detail.clone().unwrap_or_else(|| "the canary probe could not run".into()),
-                    ),
-                };
-                if self.canary == Canary::NotEnforced {
-                    warn!(run.id = %self.run_id, "the enforcement canary connected: this network enforces no NetworkPolicy at all");
-                }
-            } else {
-                self.probes.push(record);
-            }
-        }
+    /// The record of what the run found so far.
+    fn record(&self, started_at: f64) -> RunRecord {
+        let judgement =
+            self.judgement.clone().unwrap_or_else(|| Judgement::nothing_judged(self.facts.as_ref(), self.planned));
+        RunRecord::new(
+            self.run_id.clone(),
+            (started_at, unix_now()),
+            judgement,
+            self.problems.clone(),
+            self.timings.clone(),
+        )
     }
 
     /// Waits until every named pod satisfies `done` or cannot anymore; pods that do not
@@ -556,107 +448,6 @@ impl<S: SnapshotSource> Run<'_, S> {
         }
     }
 }
-
-/// Everything observed of one probe across rounds.
-#[derive(Clone, Debug, Default)]
-struct Rounds {
-    observed: Vec<Observed>,
-    millis: Vec<Option<u64>>,
-    details: Vec<Option<String>>,
-    /// The first source pod's IP: what the expectation is computed with.
-    source_ip: Option<IpAddr>,
-    /// Why the probe could not be sent at all.
-    broken: Option<String>,
-}
-
-impl Rounds {
-    fn push(&mut self, (observed, millis, detail): (Observed, Option<u64>, Option<String>)) {
-        self.observed.push(observed);
-        self.millis.push(millis);
-        self.details.push(detail);
-    }
-}
-
-/// Adds the enforcement canary to the plan: a source and a target in netcanary's own
-/// namespace, with no copied labels. Returns the canary probe's index.
-fn add_canary(plan: &mut Plan, namespace: &str) -> usize {
-    let mirror = |listen: BTreeSet<PortProto>| Mirror {
-        class: usize::MAX,
-        namespace: namespace.to_string(),
-        labels: Labels::new(),
-        dropped_labels: Vec::new(),
-        stands_for: "canary".into(),
-        workload: "canary".into(),
-        members: 0,
-        listen,
-    };
-    let port = PortProto::new(8080, Protocol::Tcp);
-    plan.mirrors.push(mirror(BTreeSet::new()));
-    plan.mirrors.push(mirror(BTreeSet::from([port])));
-    let (from, to) = (plan.mirrors.len() - 2, plan.mirrors.len() - 1);
-    plan.probes.push(PlannedProbe {
-        from,
-        to: Destination::Mirror(to),
-        port,
-        expected_allowed: false,
-        purpose: Purpose::Isolation,
-        covers: Vec::new(),
-    });
-    plan.probes.len() - 1
-}
-
-/// Which side of probes a probe pod is on; a class can have a pod on each.
-#[derive(Clone, Copy)]
-enum Role {
-    Source,
-    Target,
-}
-
-/// The id of a probe pod in the probe cluster.
-fn mirror_id(mirror: &Mirror, role: Role) -> String {
-    let role = match role {
-        Role::Source => "source",
-        Role::Target => "target",
-    };
-    format!("{}/netcanary-{role}-{}", mirror.namespace, mirror.stands_for.replace('/', "-"))
-}
-
-/// A probe pod as the engine sees it: the labels it really carries, its IP, its ports.
-fn mirror_endpoint(run_id: &str, mirror: &Mirror, ip: Option<IpAddr>, role: Role) -> Endpoint {
-    let labels = with_netcanary_labels(mirror.labels.clone(), run_id);
-    let ports = mirror.listen.iter().map(|p| ContainerPort { name: None, port: p.port, protocol: p.protocol });
-    let id = mirror_id(mirror, role);
-    let name = id.split_once('/').map_or(id.as_str(), |(_, name)| name);
-    let mut endpoint = Endpoint::pod(&mirror.namespace, name, labels).with_ips(ip).with_ports(ports);
-    endpoint.workload = Some(mirror.workload.clone());
-    endpoint
-}
-
-fn purpose(purpose: Purpose) -> &'static str {
-    match purpose {
-        Purpose::Dns => "dns",
-        Purpose::AllowRule => "allow-rule",
-        Purpose::Isolation => "isolation",
-        Purpose::Sample => "sample",
-    }
-}
-
-/// The expectation in words, for reports and events.
-fn because(verdict: &Verdict) -> String {
-    if verdict.allowed {
-        let rules: Vec<String> =
-            verdict.egress.allowed_by.iter().chain(&verdict.ingress.allowed_by).map(|h| h.rule.to_string()).collect();
-        if rules.is_empty() {
-            "no policy isolates either side".into()
-        } else {
-            format!("allowed by {}", rules.join(", "))
-        }
-    } else {
-        let side = verdict.denied_by().expect("a denied verdict has a denying side");
-        format!("{} isolated by {} and no rule allows it", side.direction, side.policies.join(", "))
-    }
-}
-
 fn pod_state(pod: &Pod) -> PodState {
     let status = pod.status.clone().unwrap_or_default();
     let ip = status.pod_ip.as_deref().and_then(|ip| ip.parse().ok());

@@ -13,6 +13,7 @@ use kube::{Client, Resource};
 use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use netcanary_policy::convert::{self, Problems, Severity};
 use netcanary_policy::{Cluster, Selector};
+use netcanary_verify::SnapshotFacts;
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
@@ -31,13 +32,7 @@ pub struct ClusterDns {
     pub endpoints: Vec<String>,
 }
 
-/// An object the engine could not read, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Unreadable {
-    pub object: String,
-    pub namespace: String,
-    pub reason: String,
-}
+pub use netcanary_verify::Unreadable;
 
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -50,6 +45,13 @@ pub struct Snapshot {
     /// Cluster-scoped policies in the cluster that the engine does not evaluate yet
     /// (`3 ClusterNetworkPolicy`): they can decide any pair before NetworkPolicy does.
     pub unmodelled: Vec<String>,
+}
+
+impl Snapshot {
+    /// What the snapshot could not model, for the comparator.
+    pub fn facts(&self) -> SnapshotFacts {
+        SnapshotFacts { unreadable: self.unreadable.clone(), unevaluated: self.unmodelled.clone() }
+    }
 }
 
 /// The cluster-scoped policy APIs that take precedence over (or come after)

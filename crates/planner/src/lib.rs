@@ -6,10 +6,14 @@
 //! - [`mirror`]: which labels a probe pod copies from the workload it stands in for.
 //! - [`select`]: the budgeted choice of probes.
 //! - [`plan`]: what a plan holds, and coverage.
+//! - [`probe_pods`]: the probe pods once they exist, as the engine judges them, and the
+//!   enforcement canary.
 
 pub mod mirror;
 pub mod plan;
+pub mod probe_pods;
 pub mod select;
 
 pub use plan::{Coverage, Destination, Mirror, Plan, PlannedProbe, Purpose};
+pub use probe_pods::{Placement, ProbePodCluster, add_canary};
 pub use select::{Options, plan};

@@ -43,7 +43,18 @@ pub fn table(run: &RunRecord) -> String {
         count(Outcome::Converging),
         count(Outcome::Inconclusive)
     );
-    let _ = writeln!(out, "  coverage      {:.0}% of policy rules exercised", run.coverage * 100.0);
+    let coverage = match run.coverage {
+        Some(c) => format!(
+            "{:.0}% of policy rules exercised by probes that answered ({} of {}); {:.0}% planned ({})",
+            c.exercised_ratio() * 100.0,
+            c.exercised,
+            c.rules,
+            c.planned_ratio() * 100.0,
+            c.planned
+        ),
+        None => "unknown: the run ended before it planned".into(),
+    };
+    let _ = writeln!(out, "  coverage      {coverage}");
     for problem in &run.problems {
         let _ = writeln!(out, "  {}       {problem}", paint(style::WARNING, "problem"));
     }
@@ -57,7 +68,7 @@ pub fn table(run: &RunRecord) -> String {
                 p.source.to_string(),
                 p.destination.to_string(),
                 format!("{}/{}{}", p.port, p.protocol, if p.kind == "dns" { " dns" } else { "" }),
-                format!("{} / {}", if p.expected_allowed { "allow" } else { "deny" }, observed(p)),
+                format!("{} / {}", p.expected, observed(p)),
                 p.detail.clone().unwrap_or_else(|| p.expected_because.clone()),
             ]
         })
@@ -145,12 +156,8 @@ pub fn junit(run: &RunRecord) -> String {
         let name =
             format!("{} -> {} {}/{} ({})", probe.source, probe.destination, probe.port, probe.protocol, probe.kind);
         let _ = write!(out, "  <testcase classname=\"netcanary.{}\" name=\"{}\">", xml(&probe.purpose), xml(&name));
-        let message = format!(
-            "policy says {} ({}); observed {}",
-            if probe.expected_allowed { "allow" } else { "deny" },
-            probe.expected_because,
-            observed(probe)
-        );
+        let message =
+            format!("policy says {} ({}); observed {}", probe.expected, probe.expected_because, observed(probe));
         match probe.outcome {
             Outcome::Pass | Outcome::Converging => {}
             Outcome::UnexpectedAllow | Outcome::UnexpectedDeny => {
@@ -173,6 +180,7 @@ fn xml(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use netcanary_verify::Expectation;
     use netcanary_verify::record::Observed;
     use netcanary_verify::sample::{self, probe};
 
@@ -200,6 +208,22 @@ mod tests {
         assert!(rows[0].contains("unexpected_allow") && rows[0].contains("deny / connected"), "{text}");
         assert!(rows[0].contains("ingress isolated by prod/deny-all"));
         assert!(rows[1].contains("inconclusive") && rows[1].contains("never ran"));
+        assert!(
+            text.contains(
+                "coverage      75% of policy rules exercised by probes that answered (3 of 4); 100% planned (4)"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_expectation_is_shown_as_such() {
+        let probes = vec![sample::expected_probe(Outcome::Inconclusive, Expectation::Unknown, Observed::Error)];
+        let text = table(&sample::run(probes, Canary::Enforced));
+        assert!(text.contains("unknown / error"), "{text}");
+        let mut unplanned = sample::run(Vec::new(), Canary::Enforced);
+        unplanned.coverage = None;
+        assert!(table(&unplanned).contains("coverage      unknown: the run ended before it planned"));
     }
 
     #[test]

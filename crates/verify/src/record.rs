@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
-pub use netcanary_probe::observed::Observed;
+pub use netcanary_wire::Observed;
 use serde::{Deserialize, Serialize};
 
 use crate::Outcome;
+use crate::judgement::Judgement;
 
 /// A workload as reports and metric labels name it: never a pod name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -19,6 +20,37 @@ pub struct WorkloadRef {
 impl std::fmt::Display for WorkloadRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.namespace, self.workload)
+    }
+}
+
+/// What policy says of a probe: allow, deny, or unknown when there was nothing to compute
+/// it for (a probe pod that never started). Unknown is never counted as either.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expectation {
+    Allow,
+    Deny,
+    Unknown,
+}
+
+impl Expectation {
+    /// The metric label and JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expectation::Allow => "allow",
+            Expectation::Deny => "deny",
+            Expectation::Unknown => "unknown",
+        }
+    }
+
+    pub fn from_allowed(allowed: bool) -> Self {
+        if allowed { Expectation::Allow } else { Expectation::Deny }
+    }
+}
+
+impl std::fmt::Display for Expectation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -34,7 +66,7 @@ pub struct ProbeRecord {
     pub kind: String,
     /// Why the plan holds this probe (`dns`, `allow-rule`, `isolation`, `sample`, `canary`).
     pub purpose: String,
-    pub expected_allowed: bool,
+    pub expected: Expectation,
     /// What policy says, in words: the rule that allows it or the isolation that denies it.
     pub expected_because: String,
     /// One observation per round, oldest first.
@@ -80,6 +112,42 @@ pub struct Timings {
     pub cleanup_seconds: f64,
 }
 
+/// How many policy rules the run's probes exercise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleCoverage {
+    /// Every rule of every policy.
+    pub rules: usize,
+    /// Rules some planned probe would exercise.
+    pub planned: usize,
+    /// Rules some probe exercised: it ran and got an answer (any answer but `error`).
+    pub exercised: usize,
+}
+
+impl RuleCoverage {
+    /// The fraction of rules exercised by probes that ran and answered; 1 when there are
+    /// no rules.
+    pub fn exercised_ratio(&self) -> f64 {
+        ratio(self.exercised, self.rules)
+    }
+
+    /// The fraction of rules the plan meant to exercise; 1 when there are no rules.
+    pub fn planned_ratio(&self) -> f64 {
+        ratio(self.planned, self.rules)
+    }
+}
+
+/// `75% exercised, 100% planned`: what the cluster record and reports show.
+impl std::fmt::Display for RuleCoverage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.0}% exercised, {:.0}% planned", self.exercised_ratio() * 100.0, self.planned_ratio() * 100.0)
+    }
+}
+
+fn ratio(part: usize, whole: usize) -> f64 {
+    if whole == 0 { 1.0 } else { part as f64 / whole as f64 }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunRecord {
@@ -88,8 +156,9 @@ pub struct RunRecord {
     pub started_at: f64,
     pub finished_at: f64,
     pub probes: Vec<ProbeRecord>,
-    /// Fraction of policy rules exercised by an allowed probe.
-    pub coverage: f64,
+    /// Policy rules exercised by probes that ran and answered, beside those planned;
+    /// `None` when the run ended before it planned.
+    pub coverage: Option<RuleCoverage>,
     pub canary: Canary,
     /// Problems that make the run incomplete: unreadable policies, pods that never started,
     /// a deadline hit. Any problem means the run did not verify all it planned.
@@ -99,6 +168,28 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// A run's record from its judgement. `problems` are what went wrong outside the
+    /// judgement (pods that never ran, an API error, a deadline), added to its own.
+    pub fn new(
+        run_id: String,
+        (started_at, finished_at): (f64, f64),
+        judgement: Judgement,
+        problems: Vec<String>,
+        timings: Timings,
+    ) -> Self {
+        let Judgement { probes, canary, coverage, problems: judged } = judgement;
+        RunRecord {
+            run_id,
+            started_at,
+            finished_at,
+            probes,
+            coverage,
+            canary,
+            problems: judged.into_iter().chain(problems).collect(),
+            timings,
+        }
+    }
+
     pub fn counts(&self) -> BTreeMap<Outcome, usize> {
         let mut counts: BTreeMap<Outcome, usize> = Outcome::ALL.iter().map(|o| (*o, 0)).collect();
         for probe in &self.probes {
@@ -153,7 +244,7 @@ mod tests {
             started_at: 10.0,
             finished_at: 12.5,
             probes: outcomes.iter().map(|o| probe(*o)).collect(),
-            coverage: 1.0,
+            coverage: None,
             canary,
             problems: problems.iter().map(|p| p.to_string()).collect(),
             timings: Timings { pods_seconds: 1.5, round_wait_seconds: 0.5, ..Timings::default() },
