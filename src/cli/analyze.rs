@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use netcanary_policy::convert::Severity;
-use netcanary_policy::manifest::{self, Diagnostic};
+use netcanary_objects::{Diagnostic, Severity};
 use netcanary_policy::{Analysis, Cluster, ContainerPort, Endpoint, PortProto, Scope};
 use netcanary_report::{explain, json, markdown, summary, table};
 
@@ -78,7 +77,7 @@ enum Format {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let loaded = manifest::load_paths(&args.paths, &args.namespace);
+    let loaded = netcanary_objects::load_paths(&args.paths, &args.namespace);
     report_diagnostics(&loaded.diagnostics, args.all_diagnostics);
     if loaded.has_errors() && !args.keep_going {
         eprintln!("\nThe input has errors (above): fix them, or pass --keep-going to analyse the rest.");

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use netcanary_policy::manifest::Diagnostic;
+use netcanary_objects::Diagnostic;
 use netcanary_policy::{Analysis, DirectionVerdict, Verdict};
 use serde::Serialize;
 

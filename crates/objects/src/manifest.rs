@@ -10,13 +10,13 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Pod, PodTemplateSpec};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use netcanary_policy::model::{Cluster, Direction, Endpoint};
+use netcanary_policy::port::{PortMatch, Protocol};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::convert::{self, Problems, Severity};
-use crate::model::{Cluster, Direction, Endpoint};
-use crate::port::{PortMatch, Protocol};
 
 /// A problem found while loading, located as precisely as the input allows.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,8 +3,7 @@
 mod common;
 
 use common::load;
-use netcanary_policy::convert::Severity;
-use netcanary_policy::manifest::Diagnostic;
+use netcanary_objects::{Diagnostic, Severity};
 
 fn find<'a>(diagnostics: &'a [Diagnostic], needle: &str) -> &'a Diagnostic {
     diagnostics
@@ -166,7 +165,7 @@ fn json_files_and_folders_load() {
     std::fs::write(dir.join("sub/pod.yml"), common::pod("j", "p", "a: b", "10.0.0.1", "")).unwrap();
     std::fs::write(dir.join("notes.txt"), "not read").unwrap();
     std::fs::write(dir.join("broken.json"), "{").unwrap();
-    let loaded = netcanary_policy::manifest::load_paths(&[dir.clone(), dir.join("missing.yaml")], "default");
+    let loaded = netcanary_objects::load_paths(&[dir.clone(), dir.join("missing.yaml")], "default");
     assert!(loaded.cluster.endpoint("j/p").is_some());
     assert!(find(&loaded.diagnostics, "broken.json").message.contains("invalid JSON"));
     assert!(find(&loaded.diagnostics, "missing.yaml").message.contains("cannot read"));
