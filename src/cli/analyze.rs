@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use netcanary_objects::{Diagnostic, Severity};
-use netcanary_policy::{Analysis, Cluster, ContainerPort, Endpoint, PortProto, Scope};
+use netcanary_policy::{Analysis, PortProto, Scope, resolve};
 use netcanary_report::{explain, json, markdown, summary, table};
 
 #[derive(Debug, clap::Args)]
@@ -84,7 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     let mut cluster = loaded.cluster;
-    let scope = scope(&mut cluster, &args);
+    let scope = Scope::with_external(&mut cluster, &args.ports, &args.external_targets, &args.external_sources);
 
     let mut stdout = anstream::stdout().lock();
     if let Some(explain_args) = &args.explain {
@@ -110,61 +110,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Adds the external endpoints the flags name and decides who is source and destination.
-fn scope(cluster: &mut Cluster, args: &Args) -> Scope {
-    for (ip, port) in &args.external_targets {
-        let id = ip.to_string();
-        let mut endpoint = cluster.endpoint(&id).cloned().unwrap_or_else(|| Endpoint::external(*ip));
-        endpoint.ports.push(ContainerPort { name: None, port: port.port, protocol: port.protocol });
-        cluster.add_endpoint(endpoint);
-    }
-    for ip in &args.external_sources {
-        if cluster.endpoint(&ip.to_string()).is_none() {
-            cluster.add_endpoint(Endpoint::external(*ip));
-        }
-    }
-    let mut scope = Scope::whole_cluster(cluster);
-    let position = |ip: &IpAddr| cluster.endpoints().iter().position(|e| e.is_external() && e.ips[0] == *ip);
-    scope.sources.extend(args.external_sources.iter().filter_map(position));
-    let mut targets: Vec<usize> = args.external_targets.iter().filter_map(|(ip, _)| position(ip)).collect();
-    targets.dedup();
-    scope.destinations.extend(targets);
-    scope.ports = (!args.ports.is_empty()).then(|| args.ports.clone());
-    scope
-}
-
-/// Finds an endpoint by id, by `ns/name` for a workload, or by IP (adding an external
-/// endpoint for an address no pod has).
-fn resolve(cluster: &mut Cluster, name: &str) -> anyhow::Result<usize> {
-    let endpoints = cluster.endpoints();
-    if let Some(i) = endpoints.iter().position(|e| e.id == name) {
-        return Ok(i);
-    }
-    if let Ok(ip) = name.parse::<IpAddr>() {
-        if let Some(i) = endpoints.iter().position(|e| e.ips.contains(&ip)) {
-            return Ok(i);
-        }
-        cluster.add_endpoint(Endpoint::external(ip));
-        return Ok(cluster.endpoints().len() - 1);
-    }
-    let candidates: Vec<usize> = match name.split_once('/') {
-        Some((ns, short)) => (0..endpoints.len())
-            .filter(|&i| {
-                endpoints[i].namespace.as_deref() == Some(ns) && endpoints[i].id.rsplit('/').next() == Some(short)
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    match candidates.as_slice() {
-        [one] => Ok(*one),
-        [] => bail!("no pod, workload or address {name:?} in the input (names look like ns/pod or ns/kind/workload)"),
-        many => {
-            let names: Vec<&str> = many.iter().map(|&i| endpoints[i].id.as_str()).collect();
-            bail!("{name:?} is ambiguous: {}", names.join(", "))
-        }
-    }
 }
 
 fn parse_external_target(value: &str) -> Result<(IpAddr, PortProto), String> {

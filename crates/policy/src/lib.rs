@@ -10,7 +10,8 @@
 //! - [`evaluate`]: the reference, explained evaluation of one connection.
 //! - [`classes`], [`matrix`]: the same answers in bulk, over equivalence classes.
 //! - [`verdict`]: what an answer carries.
-//! - [`analysis`]: sources, destinations and ports in scope, with a matrix per port.
+//! - [`analysis`]: sources, destinations and ports in scope (addresses outside the cluster
+//!   included), with a matrix per port; endpoints found by the names users give.
 
 pub mod analysis;
 pub mod classes;
@@ -21,7 +22,7 @@ pub mod port;
 pub mod selector;
 pub mod verdict;
 
-pub use analysis::{Analysis, Block, Counts, Scope};
+pub use analysis::{Analysis, Block, Counts, ResolveError, Scope, resolve};
 pub use classes::Classes;
 pub use matrix::{Matrix, PolicyIndex};
 pub use model::{Cluster, Direction, Endpoint, EndpointKind, IpBlock, NamespaceScope, Peer, Policy, Rule};
