@@ -212,3 +212,54 @@ spec: {containers: [{name: c, image: x}]}
     assert_eq!(name("prod/db-0"), "db");
     assert_eq!(name("prod/debug"), "debug");
 }
+
+/// Every diagnostic, as `analyze` prints it.
+fn printed(loaded: &netcanary_objects::Loaded) -> Vec<String> {
+    loaded.diagnostics.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn removed_api_versions_name_the_version_that_is_read() {
+    let loaded = load(
+        r#"apiVersion: batch/v1beta1
+kind: CronJob
+metadata: {name: nightly, namespace: prod}
+spec:
+  schedule: "0 2 * * *"
+  jobTemplate: {spec: {template: {spec: {containers: [{name: c, image: x}]}}}}
+---
+apiVersion: extensions/v1beta1
+kind: NetworkPolicy
+metadata: {name: legacy, namespace: prod}
+spec: {podSelector: {}}
+---
+apiVersion: apps/v1beta2
+kind: Deployment
+metadata: {name: web, namespace: prod}
+spec: {template: {spec: {containers: [{name: c, image: x}]}}}
+---
+apiVersion: extensions/v1beta1
+kind: DaemonSet
+metadata: {name: agent, namespace: prod}
+spec: {template: {spec: {containers: [{name: c, image: x}]}}}
+"#,
+    );
+    assert_eq!(
+        printed(&loaded),
+        [
+            "error: test.yaml: CronJob prod/nightly: apiVersion: batch/v1beta1 is not read; CronJob is read as batch/v1",
+            "error: test.yaml: NetworkPolicy prod/legacy: apiVersion: extensions/v1beta1 is not read; NetworkPolicy is read as networking.k8s.io/v1",
+            "error: test.yaml: Deployment prod/web: apiVersion: apps/v1beta2 is not read; Deployment is read as apps/v1",
+            "error: test.yaml: DaemonSet prod/agent: apiVersion: extensions/v1beta1 is not read; DaemonSet is read as apps/v1",
+        ]
+    );
+    assert!(loaded.cluster.endpoints().is_empty() && loaded.cluster.policies().is_empty());
+}
+
+#[test]
+fn another_api_kind_of_the_same_name_is_skipped() {
+    let loaded = load(
+        "apiVersion: batch.volcano.sh/v1alpha1\nkind: Job\nmetadata: {name: train, namespace: ml}\nspec: {tasks: []}\n",
+    );
+    assert_eq!(printed(&loaded), ["note: test.yaml: Job ml/train: skipped: netcanary does not use this kind"]);
+}
