@@ -221,7 +221,7 @@ impl Loader {
         self.seen.get(&key).cloned().unwrap_or_default()
     }
 
-    fn load_value(&mut self, source: &str, label: &str, value: Value) {
+    fn load_value(&mut self, source: &str, label: &str, mut value: Value) {
         if value.is_null() {
             return; // an empty document, e.g. a trailing `---`
         }
@@ -232,15 +232,26 @@ impl Loader {
         };
         let api_version = value.get("apiVersion").and_then(Value::as_str).map(str::to_string);
         if kind == "List" || (kind.ends_with("List") && value.get("items").is_some()) {
-            let items = match value.get("items") {
-                Some(Value::Array(items)) => items.clone(),
+            let items = match value.get_mut("items").map(Value::take) {
+                Some(Value::Array(items)) => items,
                 Some(Value::Null) | None => Vec::new(),
                 Some(_) => {
                     self.report(Severity::Error, source, Some(kind), Some("items"), "must be a list".into());
                     return;
                 }
             };
-            for (i, item) in items.into_iter().enumerate() {
+            // A typed list (`PodList`, as the API server returns it) leaves its items' kind
+            // and apiVersion out: they are the list's.
+            let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
+            for (i, mut item) in items.into_iter().enumerate() {
+                if let (Some(item_kind), Some(fields)) = (item_kind, item.as_object_mut())
+                    && !fields.contains_key("kind")
+                {
+                    fields.insert("kind".into(), Value::from(item_kind));
+                    if let Some(api_version) = &api_version {
+                        fields.entry("apiVersion").or_insert_with(|| Value::from(api_version.as_str()));
+                    }
+                }
                 self.load_value(source, &format!("{label} items[{i}]"), item);
             }
             return;

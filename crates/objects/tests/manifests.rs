@@ -218,6 +218,157 @@ fn printed(loaded: &netcanary_objects::Loaded) -> Vec<String> {
     loaded.diagnostics.iter().map(ToString::to_string).collect()
 }
 
+fn load_file(name: &str, text: &str) -> netcanary_objects::Loaded {
+    let mut loader = netcanary_objects::Loader::new("default");
+    loader.load_str(name, text);
+    loader.finish()
+}
+
+/// What `GET /api/v1/namespaces/prod/pods` returns: the items carry neither kind nor
+/// apiVersion.
+const POD_LIST_JSON: &str = r#"{
+  "kind": "PodList",
+  "apiVersion": "v1",
+  "metadata": {"resourceVersion": "48213"},
+  "items": [
+    {
+      "metadata": {
+        "name": "api-7d9f8b6c5-x2x9z", "namespace": "prod", "uid": "0c4c0f9e-9d7e-4b5a-8d0e-3f1f0a3c2b1a",
+        "resourceVersion": "48190", "creationTimestamp": "2026-01-10T09:12:44Z",
+        "labels": {"app": "api", "pod-template-hash": "7d9f8b6c5"},
+        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-7d9f8b6c5",
+                             "uid": "5b1d6a2e-1f0c-4e8a-9a57-2c0b7d3e4f61", "controller": true, "blockOwnerDeletion": true}]
+      },
+      "spec": {
+        "containers": [{"name": "api", "image": "example/api:1.4", "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+                        "resources": {}, "terminationMessagePath": "/dev/termination-log", "imagePullPolicy": "IfNotPresent"}],
+        "restartPolicy": "Always", "dnsPolicy": "ClusterFirst", "serviceAccountName": "default", "nodeName": "node-1"
+      },
+      "status": {"phase": "Running", "podIP": "10.244.1.7", "podIPs": [{"ip": "10.244.1.7"}], "hostIP": "192.168.1.11"}
+    },
+    {
+      "metadata": {"name": "db-0", "namespace": "prod", "uid": "7e2f3a4b-5c6d-4e7f-8a9b-0c1d2e3f4a5b", "labels": {"app": "db"}},
+      "spec": {"containers": [{"name": "db", "image": "postgres:16", "ports": [{"containerPort": 5432, "protocol": "TCP"}]}]},
+      "status": {"phase": "Running", "podIP": "10.244.2.9", "podIPs": [{"ip": "10.244.2.9"}]}
+    }
+  ]
+}"#;
+
+/// Typed lists of other kinds, as `GET /apis/networking.k8s.io/v1/networkpolicies` and
+/// friends return them, written as YAML.
+const TYPED_LISTS_YAML: &str = r#"kind: NamespaceList
+apiVersion: v1
+metadata: {resourceVersion: "48213"}
+items:
+  - metadata:
+      name: prod
+      uid: 3a2b1c0d-9e8f-4a7b-8c6d-5e4f3a2b1c0d
+      labels: {kubernetes.io/metadata.name: prod, env: production}
+    spec: {finalizers: [kubernetes]}
+    status: {phase: Active}
+---
+kind: NetworkPolicyList
+apiVersion: networking.k8s.io/v1
+metadata: {resourceVersion: "48213"}
+items:
+  - metadata: {name: db-from-api, namespace: prod, uid: 9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a, generation: 1}
+    spec:
+      podSelector: {matchLabels: {app: db}}
+      policyTypes: [Ingress]
+      ingress:
+        - from: [{podSelector: {matchLabels: {app: api}}}]
+          ports: [{protocol: TCP, port: 5432}]
+---
+kind: DeploymentList
+apiVersion: apps/v1
+metadata: {resourceVersion: "48213"}
+items:
+  - metadata: {name: web, namespace: prod, generation: 3}
+    spec:
+      replicas: 2
+      selector: {matchLabels: {app: web}}
+      template:
+        metadata: {labels: {app: web}}
+        spec: {containers: [{name: web, image: example/web, ports: [{containerPort: 80}]}]}
+    status: {replicas: 2, readyReplicas: 2}
+---
+kind: StatefulSetList
+apiVersion: apps/v1
+metadata: {resourceVersion: "48213"}
+items:
+  - metadata: {name: cache, namespace: prod}
+    spec:
+      serviceName: cache
+      selector: {matchLabels: {app: cache}}
+      template:
+        metadata: {labels: {app: cache}}
+        spec: {containers: [{name: redis, image: redis:7, ports: [{containerPort: 6379}]}]}
+---
+kind: CronJobList
+apiVersion: batch/v1
+metadata: {}
+items:
+  - metadata: {name: report, namespace: prod}
+    spec:
+      schedule: "0 3 * * *"
+      jobTemplate:
+        spec:
+          template:
+            metadata: {labels: {app: report}}
+            spec: {restartPolicy: OnFailure, containers: [{name: report, image: example/report}]}
+"#;
+
+#[test]
+fn typed_lists_as_the_api_server_returns_them_are_read() {
+    let pods = load_file("pods.json", POD_LIST_JSON);
+    assert!(pods.diagnostics.is_empty(), "{:#?}", pods.diagnostics);
+    let api = pods.cluster.endpoint("prod/api-7d9f8b6c5-x2x9z").expect("the first pod");
+    assert_eq!(api.ips, ["10.244.1.7".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(api.ports[0].name.as_deref(), Some("http"));
+    assert_eq!(api.workload_name(), "api");
+    assert!(pods.cluster.endpoint("prod/db-0").is_some(), "the second pod");
+
+    let lists = load_file("cluster.yaml", TYPED_LISTS_YAML);
+    assert!(lists.diagnostics.is_empty(), "{:#?}", lists.diagnostics);
+    assert_eq!(lists.cluster.namespace_labels("prod").unwrap().get("env").map(String::as_str), Some("production"));
+    let policy = &lists.cluster.policies()[0];
+    assert_eq!(policy.id(), "prod/db-from-api");
+    assert_eq!(policy.ingress.as_ref().map(Vec::len), Some(1));
+    let ids: Vec<&str> = lists.cluster.endpoints().iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["prod/deployment/web", "prod/statefulset/cache", "prod/cronjob/report"]);
+}
+
+#[test]
+fn items_of_a_typed_list_keep_the_kind_and_api_version_they_carry() {
+    let loaded = load(
+        r#"kind: PodList
+apiVersion: v1
+items:
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: a, namespace: x}
+    status: {podIP: 10.0.0.1}
+  - apiVersion: v1
+    kind: Namespace
+    metadata: {name: y, labels: {team: blue}}
+---
+kind: DeploymentList
+apiVersion: apps/v1
+items:
+  - apiVersion: extensions/v1beta1
+    metadata: {name: b, namespace: x}
+    spec: {template: {spec: {containers: [{name: c, image: x}]}}}
+"#,
+    );
+    assert!(loaded.cluster.endpoint("x/a").is_some());
+    assert_eq!(loaded.cluster.namespace_labels("y").unwrap().get("team").map(String::as_str), Some("blue"));
+    assert_eq!(
+        printed(&loaded),
+        ["error: test.yaml: Deployment x/b: apiVersion: extensions/v1beta1 is not read; Deployment is read as apps/v1"],
+        "an item's own apiVersion stays"
+    );
+}
+
 #[test]
 fn removed_api_versions_name_the_version_that_is_read() {
     let loaded = load(
