@@ -8,9 +8,13 @@
 //! - [`convert`]: Kubernetes objects to the model, with the API server's defaulting.
 //! - [`manifest`]: YAML/JSON files and folders to a [`Cluster`](netcanary_policy::Cluster),
 //!   with located diagnostics.
+//! - [`unevaluated`]: the kinds that change who reaches whom but are not evaluated, which
+//!   `analyze` warns about and a run counts in the cluster.
 
 pub mod convert;
 pub mod manifest;
+pub mod unevaluated;
 
 pub use convert::{FieldProblem, Problems, Severity};
 pub use manifest::{Diagnostic, Loaded, Loader, load_paths};
+pub use unevaluated::{UNEVALUATED_KINDS, UnevaluatedKind};

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::convert::{self, Problems, Severity};
+use crate::unevaluated::{UnevaluatedKind, unevaluated_kind};
 
 /// A problem found while loading, located as precisely as the input allows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,10 +57,6 @@ impl Loaded {
     }
 }
 
-/// Kinds that are part of the picture but not evaluated yet: skipping them changes
-/// verdicts, so the user is warned rather than merely told.
-const UNMODELLED_POLICY_KINDS: [&str; 3] = ["ClusterNetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy"];
-
 /// A kind the loader reads: the apiVersion it is read as, and the API groups that served it
 /// before (an object of one of those is an outdated manifest of this kind, not another kind).
 #[derive(Debug)]
@@ -96,17 +93,20 @@ enum Handling {
     /// A kind that is read, in a version that is not.
     Outdated(&'static ReadKind),
     /// A kind that changes who reaches whom but is not evaluated: warned about.
-    Unevaluated,
+    Unevaluated(&'static UnevaluatedKind),
     /// Anything else: skipped with a note.
     Other,
 }
 
 impl Handling {
     fn of(api_version: Option<&str>, kind: &str) -> Self {
-        if UNMODELLED_POLICY_KINDS.contains(&kind) {
-            return Handling::Unevaluated;
+        let read = READ_KINDS.iter().find(|r| r.kind == kind);
+        if let Some(unevaluated) = unevaluated_kind(api_version, kind)
+            && (api_version.is_some() || read.is_none())
+        {
+            return Handling::Unevaluated(unevaluated);
         }
-        let Some(read) = READ_KINDS.iter().find(|r| r.kind == kind) else { return Handling::Other };
+        let Some(read) = read else { return Handling::Other };
         match api_version {
             None => Handling::Read,
             Some(v) if v == read.api_version => Handling::Read,
@@ -261,17 +261,23 @@ impl Loader {
             value.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(&self.default_namespace).to_string();
         let handling = Handling::of(api_version.as_deref(), &kind);
         let object = match &handling {
-            Handling::Unevaluated => format!("{kind} {name}"),
+            Handling::Unevaluated(u) if u.cluster_scoped => format!("{} {name}", u.name()),
+            Handling::Unevaluated(u) => format!("{} {namespace}/{name}", u.name()),
             _ if kind == "Namespace" => format!("{kind} {name}"),
             _ => format!("{kind} {namespace}/{name}"),
         };
         let mut problems = Problems::default();
         let ctx = ObjectContext { source, object: &object };
         match handling {
-            Handling::Unevaluated => problems.warn(
-                "",
-                "is not evaluated yet: verdicts ignore it, so they may differ from what the cluster enforces",
-            ),
+            Handling::Unevaluated(_) => {
+                let what = api_version.map_or_else(|| kind.clone(), |v| format!("{v} {kind}"));
+                problems.warn(
+                    "",
+                    format!(
+                        "{what} is not evaluated by netcanary: verdicts ignore it, so they may differ from what the cluster enforces"
+                    ),
+                );
+            }
             Handling::Outdated(read) => problems.error(
                 "apiVersion",
                 format!("{} is not read; {kind} is read as {}", api_version.unwrap_or_default(), read.api_version),

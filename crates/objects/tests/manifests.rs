@@ -414,3 +414,71 @@ fn another_api_kind_of_the_same_name_is_skipped() {
     );
     assert_eq!(printed(&loaded), ["note: test.yaml: Job ml/train: skipped: netcanary does not use this kind"]);
 }
+
+/// One object of each kind that changes who reaches whom but is not evaluated, with the
+/// object and message each is reported with.
+const UNEVALUATED: [(&str, &str, &str); 13] = [
+    ("policy.networking.k8s.io/v1alpha2", "ClusterNetworkPolicy", "ClusterNetworkPolicy p"),
+    ("policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy", "AdminNetworkPolicy p"),
+    ("policy.networking.k8s.io/v1alpha1", "BaselineAdminNetworkPolicy", "BaselineAdminNetworkPolicy p"),
+    ("cilium.io/v2", "CiliumNetworkPolicy", "CiliumNetworkPolicy prod/p"),
+    ("cilium.io/v2", "CiliumClusterwideNetworkPolicy", "CiliumClusterwideNetworkPolicy p"),
+    ("crd.projectcalico.org/v1", "NetworkPolicy", "NetworkPolicy.crd.projectcalico.org prod/p"),
+    ("crd.projectcalico.org/v1", "GlobalNetworkPolicy", "GlobalNetworkPolicy p"),
+    ("projectcalico.org/v3", "NetworkPolicy", "NetworkPolicy.projectcalico.org prod/p"),
+    ("projectcalico.org/v3", "GlobalNetworkPolicy", "GlobalNetworkPolicy p"),
+    ("k8s.cni.cncf.io/v1beta1", "MultiNetworkPolicy", "MultiNetworkPolicy prod/p"),
+    ("k8s.cni.cncf.io/v1", "NetworkAttachmentDefinition", "NetworkAttachmentDefinition prod/p"),
+    ("k8s.ovn.org/v1", "UserDefinedNetwork", "UserDefinedNetwork prod/p"),
+    ("k8s.ovn.org/v1", "ClusterUserDefinedNetwork", "ClusterUserDefinedNetwork p"),
+];
+
+#[test]
+fn kinds_that_change_reachability_but_are_not_evaluated_are_warned_about() {
+    for (api_version, kind, object) in UNEVALUATED {
+        let loaded = load(&format!(
+            "apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: p, namespace: prod}}\nspec: {{}}\n"
+        ));
+        assert_eq!(
+            printed(&loaded),
+            [format!(
+                "warning: test.yaml: {object}: {api_version} {kind} is not evaluated by netcanary: verdicts ignore it, so they may differ from what the cluster enforces"
+            )],
+            "{api_version} {kind}"
+        );
+    }
+}
+
+#[test]
+fn calico_network_policies_are_not_read_as_kubernetes_ones() {
+    let loaded = load(
+        r#"apiVersion: crd.projectcalico.org/v1
+kind: NetworkPolicy
+metadata: {name: allow-tcp-6379, namespace: production}
+spec:
+  selector: role == 'database'
+  types: [Ingress, Egress]
+  ingress:
+    - action: Allow
+      protocol: TCP
+      source: {selector: role == 'frontend'}
+      destination: {ports: [6379]}
+  egress: [{action: Allow}]
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: deny-all, namespace: production}
+spec: {selector: all(), types: [Ingress]}
+"#,
+    );
+    assert!(loaded.cluster.policies().is_empty());
+    assert!(!loaded.has_errors(), "{:#?}", loaded.diagnostics);
+    let objects: Vec<_> = loaded.diagnostics.iter().map(|d| (d.severity, d.object.clone().unwrap())).collect();
+    assert_eq!(
+        objects,
+        [
+            (Severity::Warning, "NetworkPolicy.crd.projectcalico.org production/allow-tcp-6379".to_string()),
+            (Severity::Warning, "NetworkPolicy.projectcalico.org production/deny-all".to_string()),
+        ]
+    );
+}
