@@ -7,12 +7,13 @@
 //! # Layout
 //! - [`convert`]: Kubernetes objects to the model, with the API server's defaulting.
 //! - [`manifest`]: YAML/JSON files and folders to a [`Cluster`](netcanary_policy::Cluster),
-//!   with located diagnostics.
+//!   with located diagnostics; field names checked on the raw manifest (`shape`).
 //! - [`unevaluated`]: the kinds that change who reaches whom but are not evaluated, which
 //!   `analyze` warns about and a run counts in the cluster.
 
 pub mod convert;
 pub mod manifest;
+mod shape;
 pub mod unevaluated;
 
 pub use convert::{FieldProblem, Problems, Severity};

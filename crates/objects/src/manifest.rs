@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::convert::{self, Problems, Severity};
+use crate::shape;
 use crate::unevaluated::{UnevaluatedKind, unevaluated_kind};
 
 /// A problem found while loading, located as precisely as the input allows.
@@ -283,24 +284,33 @@ impl Loader {
                 format!("{} is not read; {kind} is read as {}", api_version.unwrap_or_default(), read.api_version),
             ),
             Handling::Other => problems.note("", "skipped: netcanary does not use this kind"),
-            Handling::Read => match kind.as_str() {
-                "Namespace" => self.namespace(&ctx, value, &mut problems),
-                "Pod" => self.pod(&ctx, value, &mut problems),
-                "NetworkPolicy" => self.network_policy(&ctx, value, &mut problems),
-                "Deployment" => self.workload::<Deployment>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template)),
-                "StatefulSet" => {
-                    self.workload::<StatefulSet>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template))
+            Handling::Read => {
+                problems = shape::problems(&kind, &value);
+                let checked = problems.list.len();
+                match kind.as_str() {
+                    "Namespace" => self.namespace(&ctx, value, &mut problems),
+                    "Pod" => self.pod(&ctx, value, &mut problems),
+                    "NetworkPolicy" => self.network_policy(&ctx, value, &mut problems),
+                    "Deployment" => {
+                        self.workload::<Deployment>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template))
+                    }
+                    "StatefulSet" => {
+                        self.workload::<StatefulSet>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template))
+                    }
+                    "DaemonSet" => {
+                        self.workload::<DaemonSet>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template))
+                    }
+                    "ReplicaSet" => {
+                        self.workload::<ReplicaSet>(&ctx, value, &mut problems, |d| d.spec.and_then(|s| s.template))
+                    }
+                    "Job" => self.workload::<Job>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template)),
+                    "CronJob" => self.workload::<CronJob>(&ctx, value, &mut problems, |d| {
+                        d.spec.and_then(|s| s.job_template.spec).map(|s| s.template)
+                    }),
+                    other => unreachable!("{other} is in READ_KINDS but not read"),
                 }
-                "DaemonSet" => self.workload::<DaemonSet>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template)),
-                "ReplicaSet" => {
-                    self.workload::<ReplicaSet>(&ctx, value, &mut problems, |d| d.spec.and_then(|s| s.template))
-                }
-                "Job" => self.workload::<Job>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template)),
-                "CronJob" => self.workload::<CronJob>(&ctx, value, &mut problems, |d| {
-                    d.spec.and_then(|s| s.job_template.spec).map(|s| s.template)
-                }),
-                other => unreachable!("{other} is in READ_KINDS but not read"),
-            },
+                shape::drop_repeats(&mut problems, checked);
+            }
         }
         for p in problems.list {
             self.report(p.severity, source, Some(object.clone()), Some(&p.field), p.message);

@@ -415,6 +415,72 @@ fn another_api_kind_of_the_same_name_is_skipped() {
     assert_eq!(printed(&loaded), ["note: test.yaml: Job ml/train: skipped: netcanary does not use this kind"]);
 }
 
+#[test]
+fn missing_container_ports_are_missing_not_port_zero() {
+    let loaded = load(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: prod}
+spec:
+  containers:
+    - name: web
+      image: example/web
+      ports: [{containerport: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: prod}
+spec:
+  template:
+    spec:
+      containers:
+        - name: api
+          image: example/api
+          ports: [{name: http, protocol: TCP}]
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: report, namespace: prod}
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          containers: [{name: c, image: x, ports: [{containerPort: 9090, hostport: 9090}]}]
+"#,
+    );
+    assert_eq!(
+        printed(&loaded),
+        [
+            "error: test.yaml: Pod prod/web: spec.containers[0].ports[0].containerPort: is missing (the entry has \"containerport\": field names are case-sensitive)",
+            "error: test.yaml: Deployment prod/api: spec.template.spec.containers[0].ports[0].containerPort: is missing",
+            "error: test.yaml: CronJob prod/report: spec.jobTemplate.spec.template.spec.containers[0].ports[0].hostport: unknown field: did you mean \"hostPort\"? (field names are case-sensitive)",
+        ]
+    );
+    assert!(loaded.cluster.endpoints().is_empty());
+}
+
+#[test]
+fn network_policy_fields_that_are_missing_or_misspelt() {
+    let loaded = load(&format!(
+        "{POLICY_HEAD}  ingress:\n    - form: [{{podSelector: {{matchLabels: {{app: api}}}}}}]\n      ports: [{{Port: 5432}}, {{port: 80, endport: 90}}]\n    - from: [{{ipBlock: {{CIDR: 10.0.0.0/8}}}}, {{namespaceSelector: {{matchlabels: {{team: a}}}}}}]\n  egress:\n    - to: [{{podSelector: {{matchExpressions: [{{key: app, values: [db]}}, {{operator: Exists}}]}}}}]\n"
+    ));
+    assert_eq!(
+        printed(&loaded),
+        [
+            "error: test.yaml: NetworkPolicy prod/bad: spec.ingress[0].form: unknown field: an ingress rule has from and ports",
+            "error: test.yaml: NetworkPolicy prod/bad: spec.ingress[0].ports[0].Port: unknown field: did you mean \"port\"? (field names are case-sensitive)",
+            "error: test.yaml: NetworkPolicy prod/bad: spec.ingress[0].ports[1].endport: unknown field: did you mean \"endPort\"? (field names are case-sensitive)",
+            "error: test.yaml: NetworkPolicy prod/bad: spec.ingress[1].from[0].ipBlock.cidr: is missing (the entry has \"CIDR\": field names are case-sensitive)",
+            "error: test.yaml: NetworkPolicy prod/bad: spec.ingress[1].from[1].namespaceSelector.matchlabels: unknown field: did you mean \"matchLabels\"? (field names are case-sensitive)",
+            "error: test.yaml: NetworkPolicy prod/bad: spec.egress[0].to[0].podSelector.matchExpressions[0].operator: is missing",
+            "error: test.yaml: NetworkPolicy prod/bad: spec.egress[0].to[0].podSelector.matchExpressions[1].key: is missing",
+        ]
+    );
+    assert!(loaded.cluster.policies().is_empty());
+}
+
 /// One object of each kind that changes who reaches whom but is not evaluated, with the
 /// object and message each is reported with.
 const UNEVALUATED: [(&str, &str, &str); 13] = [
