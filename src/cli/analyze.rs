@@ -94,7 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let to = resolve(&mut cluster, to).context("--explain TO")?;
         let endpoints = cluster.endpoints();
         let verdict = netcanary_policy::evaluate::verdict(&cluster, &endpoints[from], &endpoints[to], port);
-        write!(stdout, "{}", explain::render(&verdict))?;
+        write!(stdout, "{}", explain::render(&verdict, &endpoints[from], &endpoints[to]))?;
         return Ok(ExitCode::SUCCESS);
     }
 

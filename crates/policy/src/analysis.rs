@@ -178,6 +178,14 @@ impl<'c> Analysis<'c> {
         self.index.cluster()
     }
 
+    /// Whether a source or destination uses the host network, which makes every verdict
+    /// it is part of implementation-defined.
+    pub fn has_host_network(&self) -> bool {
+        let endpoints = self.cluster().endpoints();
+        let shown = self.sources.iter().chain(self.blocks.iter().flat_map(|b| b.destinations.iter()));
+        shown.map(|&i| &endpoints[i]).any(|e| e.host_network && !e.is_external())
+    }
+
     /// Whether `source` may reach `destination` (endpoint positions) on `block`'s port.
     pub fn allowed(&self, block: &Block, source: usize, destination: usize) -> bool {
         let classes = self.index.classes();

@@ -28,4 +28,4 @@ pub use matrix::{Matrix, PolicyIndex};
 pub use model::{Cluster, Direction, Endpoint, EndpointKind, IpBlock, NamespaceScope, Peer, Policy, Rule};
 pub use port::{ContainerPort, PortProto, Protocol};
 pub use selector::{Labels, Selector};
-pub use verdict::{DirectionVerdict, RuleHit, RuleMiss, RuleRef, Tier, Verdict};
+pub use verdict::{DirectionVerdict, Note, RuleHit, RuleMiss, RuleRef, Tier, Verdict};
