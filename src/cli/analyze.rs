@@ -21,7 +21,8 @@ Examples:
 
 Exit status: 0 when the input was read, 2 when it has errors (unless --keep-going).")]
 pub struct Args {
-    /// Manifest files or folders (YAML or JSON; multi-document YAML and `kind: List`).
+    /// Manifest files or folders (YAML or JSON; multi-document YAML, `kind: List` and typed
+    /// lists such as `PodList`).
     /// Folders are read recursively for .yaml, .yml and .json files.
     #[arg(short = 'f', long = "filename", value_name = "PATH", required = true, num_args = 1..)]
     paths: Vec<PathBuf>,
