@@ -1,7 +1,7 @@
 //! netcanary: proves from inside a Kubernetes cluster that its network policy is really enforced.
 //!
 //! The binary is a thin shell: every verb lives in [`cli`], which hands the work to the
-//! library crates (`netcanary-policy`, `netcanary-probe`, `netcanary-report`).
+//! library crates (`netcanary-objects`, `netcanary-policy`, `netcanary-probe`, `netcanary-report`).
 
 mod cli;
 

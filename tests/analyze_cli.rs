@@ -237,3 +237,69 @@ fn wide_matrices_are_split_to_fit_the_terminal() {
     let chunks = text.lines().filter(|l| l.starts_with("80/TCP")).count();
     assert!(chunks >= 2, "{text}");
 }
+
+/// Namespace x: host-network pods h1 and h2, a regular pod p, and a deny-all policy.
+fn host_network_cluster(dir: &ScratchDir) -> PathBuf {
+    let pod = |name: &str, ip: &str, host_network: bool| {
+        format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: x}}\nspec: {{hostNetwork: {host_network}, containers: [{{name: c, image: i, ports: [{{containerPort: 80}}]}}]}}\nstatus: {{podIP: {ip}}}\n"
+        )
+    };
+    let policy = "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny-all, namespace: x}\nspec: {podSelector: {}, policyTypes: [Ingress, Egress]}\n";
+    let text = [pod("h1", "192.168.1.11", true), pod("h2", "192.168.1.12", true), pod("p", "10.0.0.3", false)];
+    dir.write("x.yaml", format!("{}{policy}", text.concat()))
+}
+
+#[test]
+fn host_network_notes_name_the_side_they_are_about_and_verdicts_are_implementation_defined() {
+    let dir = ScratchDir::new("host-network");
+    let file = host_network_cluster(&dir);
+    let doc = json(&["-f", file.to_str().unwrap()]);
+    let notes = |v: &Value, side: &str| v[side]["notes"].clone();
+    for (from, to) in [("x/h1", "x/h1"), ("x/h1", "x/h2"), ("x/h2", "x/h1"), ("x/h2", "x/h2")] {
+        let v = find(&doc, from, to, 80, "TCP");
+        assert_eq!(v["allowed"], true, "{from} -> {to}");
+        assert_eq!(
+            notes(v, "egress"),
+            serde_json::json!([format!("{from} uses the host network: pod policy does not govern its egress")]),
+            "{from} -> {to}"
+        );
+        assert_eq!(
+            notes(v, "ingress"),
+            serde_json::json!([format!("{to} uses the host network: pod policy does not govern its ingress")]),
+            "{from} -> {to}"
+        );
+        assert_eq!(v["implementationDefined"], true, "{from} -> {to}: host network");
+    }
+    let out = find(&doc, "x/h2", "x/p", 80, "TCP");
+    assert_eq!(out["allowed"], false, "p's ingress is isolated");
+    assert_eq!(
+        notes(out, "egress"),
+        serde_json::json!(["x/h2 uses the host network: pod policy does not govern its egress"])
+    );
+    assert_eq!(out["implementationDefined"], true);
+    let into = find(&doc, "x/p", "x/h2", 80, "TCP");
+    assert_eq!(
+        notes(into, "ingress"),
+        serde_json::json!(["x/h2 uses the host network: pod policy does not govern its ingress"])
+    );
+    assert_eq!(into["implementationDefined"], true);
+    assert_eq!(find(&doc, "x/p", "x/p", 80, "TCP")["implementationDefined"], true, "a self pair");
+}
+
+#[test]
+fn host_network_verdicts_are_marked_in_the_table_and_explained() {
+    let dir = ScratchDir::new("host-network-table");
+    let file = host_network_cluster(&dir);
+    let path = file.to_str().unwrap();
+    let table = stdout(&netcanary(&["analyze", "-f", path, "--color", "never"]));
+    assert!(table.contains("dim self pair or host network (implementation-defined)"), "{table}");
+    let markdown = stdout(&netcanary(&["analyze", "-f", path, "-o", "markdown"]));
+    assert!(markdown.contains("So is traffic to or from a pod on the host network"), "{markdown}");
+    let explained = stdout(&netcanary(&["analyze", "-f", path, "--color", "never", "--explain", "x/h2", "x/h1", "80"]));
+    assert!(explained.contains("x/h2 uses the host network: pod policy does not govern its egress"), "{explained}");
+    assert!(explained.contains("x/h1 uses the host network: pod policy does not govern its ingress"), "{explained}");
+    assert!(explained.contains("the NetworkPolicy spec leaves traffic of host-network pods undefined"), "{explained}");
+    let plain = stdout(&netcanary(&["analyze", "-f", "examples/cluster", "--color", "never"]));
+    assert!(plain.contains("dim self pair (implementation-defined)"), "no host network, no mention:\n{plain}");
+}

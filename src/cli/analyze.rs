@@ -7,9 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use netcanary_policy::convert::Severity;
-use netcanary_policy::manifest::{self, Diagnostic};
-use netcanary_policy::{Analysis, Cluster, ContainerPort, Endpoint, PortProto, Scope};
+use netcanary_objects::{Diagnostic, Severity};
+use netcanary_policy::{Analysis, PortProto, Scope, resolve};
 use netcanary_report::{explain, json, markdown, summary, table};
 
 #[derive(Debug, clap::Args)]
@@ -22,7 +21,8 @@ Examples:
 
 Exit status: 0 when the input was read, 2 when it has errors (unless --keep-going).")]
 pub struct Args {
-    /// Manifest files or folders (YAML or JSON; multi-document YAML and `kind: List`).
+    /// Manifest files or folders (YAML or JSON; multi-document YAML, `kind: List` and typed
+    /// lists such as `PodList`).
     /// Folders are read recursively for .yaml, .yml and .json files.
     #[arg(short = 'f', long = "filename", value_name = "PATH", required = true, num_args = 1..)]
     paths: Vec<PathBuf>,
@@ -78,14 +78,14 @@ enum Format {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let loaded = manifest::load_paths(&args.paths, &args.namespace);
+    let loaded = netcanary_objects::load_paths(&args.paths, &args.namespace);
     report_diagnostics(&loaded.diagnostics, args.all_diagnostics);
     if loaded.has_errors() && !args.keep_going {
         eprintln!("\nThe input has errors (above): fix them, or pass --keep-going to analyse the rest.");
         return Ok(ExitCode::from(2));
     }
     let mut cluster = loaded.cluster;
-    let scope = scope(&mut cluster, &args);
+    let scope = Scope::with_external(&mut cluster, &args.ports, &args.external_targets, &args.external_sources);
 
     let mut stdout = anstream::stdout().lock();
     if let Some(explain_args) = &args.explain {
@@ -95,7 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let to = resolve(&mut cluster, to).context("--explain TO")?;
         let endpoints = cluster.endpoints();
         let verdict = netcanary_policy::evaluate::verdict(&cluster, &endpoints[from], &endpoints[to], port);
-        write!(stdout, "{}", explain::render(&verdict))?;
+        write!(stdout, "{}", explain::render(&verdict, &endpoints[from], &endpoints[to]))?;
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -111,61 +111,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Adds the external endpoints the flags name and decides who is source and destination.
-fn scope(cluster: &mut Cluster, args: &Args) -> Scope {
-    for (ip, port) in &args.external_targets {
-        let id = ip.to_string();
-        let mut endpoint = cluster.endpoint(&id).cloned().unwrap_or_else(|| Endpoint::external(*ip));
-        endpoint.ports.push(ContainerPort { name: None, port: port.port, protocol: port.protocol });
-        cluster.add_endpoint(endpoint);
-    }
-    for ip in &args.external_sources {
-        if cluster.endpoint(&ip.to_string()).is_none() {
-            cluster.add_endpoint(Endpoint::external(*ip));
-        }
-    }
-    let mut scope = Scope::whole_cluster(cluster);
-    let position = |ip: &IpAddr| cluster.endpoints().iter().position(|e| e.is_external() && e.ips[0] == *ip);
-    scope.sources.extend(args.external_sources.iter().filter_map(position));
-    let mut targets: Vec<usize> = args.external_targets.iter().filter_map(|(ip, _)| position(ip)).collect();
-    targets.dedup();
-    scope.destinations.extend(targets);
-    scope.ports = (!args.ports.is_empty()).then(|| args.ports.clone());
-    scope
-}
-
-/// Finds an endpoint by id, by `ns/name` for a workload, or by IP (adding an external
-/// endpoint for an address no pod has).
-fn resolve(cluster: &mut Cluster, name: &str) -> anyhow::Result<usize> {
-    let endpoints = cluster.endpoints();
-    if let Some(i) = endpoints.iter().position(|e| e.id == name) {
-        return Ok(i);
-    }
-    if let Ok(ip) = name.parse::<IpAddr>() {
-        if let Some(i) = endpoints.iter().position(|e| e.ips.contains(&ip)) {
-            return Ok(i);
-        }
-        cluster.add_endpoint(Endpoint::external(ip));
-        return Ok(cluster.endpoints().len() - 1);
-    }
-    let candidates: Vec<usize> = match name.split_once('/') {
-        Some((ns, short)) => (0..endpoints.len())
-            .filter(|&i| {
-                endpoints[i].namespace.as_deref() == Some(ns) && endpoints[i].id.rsplit('/').next() == Some(short)
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    match candidates.as_slice() {
-        [one] => Ok(*one),
-        [] => bail!("no pod, workload or address {name:?} in the input (names look like ns/pod or ns/kind/workload)"),
-        many => {
-            let names: Vec<&str> = many.iter().map(|&i| endpoints[i].id.as_str()).collect();
-            bail!("{name:?} is ambiguous: {}", names.join(", "))
-        }
-    }
 }
 
 fn parse_external_target(value: &str) -> Result<(IpAddr, PortProto), String> {

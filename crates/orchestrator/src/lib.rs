@@ -1,7 +1,8 @@
 //! The orchestrator: the only part of netcanary that talks to the Kubernetes API.
 //!
 //! # Layout
-//! - [`snapshot`]: what policy evaluation needs from the cluster, read with paging.
+//! - [`snapshot`]: what policy evaluation needs from the cluster, read with paging and
+//!   converted by `netcanary-objects`.
 //! - [`pods`]: the probe and target pods, built to the safety rules.
 //! - [`run`]: one verification run, from snapshot to cleanup; the decisions about its
 //!   results are the comparator's (`netcanary-verify`).

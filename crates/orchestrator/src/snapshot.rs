@@ -10,8 +10,9 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DynamicObject, ListParams, ObjectList};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Resource};
+use netcanary_objects::convert::{self, Problems, Severity};
+use netcanary_objects::{UNEVALUATED_KINDS, UnevaluatedKind};
 use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
-use netcanary_policy::convert::{self, Problems, Severity};
 use netcanary_policy::{Cluster, Selector};
 use netcanary_verify::SnapshotFacts;
 use serde::de::DeserializeOwned;
@@ -42,8 +43,9 @@ pub struct Snapshot {
     pub not_ready_services: Vec<(String, Selector)>,
     /// Policies skipped: the pairs they could affect cannot be judged.
     pub unreadable: Vec<Unreadable>,
-    /// Cluster-scoped policies in the cluster that the engine does not evaluate yet
-    /// (`3 ClusterNetworkPolicy`): they can decide any pair before NetworkPolicy does.
+    /// Objects in the cluster of kinds that change who reaches whom but that the engine
+    /// does not evaluate (`3 ClusterNetworkPolicy`, `1 CiliumNetworkPolicy`): they can
+    /// decide any pair, whatever NetworkPolicy says.
     pub unmodelled: Vec<String>,
 }
 
@@ -54,32 +56,32 @@ impl Snapshot {
     }
 }
 
-/// The cluster-scoped policy APIs that take precedence over (or come after)
-/// NetworkPolicy, which the engine does not model yet.
-const UNMODELLED_APIS: [(&str, &str, &str, &str); 3] = [
-    ("policy.networking.k8s.io", "v1alpha2", "ClusterNetworkPolicy", "clusternetworkpolicies"),
-    ("policy.networking.k8s.io", "v1alpha1", "AdminNetworkPolicy", "adminnetworkpolicies"),
-    ("policy.networking.k8s.io", "v1alpha1", "BaselineAdminNetworkPolicy", "baselineadminnetworkpolicies"),
-];
-
-/// Counts the objects of the unmodelled policy APIs the cluster serves. An API that is
-/// not served is simply absent; one that cannot be read is reported as such.
+/// Counts the objects of each kind of [`UNEVALUATED_KINDS`] the cluster serves, all kinds
+/// at once. A kind served in none of its versions is simply absent; one that cannot be
+/// read is reported as such.
 pub async fn unmodelled_policies(client: &Client) -> Vec<String> {
-    let mut found = Vec::new();
-    for (group, version, kind, plural) in UNMODELLED_APIS {
-        let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let counts = UNEVALUATED_KINDS.iter().map(|kind| count(client, kind));
+    futures::future::join_all(counts).await.into_iter().flatten().collect()
+}
+
+/// `3 ClusterNetworkPolicy` for the first version of `kind` the server serves; `None`
+/// when there are none, or the server serves no version of it (a 404).
+async fn count(client: &Client, kind: &UnevaluatedKind) -> Option<String> {
+    for version in kind.versions {
+        let gvk = GroupVersionKind::gvk(kind.group, version, kind.kind);
+        let api: Api<DynamicObject> =
+            Api::all_with(client.clone(), &ApiResource::from_gvk_with_plural(&gvk, kind.plural));
         match api.list_metadata(&ListParams::default().limit(1)).await {
-            Ok(list) if list.items.is_empty() => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => continue,
+            Ok(list) if list.items.is_empty() => return None,
             Ok(list) => {
                 let more = list.metadata.remaining_item_count.unwrap_or(0).max(0);
-                found.push(format!("{} {kind}", list.items.len() as i64 + more));
+                return Some(format!("{} {}", list.items.len() as i64 + more, kind.name()));
             }
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(error) => found.push(format!("{kind} (cannot be listed: {error})")),
+            Err(error) => return Some(format!("{} (cannot be listed: {error})", kind.name())),
         }
     }
-    found
+    None
 }
 
 /// Where the cluster DNS Service lives (`kube-system/kube-dns` on most clusters).

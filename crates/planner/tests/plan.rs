@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use netcanary_objects::load_paths;
 use netcanary_planner::{Destination, Options, Plan, Purpose, plan};
-use netcanary_policy::manifest::load_paths;
 use netcanary_policy::{Cluster, Direction, PortProto, RuleRef, Selector};
 
 fn example() -> Cluster {
@@ -16,7 +16,7 @@ fn example() -> Cluster {
 
 /// A cluster from manifests in `text`, which must load without errors.
 fn load(name: &str, text: &str) -> Cluster {
-    let mut loader = netcanary_policy::manifest::Loader::new("default");
+    let mut loader = netcanary_objects::Loader::new("default");
     loader.load_str(name, text);
     let loaded = loader.finish();
     assert!(!loaded.has_errors(), "{name}: {:#?}", loaded.diagnostics);

@@ -2,11 +2,12 @@
 //! matrices for each port. This is what `analyze` renders and what a planner reads.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use crate::evaluate;
 use crate::matrix::{Matrix, PolicyIndex};
-use crate::model::Cluster;
-use crate::port::PortProto;
+use crate::model::{Cluster, Endpoint};
+use crate::port::{ContainerPort, PortProto};
 use crate::verdict::Verdict;
 
 /// What to analyse. Endpoints are positions in the cluster.
@@ -26,6 +27,85 @@ impl Scope {
         let all: Vec<usize> =
             (0..cluster.endpoints().len()).filter(|&i| !cluster.endpoints()[i].is_external()).collect();
         Self { sources: all.clone(), destinations: all, ports: None }
+    }
+
+    /// The whole cluster, plus addresses outside it: each of `external_destinations` is
+    /// added to `cluster` as an endpoint that listens on the port given with it (an address
+    /// named twice listens on both ports), each of `external_sources` as an endpoint that
+    /// sends. `ports`, when not empty, are the ports every in-cluster destination is
+    /// analysed on instead of its declared ones.
+    pub fn with_external(
+        cluster: &mut Cluster,
+        ports: &[PortProto],
+        external_destinations: &[(IpAddr, PortProto)],
+        external_sources: &[IpAddr],
+    ) -> Self {
+        for (ip, port) in external_destinations {
+            let mut endpoint = cluster.endpoint(&ip.to_string()).cloned().unwrap_or_else(|| Endpoint::external(*ip));
+            endpoint.ports.push(ContainerPort { name: None, port: port.port, protocol: port.protocol });
+            cluster.add_endpoint(endpoint);
+        }
+        for ip in external_sources {
+            if cluster.endpoint(&ip.to_string()).is_none() {
+                cluster.add_endpoint(Endpoint::external(*ip));
+            }
+        }
+        let mut scope = Scope::whole_cluster(cluster);
+        let position = |ip: &IpAddr| cluster.endpoints().iter().position(|e| e.is_external() && e.ips[0] == *ip);
+        for source in external_sources.iter().filter_map(position) {
+            if !scope.sources.contains(&source) {
+                scope.sources.push(source);
+            }
+        }
+        for destination in external_destinations.iter().filter_map(|(ip, _)| position(ip)) {
+            if !scope.destinations.contains(&destination) {
+                scope.destinations.push(destination);
+            }
+        }
+        scope.ports = (!ports.is_empty()).then(|| ports.to_vec());
+        scope
+    }
+}
+
+/// Why a name given by the user does not name one endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("no pod, workload or address {0:?} in the input (names look like ns/pod or ns/kind/workload)")]
+    NotFound(String),
+    #[error("{name:?} is ambiguous: {}", candidates.join(", "))]
+    Ambiguous { name: String, candidates: Vec<String> },
+}
+
+/// Finds an endpoint (its position in `cluster`) by id (`ns/pod`, `ns/kind/workload`), by
+/// `ns/name` when one endpoint of the namespace ends in that name, or by IP address. An
+/// address no endpoint has is added to `cluster` as an endpoint outside it.
+pub fn resolve(cluster: &mut Cluster, name: &str) -> Result<usize, ResolveError> {
+    let endpoints = cluster.endpoints();
+    if let Some(i) = endpoints.iter().position(|e| e.id == name) {
+        return Ok(i);
+    }
+    if let Ok(ip) = name.parse::<IpAddr>() {
+        if let Some(i) = endpoints.iter().position(|e| e.ips.contains(&ip)) {
+            return Ok(i);
+        }
+        cluster.add_endpoint(Endpoint::external(ip));
+        return Ok(cluster.endpoints().len() - 1);
+    }
+    let candidates: Vec<usize> = match name.split_once('/') {
+        Some((ns, short)) => (0..endpoints.len())
+            .filter(|&i| {
+                endpoints[i].namespace.as_deref() == Some(ns) && endpoints[i].id.rsplit('/').next() == Some(short)
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    match candidates.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(ResolveError::NotFound(name.to_string())),
+        many => Err(ResolveError::Ambiguous {
+            name: name.to_string(),
+            candidates: many.iter().map(|&i| endpoints[i].id.clone()).collect(),
+        }),
     }
 }
 
@@ -98,6 +178,14 @@ impl<'c> Analysis<'c> {
         self.index.cluster()
     }
 
+    /// Whether a source or destination uses the host network, which makes every verdict
+    /// it is part of implementation-defined.
+    pub fn has_host_network(&self) -> bool {
+        let endpoints = self.cluster().endpoints();
+        let shown = self.sources.iter().chain(self.blocks.iter().flat_map(|b| b.destinations.iter()));
+        shown.map(|&i| &endpoints[i]).any(|e| e.host_network && !e.is_external())
+    }
+
     /// Whether `source` may reach `destination` (endpoint positions) on `block`'s port.
     pub fn allowed(&self, block: &Block, source: usize, destination: usize) -> bool {
         let classes = self.index.classes();
@@ -155,5 +243,103 @@ impl<'c> Analysis<'c> {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::Protocol;
+    use crate::selector::Labels;
+
+    fn port(text: &str) -> PortProto {
+        text.parse().unwrap()
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    /// Namespace `prod` with pods `api-1` (10.0.0.1), `api-2` and the Deployment `api`.
+    fn cluster() -> Cluster {
+        let mut cluster = Cluster::new();
+        cluster.add_endpoint(Endpoint::pod("prod", "api-1", Labels::new()).with_ips([ip("10.0.0.1")]));
+        cluster.add_endpoint(Endpoint::pod("prod", "api-2", Labels::new()));
+        cluster.add_endpoint(Endpoint::workload("prod", "Deployment", "api", Labels::new()));
+        cluster
+    }
+
+    fn ids(cluster: &Cluster, positions: &[usize]) -> Vec<String> {
+        positions.iter().map(|&i| cluster.endpoints()[i].id.clone()).collect()
+    }
+
+    #[test]
+    fn the_whole_cluster_without_external_addresses() {
+        let mut c = cluster();
+        let scope = Scope::with_external(&mut c, &[], &[], &[]);
+        assert_eq!(ids(&c, &scope.sources), ["prod/api-1", "prod/api-2", "prod/deployment/api"]);
+        assert_eq!(scope.destinations, scope.sources);
+        assert_eq!(scope.ports, None);
+    }
+
+    #[test]
+    fn external_destinations_listen_on_their_ports_and_are_destinations_once() {
+        let mut c = cluster();
+        let to = [(ip("1.1.1.1"), port("443/TCP")), (ip("2001:db8::1"), port("53/UDP")), (ip("1.1.1.1"), port("80"))];
+        let scope = Scope::with_external(&mut c, &[port("8080")], &to, &[]);
+        assert_eq!(
+            ids(&c, &scope.destinations),
+            ["prod/api-1", "prod/api-2", "prod/deployment/api", "1.1.1.1", "2001:db8::1"]
+        );
+        assert_eq!(ids(&c, &scope.sources), ["prod/api-1", "prod/api-2", "prod/deployment/api"], "not sources");
+        let listens: Vec<PortProto> =
+            c.endpoint("1.1.1.1").unwrap().ports.iter().map(|p| PortProto::new(p.port, p.protocol)).collect();
+        assert_eq!(listens, [port("443/TCP"), port("80/TCP")]);
+        assert_eq!(c.endpoint("2001:db8::1").unwrap().ports[0].protocol, Protocol::Udp);
+        assert_eq!(scope.ports, Some(vec![port("8080")]));
+    }
+
+    #[test]
+    fn external_sources_send_only() {
+        let mut c = cluster();
+        let from = [ip("203.0.113.7"), ip("203.0.113.7")];
+        let scope = Scope::with_external(&mut c, &[], &[], &from);
+        assert_eq!(ids(&c, &scope.sources), ["prod/api-1", "prod/api-2", "prod/deployment/api", "203.0.113.7"]);
+        assert_eq!(ids(&c, &scope.destinations), ["prod/api-1", "prod/api-2", "prod/deployment/api"]);
+    }
+
+    #[test]
+    fn an_address_both_sends_and_receives() {
+        let mut c = cluster();
+        let scope = Scope::with_external(&mut c, &[], &[(ip("1.1.1.1"), port("443"))], &[ip("1.1.1.1")]);
+        assert_eq!(c.endpoints().len(), 4, "one endpoint for the address");
+        assert_eq!(ids(&c, &scope.sources).last().unwrap(), "1.1.1.1");
+        assert_eq!(ids(&c, &scope.destinations).last().unwrap(), "1.1.1.1");
+    }
+
+    #[test]
+    fn resolves_ids_short_names_and_addresses() {
+        let mut c = cluster();
+        let mut name_of = |name: &str| resolve(&mut c, name).map(|i| c.endpoints()[i].id.clone());
+        assert_eq!(name_of("prod/api-2").unwrap(), "prod/api-2");
+        assert_eq!(name_of("prod/deployment/api").unwrap(), "prod/deployment/api");
+        assert_eq!(name_of("prod/api").unwrap(), "prod/deployment/api", "ns/name of a workload");
+        assert_eq!(name_of("10.0.0.1").unwrap(), "prod/api-1", "a pod's address");
+        assert_eq!(name_of("1.1.1.1").unwrap(), "1.1.1.1", "an address outside the cluster");
+        assert!(c.endpoint("1.1.1.1").unwrap().is_external());
+    }
+
+    #[test]
+    fn names_that_resolve_to_nothing_or_to_several() {
+        let mut c = cluster();
+        c.add_endpoint(Endpoint::workload("prod", "StatefulSet", "api", Labels::new()));
+        let missing = resolve(&mut c, "prod/web").unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "no pod, workload or address \"prod/web\" in the input (names look like ns/pod or ns/kind/workload)"
+        );
+        assert_eq!(resolve(&mut c, "web").unwrap_err(), ResolveError::NotFound("web".into()));
+        let ambiguous = resolve(&mut c, "prod/api").unwrap_err();
+        assert_eq!(ambiguous.to_string(), "\"prod/api\" is ambiguous: prod/deployment/api, prod/statefulset/api");
     }
 }

@@ -3,11 +3,9 @@
 
 use std::net::IpAddr;
 
-use crate::model::{
-    Cluster, Direction, Endpoint, EndpointKind, Governance, IpFamily, NamespaceScope, Peer, Policy, Rule,
-};
+use crate::model::{Cluster, Direction, Endpoint, Governance, IpFamily, NamespaceScope, Peer, Policy, Rule};
 use crate::port::{PortOutcome, PortProto};
-use crate::verdict::{DirectionVerdict, RuleHit, RuleMiss, RuleRef, Tier, Verdict};
+use crate::verdict::{DirectionVerdict, Note, RuleHit, RuleMiss, RuleRef, Tier, Verdict};
 
 /// The addresses a connection from `from` to `to` uses: the destination's primary IP and
 /// the source's IP of the same family (dual-stack pods reach each other per family).
@@ -37,8 +35,14 @@ pub fn verdict(cluster: &Cluster, from: &Endpoint, to: &Endpoint, port: PortProt
         allowed: egress.allowed && ingress.allowed,
         egress,
         ingress,
-        self_pair: from.id == to.id && !from.is_external(),
+        self_pair: is_self_pair(from, to),
+        host_network: [from, to].iter().any(|e| e.governed() == Governance::HostNetwork),
     }
+}
+
+/// A pod (or workload) reaching its own IP; an address outside the cluster is no pod.
+pub fn is_self_pair(from: &Endpoint, to: &Endpoint) -> bool {
+    from.id == to.id && !from.is_external()
 }
 
 /// One side: `subject` is the pod whose policies apply (the source for egress, the
@@ -53,14 +57,8 @@ fn direction(
     port: PortProto,
 ) -> DirectionVerdict {
     match subject.governed() {
-        Governance::External => {
-            let note = format!("{} is outside the cluster: pod policy does not govern its {direction}", subject.id);
-            return DirectionVerdict::by_default(direction, Some(note));
-        }
-        Governance::HostNetwork => {
-            let note = format!("{} uses the host network: pod policy does not govern its {direction}", subject.id);
-            return DirectionVerdict::by_default(direction, Some(note));
-        }
+        Governance::External => return DirectionVerdict::by_default(direction, Some(Note::OutsideCluster)),
+        Governance::HostNetwork => return DirectionVerdict::by_default(direction, Some(Note::HostNetwork)),
         Governance::Governed => {}
     }
     let selecting: Vec<&Policy> =
@@ -99,10 +97,10 @@ fn direction(
     verdict.policies.sort();
     verdict.allowed = !verdict.allowed_by.is_empty();
     if verdict.allowed_by.is_empty() && verdict.misses.is_empty() {
-        verdict.notes.push(format!("the selecting policies have no {direction} rules: all {direction} is denied"));
+        verdict.notes.push(Note::NoRules);
     }
     if ip_block_missed_for_want_of_ip && !verdict.allowed {
-        verdict.notes.push(no_ip_note(other));
+        verdict.notes.push(Note::FarEndHasNoIp);
     }
     verdict
 }
@@ -112,15 +110,6 @@ struct Miss {
     reason: String,
     /// The ports matched; only the peers did not.
     peers_only: bool,
-}
-
-fn no_ip_note(endpoint: &Endpoint) -> String {
-    match endpoint.kind {
-        EndpointKind::Workload(_) => {
-            format!("{} is a workload template with no IP yet, so no ipBlock can match it", endpoint.id)
-        }
-        _ => format!("{} has no IP, so no ipBlock can match it", endpoint.id),
-    }
 }
 
 /// Whether one rule of `policy` allows `from` reaching `to` on `port`, on its own side of

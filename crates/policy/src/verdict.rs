@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::model::Direction;
+use crate::model::{Direction, Endpoint, EndpointKind};
 use crate::port::PortProto;
 
 /// The layer of policy that decided a direction. NetworkPolicy is the only tier modelled so
@@ -70,12 +70,60 @@ pub struct DirectionVerdict {
     pub allowed_by: Vec<RuleHit>,
     /// Rules of the selecting policies that did not allow it, with the reason.
     pub misses: Vec<RuleMiss>,
-    /// Facts a reader needs: not governed by pod policy, no IP, unresolved named port.
-    pub notes: Vec<String>,
+    /// Facts a reader needs: not governed by pod policy, no rules, no IP.
+    pub notes: Vec<Note>,
+}
+
+/// A fact about one side of a connection that a reader needs. A note names no endpoint:
+/// a verdict holds for every member of its endpoints' classes, so whoever shows it for a
+/// pair names that pair's endpoints ([`DirectionVerdict::describe_notes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Note {
+    /// The side's own endpoint (the source for egress, the destination for ingress) is
+    /// outside the cluster: pod policy does not govern it.
+    OutsideCluster,
+    /// The side's own endpoint uses the host network: pod policy does not govern it.
+    HostNetwork,
+    /// The policies that select the side's own endpoint have no rules for its direction.
+    NoRules,
+    /// An ipBlock of a selecting policy could have matched the far end, which has no IP.
+    FarEndHasNoIp,
+}
+
+impl Note {
+    /// The note in words, for the `direction` side of a connection whose own endpoint is
+    /// `own` and whose far end is `far`.
+    pub fn describe(self, direction: Direction, own: &Endpoint, far: &Endpoint) -> String {
+        match self {
+            Note::OutsideCluster => {
+                format!("{} is outside the cluster: pod policy does not govern its {direction}", own.id)
+            }
+            Note::HostNetwork => {
+                format!("{} uses the host network: pod policy does not govern its {direction}", own.id)
+            }
+            Note::NoRules => format!("the selecting policies have no {direction} rules: all {direction} is denied"),
+            Note::FarEndHasNoIp => match far.kind {
+                EndpointKind::Workload(_) => {
+                    format!("{} is a workload template with no IP yet, so no ipBlock can match it", far.id)
+                }
+                _ => format!("{} has no IP, so no ipBlock can match it", far.id),
+            },
+        }
+    }
 }
 
 impl DirectionVerdict {
-    pub(crate) fn by_default(direction: Direction, note: Option<String>) -> Self {
+    /// The notes in words, for the connection from `from` to `to`: egress notes are about
+    /// the source, ingress notes about the destination.
+    pub fn describe_notes(&self, from: &Endpoint, to: &Endpoint) -> Vec<String> {
+        let (own, far) = match self.direction {
+            Direction::Egress => (from, to),
+            Direction::Ingress => (to, from),
+        };
+        self.notes.iter().map(|note| note.describe(self.direction, own, far)).collect()
+    }
+
+    pub(crate) fn by_default(direction: Direction, note: Option<Note>) -> Self {
         Self {
             direction,
             allowed: true,
@@ -102,9 +150,19 @@ pub struct Verdict {
     /// A pod reaching its own IP: the answer is policy's, but CNIs differ in practice and
     /// upstream conformance does not check it, so it is implementation-defined.
     pub self_pair: bool,
+    /// Either end uses the host network: the NetworkPolicy spec leaves such traffic
+    /// undefined, so the answer (pod policy does not govern that end) is
+    /// implementation-defined too.
+    pub host_network: bool,
 }
 
 impl Verdict {
+    /// Whether CNIs may differ from policy's answer here without being wrong: a self pair,
+    /// or a host-network end.
+    pub fn implementation_defined(&self) -> bool {
+        self.self_pair || self.host_network
+    }
+
     /// The direction that decided a denial (egress first, as the packet meets it first).
     pub fn denied_by(&self) -> Option<&DirectionVerdict> {
         [&self.egress, &self.ingress].into_iter().find(|d| !d.allowed)

@@ -3,11 +3,12 @@
 
 use std::fmt::Write;
 
-use netcanary_policy::{DirectionVerdict, Verdict};
+use netcanary_policy::{DirectionVerdict, Endpoint, Verdict};
 
 use crate::style::{self, paint};
 
-pub fn render(verdict: &Verdict) -> String {
+/// `verdict` of the connection from `from` to `to`.
+pub fn render(verdict: &Verdict, from: &Endpoint, to: &Endpoint) -> String {
     let mut out = String::new();
     let answer = if verdict.allowed { paint(style::ALLOWED, "ALLOWED") } else { paint(style::DENIED, "DENIED") };
     let _ = writeln!(out, "{} → {} on {}: {answer}", verdict.from, verdict.to, verdict.port);
@@ -18,13 +19,27 @@ pub fn render(verdict: &Verdict) -> String {
             paint(style::WARNING, "note:")
         );
     }
+    let mut on_host: Vec<&str> = [from, to].iter().filter(|e| e.host_network).map(|e| e.id.as_str()).collect();
+    on_host.dedup();
+    let uses = match on_host.as_slice() {
+        [] => None,
+        [one] => Some(format!("{one} uses")),
+        [first, second, ..] => Some(format!("{first} and {second} use")),
+    };
+    if let Some(uses) = uses {
+        let _ = writeln!(
+            out,
+            "  {} {uses} the host network: the NetworkPolicy spec leaves traffic of host-network pods undefined, so CNIs differ here",
+            paint(style::WARNING, "note:"),
+        );
+    }
     for (side, owner) in [(&verdict.egress, &verdict.from), (&verdict.ingress, &verdict.to)] {
-        direction(&mut out, side, owner);
+        direction(&mut out, side, owner, side.describe_notes(from, to));
     }
     out
 }
 
-fn direction(out: &mut String, d: &DirectionVerdict, owner: &str) {
+fn direction(out: &mut String, d: &DirectionVerdict, owner: &str, notes: Vec<String>) {
     let state = if d.allowed { paint(style::ALLOWED, "allowed") } else { paint(style::DENIED, "denied") };
     let _ = writeln!(out, "\n  {} of {owner}: {state}", paint(style::HEADING, d.direction.as_str()));
     if d.isolated {
@@ -45,7 +60,7 @@ fn direction(out: &mut String, d: &DirectionVerdict, owner: &str) {
     if d.isolated && d.allowed_by.is_empty() && !d.misses.is_empty() {
         let _ = writeln!(out, "    no rule of the selecting policies allows it");
     }
-    for note in &d.notes {
+    for note in notes {
         let _ = writeln!(out, "    {}   {note}", paint(style::WARNING, "note:"));
     }
     let _ = writeln!(out, "    decided by    {} tier", d.tier.as_str());

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use netcanary_policy::manifest::Diagnostic;
-use netcanary_policy::{Analysis, DirectionVerdict, Verdict};
+use netcanary_objects::Diagnostic;
+use netcanary_policy::{Analysis, DirectionVerdict, Endpoint, Verdict, evaluate};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -19,7 +19,8 @@ struct VerdictJson<'a> {
     allowed: bool,
     egress: DirectionJson<'a>,
     ingress: DirectionJson<'a>,
-    /// A pod reaching its own IP: CNIs differ, upstream conformance does not check it.
+    /// A pod reaching its own IP, or a host-network pod at either end: CNIs differ, and
+    /// neither the NetworkPolicy spec nor upstream conformance says what is right.
     implementation_defined: bool,
 }
 
@@ -32,19 +33,20 @@ struct DirectionJson<'a> {
     tier: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     allowed_by: Vec<String>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    notes: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    notes: Vec<String>,
 }
 
 impl<'a> DirectionJson<'a> {
-    fn new(d: &'a DirectionVerdict) -> Self {
+    /// `d` for the connection from `from` to `to`, whose notes it names.
+    fn new(d: &'a DirectionVerdict, from: &Endpoint, to: &Endpoint) -> Self {
         Self {
             allowed: d.allowed,
             isolated: d.isolated,
             policies: &d.policies,
             tier: d.tier.as_str(),
             allowed_by: d.allowed_by.iter().map(|hit| hit.rule.to_string()).collect(),
-            notes: &d.notes,
+            notes: d.describe_notes(from, to),
         }
     }
 }
@@ -61,7 +63,9 @@ struct DiagnosticJson<'a> {
 }
 
 /// Streams the document to `out`: large clusters produce many verdicts, so nothing is
-/// collected in memory beyond one explained verdict per class pair.
+/// collected in memory beyond one explained verdict per class pair. That verdict holds for
+/// every pair of the two classes; what names an endpoint (notes, self pairs) is worked
+/// out for each pair.
 pub fn write(analysis: &Analysis<'_>, diagnostics: &[Diagnostic], out: &mut impl Write) -> io::Result<()> {
     let endpoints = analysis.cluster().endpoints();
     let classes = analysis.index.classes();
@@ -73,16 +77,16 @@ pub fn write(analysis: &Analysis<'_>, diagnostics: &[Diagnostic], out: &mut impl
             for &destination in &block.destinations {
                 let key = (classes.class_of(source), classes.class_of(destination));
                 let verdict = by_class.entry(key).or_insert_with(|| analysis.verdict(source, destination, block.port));
-                let (from, to) = (endpoints[source].id.as_str(), endpoints[destination].id.as_str());
+                let (from, to) = (&endpoints[source], &endpoints[destination]);
                 let json = VerdictJson {
-                    from,
-                    to,
+                    from: &from.id,
+                    to: &to.id,
                     port: block.port.port,
                     protocol: block.port.protocol.as_str(),
                     allowed: verdict.allowed,
-                    egress: DirectionJson::new(&verdict.egress),
-                    ingress: DirectionJson::new(&verdict.ingress),
-                    implementation_defined: source == destination && !endpoints[source].is_external(),
+                    egress: DirectionJson::new(&verdict.egress, from, to),
+                    ingress: DirectionJson::new(&verdict.ingress, from, to),
+                    implementation_defined: verdict.host_network || evaluate::is_self_pair(from, to),
                 };
                 out.write_all(if first { b"\n  " } else { b",\n  " })?;
                 first = false;

@@ -10,8 +10,12 @@ use crate::legend::Legend;
 pub fn render(analysis: &Analysis<'_>) -> String {
     let legend = Legend::new(analysis);
     let mut out = String::from(
-        "## Reachability by policy\n\nRows are sources, columns destinations: ✅ allowed, ❌ denied. A pod reaching itself is implementation-defined.\n\n",
+        "## Reachability by policy\n\nRows are sources, columns destinations: ✅ allowed, ❌ denied. A pod reaching itself is implementation-defined.",
     );
+    if analysis.has_host_network() {
+        out.push_str(" So is traffic to or from a pod on the host network.");
+    }
+    out.push_str("\n\n");
     for entry in &legend.entries {
         let _ = writeln!(out, "{}. `{}`", entry.number, entry.label());
     }

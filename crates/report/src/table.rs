@@ -22,11 +22,12 @@ pub fn render(analysis: &Analysis<'_>, width: usize) -> String {
     }
     let _ = writeln!(
         out,
-        "{}: rows are sources, columns destinations\n{} allowed   {} denied   {} self pair (implementation-defined)\n",
+        "{}: rows are sources, columns destinations\n{} allowed   {} denied   {} self pair{} (implementation-defined)\n",
         paint(style::HEADING, "Reachability by policy"),
         paint(style::ALLOWED, ALLOWED_MARK),
         paint(style::DENIED, DENIED_MARK),
         paint(style::DIM, "dim"),
+        if analysis.has_host_network() { " or host network" } else { "" },
     );
     let digits = legend.entries.len().to_string().len();
     // Labels get at most half the width, so that some columns always fit beside them.
@@ -80,13 +81,14 @@ fn mark(analysis: &Analysis<'_>, block: &netcanary_policy::Block, row: &Entry, c
     let allowed = block.matrix.allowed(row.class, column.class);
     let (text, style) = if allowed { (ALLOWED_MARK, style::ALLOWED) } else { (DENIED_MARK, style::DENIED) };
     // A one-member class on the diagonal is a pod reaching itself.
-    let self_pair = row.class == column.class && row.members == 1 && !is_external(analysis, row.class);
-    paint(if self_pair { style::DIM } else { style }, text)
+    let self_pair = row.class == column.class && row.members == 1 && !representative(analysis, row.class).is_external();
+    let host_network = [row.class, column.class].into_iter().any(|c| representative(analysis, c).host_network);
+    paint(if self_pair || host_network { style::DIM } else { style }, text)
 }
 
-fn is_external(analysis: &Analysis<'_>, class: usize) -> bool {
-    let endpoints = analysis.cluster().endpoints();
-    endpoints[analysis.index.classes().representative(class)].is_external()
+/// What a class's members share: external or not, on the host network or not.
+fn representative<'c>(analysis: &Analysis<'c>, class: usize) -> &'c netcanary_policy::Endpoint {
+    &analysis.cluster().endpoints()[analysis.index.classes().representative(class)]
 }
 
 fn truncate(text: &str, width: usize) -> String {

@@ -10,10 +10,9 @@ use k8s_openapi::api::core::v1::{Container, Namespace, Pod, PodSpec};
 use k8s_openapi::api::networking::v1::{IPBlock, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-
-use crate::model::{Endpoint, IpBlock, NamespaceScope, Peer, Policy, Rule};
-use crate::port::{ContainerPort, PortMatch, Protocol, RulePort, port_name_problem};
-use crate::selector::{Labels, Operator, Requirement, Selector, label_key_problem, label_value_problem};
+use netcanary_policy::model::{Endpoint, IpBlock, NamespaceScope, Peer, Policy, Rule};
+use netcanary_policy::port::{ContainerPort, PortMatch, Protocol, RulePort, port_name_problem};
+use netcanary_policy::selector::{Labels, Operator, Requirement, Selector, label_key_problem, label_value_problem};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {

@@ -3,8 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+use netcanary_objects::{Loaded, Loader};
 use netcanary_policy::evaluate;
-use netcanary_policy::manifest::{Loaded, Loader};
 use netcanary_policy::{Cluster, PolicyIndex, PortProto, Verdict};
 
 pub fn load(yaml: &str) -> Loaded {

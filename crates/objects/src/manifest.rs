@@ -10,13 +10,15 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Pod, PodTemplateSpec};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use netcanary_policy::model::{Cluster, Direction, Endpoint};
+use netcanary_policy::port::{PortMatch, Protocol};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::convert::{self, Problems, Severity};
-use crate::model::{Cluster, Direction, Endpoint};
-use crate::port::{PortMatch, Protocol};
+use crate::shape;
+use crate::unevaluated::{UnevaluatedKind, unevaluated_kind};
 
 /// A problem found while loading, located as precisely as the input allows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,9 +58,67 @@ impl Loaded {
     }
 }
 
-/// Kinds that are part of the picture but not evaluated yet: skipping them changes
-/// verdicts, so the user is warned rather than merely told.
-const UNMODELLED_POLICY_KINDS: [&str; 3] = ["ClusterNetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy"];
+/// A kind the loader reads: the apiVersion it is read as, and the API groups that served it
+/// before (an object of one of those is an outdated manifest of this kind, not another kind).
+#[derive(Debug)]
+pub(crate) struct ReadKind {
+    pub kind: &'static str,
+    pub api_version: &'static str,
+    pub former_groups: &'static [&'static str],
+}
+
+const fn read(kind: &'static str, api_version: &'static str, former_groups: &'static [&'static str]) -> ReadKind {
+    ReadKind { kind, api_version, former_groups }
+}
+
+pub(crate) const READ_KINDS: [ReadKind; 9] = [
+    read("Namespace", "v1", &[]),
+    read("Pod", "v1", &[]),
+    read("NetworkPolicy", "networking.k8s.io/v1", &["extensions"]),
+    read("Deployment", "apps/v1", &["extensions"]),
+    read("StatefulSet", "apps/v1", &[]),
+    read("DaemonSet", "apps/v1", &["extensions"]),
+    read("ReplicaSet", "apps/v1", &["extensions"]),
+    read("Job", "batch/v1", &[]),
+    read("CronJob", "batch/v1", &[]),
+];
+
+/// The API group of an apiVersion: `apps` of `apps/v1`, empty (the core group) for `v1`.
+fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(group, _)| group)
+}
+
+/// What the loader does with an object, by its apiVersion and kind.
+enum Handling {
+    Read,
+    /// A kind that is read, in a version that is not.
+    Outdated(&'static ReadKind),
+    /// A kind that changes who reaches whom but is not evaluated: warned about.
+    Unevaluated(&'static UnevaluatedKind),
+    /// Anything else: skipped with a note.
+    Other,
+}
+
+impl Handling {
+    fn of(api_version: Option<&str>, kind: &str) -> Self {
+        let read = READ_KINDS.iter().find(|r| r.kind == kind);
+        if let Some(unevaluated) = unevaluated_kind(api_version, kind)
+            && (api_version.is_some() || read.is_none())
+        {
+            return Handling::Unevaluated(unevaluated);
+        }
+        let Some(read) = read else { return Handling::Other };
+        match api_version {
+            None => Handling::Read,
+            Some(v) if v == read.api_version => Handling::Read,
+            Some(v) if group_of(v) == group_of(read.api_version) || read.former_groups.contains(&group_of(v)) => {
+                Handling::Outdated(read)
+            }
+            // Another API's kind of the same name (a Volcano `Job`).
+            Some(_) => Handling::Other,
+        }
+    }
+}
 
 /// Builds a [`Cluster`] from manifests.
 #[derive(Debug)]
@@ -162,7 +222,7 @@ impl Loader {
         self.seen.get(&key).cloned().unwrap_or_default()
     }
 
-    fn load_value(&mut self, source: &str, label: &str, value: Value) {
+    fn load_value(&mut self, source: &str, label: &str, mut value: Value) {
         if value.is_null() {
             return; // an empty document, e.g. a trailing `---`
         }
@@ -171,16 +231,28 @@ impl Loader {
             self.report(Severity::Error, source, Some(label.to_string()), Some("kind"), message.into());
             return;
         };
+        let api_version = value.get("apiVersion").and_then(Value::as_str).map(str::to_string);
         if kind == "List" || (kind.ends_with("List") && value.get("items").is_some()) {
-            let items = match value.get("items") {
-                Some(Value::Array(items)) => items.clone(),
+            let items = match value.get_mut("items").map(Value::take) {
+                Some(Value::Array(items)) => items,
                 Some(Value::Null) | None => Vec::new(),
                 Some(_) => {
                     self.report(Severity::Error, source, Some(kind), Some("items"), "must be a list".into());
                     return;
                 }
             };
-            for (i, item) in items.into_iter().enumerate() {
+            // A typed list (`PodList`, as the API server returns it) leaves its items' kind
+            // and apiVersion out: they are the list's.
+            let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
+            for (i, mut item) in items.into_iter().enumerate() {
+                if let (Some(item_kind), Some(fields)) = (item_kind, item.as_object_mut())
+                    && !fields.contains_key("kind")
+                {
+                    fields.insert("kind".into(), Value::from(item_kind));
+                    if let Some(api_version) = &api_version {
+                        fields.entry("apiVersion").or_insert_with(|| Value::from(api_version.as_str()));
+                    }
+                }
                 self.load_value(source, &format!("{label} items[{i}]"), item);
             }
             return;
@@ -188,32 +260,57 @@ impl Loader {
         let name = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
         let namespace =
             value.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(&self.default_namespace).to_string();
-        let object = if kind == "Namespace" || UNMODELLED_POLICY_KINDS.contains(&kind.as_str()) {
-            format!("{kind} {name}")
-        } else {
-            format!("{kind} {namespace}/{name}")
+        let handling = Handling::of(api_version.as_deref(), &kind);
+        let object = match &handling {
+            Handling::Unevaluated(u) if u.cluster_scoped => format!("{} {name}", u.name()),
+            Handling::Unevaluated(u) => format!("{} {namespace}/{name}", u.name()),
+            _ if kind == "Namespace" => format!("{kind} {name}"),
+            _ => format!("{kind} {namespace}/{name}"),
         };
         let mut problems = Problems::default();
         let ctx = ObjectContext { source, object: &object };
-        match kind.as_str() {
-            "Namespace" => self.namespace(&ctx, value, &mut problems),
-            "Pod" => self.pod(&ctx, value, &mut problems),
-            "NetworkPolicy" => self.network_policy(&ctx, value, &mut problems),
-            "Deployment" => self.workload::<Deployment>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template)),
-            "StatefulSet" => self.workload::<StatefulSet>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template)),
-            "DaemonSet" => self.workload::<DaemonSet>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template)),
-            "ReplicaSet" => {
-                self.workload::<ReplicaSet>(&ctx, value, &mut problems, |d| d.spec.and_then(|s| s.template))
+        match handling {
+            Handling::Unevaluated(_) => {
+                let what = api_version.map_or_else(|| kind.clone(), |v| format!("{v} {kind}"));
+                problems.warn(
+                    "",
+                    format!(
+                        "{what} is not evaluated by netcanary: verdicts ignore it, so they may differ from what the cluster enforces"
+                    ),
+                );
             }
-            "Job" => self.workload::<Job>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template)),
-            "CronJob" => self.workload::<CronJob>(&ctx, value, &mut problems, |d| {
-                d.spec.and_then(|s| s.job_template.spec).map(|s| s.template)
-            }),
-            k if UNMODELLED_POLICY_KINDS.contains(&k) => problems.warn(
-                "",
-                "is not evaluated yet: verdicts ignore it, so they may differ from what the cluster enforces",
+            Handling::Outdated(read) => problems.error(
+                "apiVersion",
+                format!("{} is not read; {kind} is read as {}", api_version.unwrap_or_default(), read.api_version),
             ),
-            _ => problems.note("", "skipped: netcanary does not use this kind"),
+            Handling::Other => problems.note("", "skipped: netcanary does not use this kind"),
+            Handling::Read => {
+                problems = shape::problems(&kind, &value);
+                let checked = problems.list.len();
+                match kind.as_str() {
+                    "Namespace" => self.namespace(&ctx, value, &mut problems),
+                    "Pod" => self.pod(&ctx, value, &mut problems),
+                    "NetworkPolicy" => self.network_policy(&ctx, value, &mut problems),
+                    "Deployment" => {
+                        self.workload::<Deployment>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template))
+                    }
+                    "StatefulSet" => {
+                        self.workload::<StatefulSet>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template))
+                    }
+                    "DaemonSet" => {
+                        self.workload::<DaemonSet>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template))
+                    }
+                    "ReplicaSet" => {
+                        self.workload::<ReplicaSet>(&ctx, value, &mut problems, |d| d.spec.and_then(|s| s.template))
+                    }
+                    "Job" => self.workload::<Job>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template)),
+                    "CronJob" => self.workload::<CronJob>(&ctx, value, &mut problems, |d| {
+                        d.spec.and_then(|s| s.job_template.spec).map(|s| s.template)
+                    }),
+                    other => unreachable!("{other} is in READ_KINDS but not read"),
+                }
+                shape::drop_repeats(&mut problems, checked);
+            }
         }
         for p in problems.list {
             self.report(p.severity, source, Some(object.clone()), Some(&p.field), p.message);

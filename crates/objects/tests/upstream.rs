@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use netcanary_policy::convert::{self, Problems};
+use netcanary_objects::convert::{self, Problems};
 use netcanary_policy::evaluate;
 use netcanary_policy::{Cluster, ContainerPort, DirectionVerdict, Endpoint, Labels, PolicyIndex, PortProto, Protocol};
 use serde::Deserialize;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{allowed, cluster, pod, verdict};
-use netcanary_policy::{Endpoint, Tier};
+use netcanary_policy::{Endpoint, Note, Tier};
 
 const TWO_PODS: &str = "";
 
@@ -213,7 +213,11 @@ fn ip_blocks_with_except_for_pods_and_external_addresses() {
     assert!(!allowed(&c, "p/api", "2001:db8::1", "443"), "an IPv4 block never matches IPv6");
     let v = verdict(&c, "1.1.1.1", "p/api", "80");
     assert!(v.allowed, "nothing isolates api's ingress");
-    assert!(v.egress.notes[0].contains("outside the cluster"));
+    assert_eq!(v.egress.notes, [Note::OutsideCluster]);
+    assert_eq!(
+        v.egress.describe_notes(c.endpoint("1.1.1.1").unwrap(), c.endpoint("p/api").unwrap()),
+        ["1.1.1.1 is outside the cluster: pod policy does not govern its egress"]
+    );
 }
 
 #[test]
@@ -245,8 +249,9 @@ fn self_pairs_get_the_policy_answer_flagged() {
         "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: np, namespace: p}\nspec: {podSelector: {}, policyTypes: [Ingress]}\n",
     ));
     let v = verdict(&c, "p/server", "p/server", "80/TCP");
-    assert!(v.self_pair && !v.allowed);
-    assert!(!verdict(&c, "p/client", "p/server", "80/TCP").self_pair);
+    assert!(v.self_pair && v.implementation_defined() && !v.allowed);
+    let other = verdict(&c, "p/client", "p/server", "80/TCP");
+    assert!(!other.self_pair && !other.implementation_defined());
 }
 
 #[test]
@@ -255,12 +260,23 @@ fn host_network_pods_are_not_governed() {
         "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: node-agent, namespace: p, labels: {{app: agent}}}}\nspec: {{hostNetwork: true, containers: [{{name: c, image: x}}]}}\nstatus: {{podIP: 192.168.1.10}}\n{}---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: np, namespace: p}}\nspec:\n  podSelector: {{}}\n  policyTypes: [Ingress, Egress]\n  ingress: [{{from: [{{podSelector: {{}}}}]}}]\n",
         pod("p", "web", "app: web", "10.0.0.2", "")
     ));
+    let (web, agent) = (c.endpoint("p/web").unwrap(), c.endpoint("p/node-agent").unwrap());
     let inbound = verdict(&c, "p/web", "p/node-agent", "80");
     assert!(inbound.ingress.allowed && !inbound.ingress.isolated);
-    assert!(inbound.ingress.notes[0].contains("host network"));
+    assert_eq!(inbound.ingress.notes, [Note::HostNetwork]);
+    assert_eq!(
+        inbound.ingress.describe_notes(web, agent),
+        ["p/node-agent uses the host network: pod policy does not govern its ingress"]
+    );
     let outbound = verdict(&c, "p/node-agent", "p/web", "80");
-    assert!(outbound.egress.allowed && outbound.egress.notes[0].contains("host network"));
+    assert!(outbound.egress.allowed);
+    assert_eq!(
+        outbound.egress.describe_notes(agent, web),
+        ["p/node-agent uses the host network: pod policy does not govern its egress"]
+    );
     assert!(!outbound.ingress.allowed, "a podSelector peer does not match a host-network pod");
+    assert!(inbound.implementation_defined() && outbound.implementation_defined(), "the spec leaves it undefined");
+    assert!(inbound.host_network && !inbound.self_pair);
 }
 
 #[test]
@@ -297,7 +313,12 @@ spec:
     );
     let v = verdict(&c, "prod/cronjob/report", "prod/deployment/api", "8080");
     assert!(!v.allowed);
-    assert!(v.ingress.notes.iter().any(|n| n.contains("workload template with no IP")), "{:?}", v.ingress.notes);
+    assert_eq!(v.ingress.notes, [Note::FarEndHasNoIp]);
+    assert_eq!(
+        v.ingress
+            .describe_notes(c.endpoint("prod/cronjob/report").unwrap(), c.endpoint("prod/deployment/api").unwrap()),
+        ["prod/cronjob/report is a workload template with no IP yet, so no ipBlock can match it"]
+    );
 }
 
 #[test]
