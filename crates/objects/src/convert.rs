@@ -14,7 +14,8 @@ use netcanary_policy::model::{Endpoint, IpBlock, NamespaceScope, Peer, Policy, R
 use netcanary_policy::port::{ContainerPort, PortMatch, Protocol, RulePort, port_name_problem};
 use netcanary_policy::selector::{Labels, Operator, Requirement, Selector, label_key_problem, label_value_problem};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Something skipped on purpose, worth knowing (an unknown kind, a finished pod).
     Note,

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, PodTemplateSpec};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use netcanary_policy::model::{Cluster, Direction, Endpoint};
 use netcanary_policy::port::{PortMatch, Protocol};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -20,15 +20,23 @@ use crate::convert::{self, Problems, Severity};
 use crate::shape;
 use crate::unevaluated::{UnevaluatedKind, unevaluated_kind};
 
-/// A problem found while loading, located as precisely as the input allows.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A problem found while loading, located as precisely as the input allows. Serialized
+/// as `analyze -o json` lists it under `diagnostics`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
     pub severity: Severity,
     pub file: String,
     /// `NetworkPolicy production/allow-dns`, or `document 3` before the object is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub object: Option<String>,
+    #[serde(skip_serializing_if = "is_blank")]
     pub field: Option<String>,
     pub message: String,
+}
+
+/// A field that is absent or names the whole object.
+fn is_blank(field: &Option<String>) -> bool {
+    field.as_deref().is_none_or(str::is_empty)
 }
 
 impl fmt::Display for Diagnostic {

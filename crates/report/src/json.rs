@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use netcanary_objects::Diagnostic;
 use netcanary_policy::{Analysis, DirectionVerdict, Endpoint, Verdict, evaluate};
 use serde::Serialize;
 
@@ -51,22 +50,11 @@ impl<'a> DirectionJson<'a> {
     }
 }
 
-#[derive(Serialize)]
-struct DiagnosticJson<'a> {
-    severity: &'static str,
-    file: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    object: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
-    message: &'a str,
-}
-
 /// Streams the document to `out`: large clusters produce many verdicts, so nothing is
 /// collected in memory beyond one explained verdict per class pair. That verdict holds for
 /// every pair of the two classes; what names an endpoint (notes, self pairs) is worked
-/// out for each pair.
-pub fn write(analysis: &Analysis<'_>, diagnostics: &[Diagnostic], out: &mut impl Write) -> io::Result<()> {
+/// out for each pair. `diagnostics` are the input's, as the manifest reader serializes them.
+pub fn write(analysis: &Analysis<'_>, diagnostics: &impl Serialize, out: &mut impl Write) -> io::Result<()> {
     let endpoints = analysis.cluster().endpoints();
     let classes = analysis.index.classes();
     out.write_all(b"{\"verdicts\": [")?;
@@ -95,16 +83,6 @@ pub fn write(analysis: &Analysis<'_>, diagnostics: &[Diagnostic], out: &mut impl
         }
     }
     out.write_all(b"\n],\n\"diagnostics\": ")?;
-    let diagnostics: Vec<DiagnosticJson<'_>> = diagnostics
-        .iter()
-        .map(|d| DiagnosticJson {
-            severity: d.severity.as_str(),
-            file: &d.file,
-            object: d.object.as_deref(),
-            field: d.field.as_deref().filter(|f| !f.is_empty()),
-            message: &d.message,
-        })
-        .collect();
-    serde_json::to_writer(&mut *out, &diagnostics)?;
+    serde_json::to_writer(&mut *out, diagnostics)?;
     out.write_all(b"}\n")
 }
