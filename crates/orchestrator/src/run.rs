@@ -123,6 +123,7 @@ pub async fn run(
         coverage: run.coverage,
         canary: run.canary,
         problems: run.problems,
+        warnings: Vec::new(),
         timings: run.timings,
     };
     let finished = tokio::time::timeout(WRAP_UP_TIMEOUT, record::finish(client, &record)).await;
@@ -215,6 +216,7 @@ impl<S: SnapshotSource> Run<'_, S> {
             coverage: self.coverage,
             canary: self.canary.clone(),
             problems: self.problems.clone(),
+            warnings: Vec::new(),
             timings: self.timings.clone(),
         };
         record::emit_events(self.client, &record, &owner).await?;

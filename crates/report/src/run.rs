@@ -47,6 +47,9 @@ pub fn table(run: &RunRecord) -> String {
     for problem in &run.problems {
         let _ = writeln!(out, "  {}       {problem}", paint(style::WARNING, "problem"));
     }
+    for warning in &run.warnings {
+        let _ = writeln!(out, "  {}       {warning}", paint(style::WARNING, "warning"));
+    }
     let mut shown: Vec<&ProbeRecord> = run.probes.iter().collect();
     shown.sort_by_key(|p| (rank(p.outcome), p.source.clone(), p.destination.clone(), p.port));
     let rows: Vec<[String; 6]> = shown
@@ -200,6 +203,16 @@ mod tests {
         assert!(rows[0].contains("unexpected_allow") && rows[0].contains("deny / connected"), "{text}");
         assert!(rows[0].contains("ingress isolated by prod/deny-all"));
         assert!(rows[1].contains("inconclusive") && rows[1].contains("never ran"));
+    }
+
+    #[test]
+    fn table_shows_warnings() {
+        let run = RunRecord { warnings: vec!["the fence is not in place".into()], ..run() };
+        let text = table(&run);
+        assert!(
+            text.contains(&format!("{}       the fence is not in place", paint(style::WARNING, "warning"))),
+            "{text}"
+        );
     }
 
     #[test]

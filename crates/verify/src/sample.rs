@@ -32,6 +32,7 @@ pub fn run(probes: Vec<ProbeRecord>, canary: Canary) -> RunRecord {
         coverage: 0.75,
         canary,
         problems: Vec::new(),
+        warnings: Vec::new(),
         timings: Timings::default(),
     }
 }
