@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`snapshot`]: what policy evaluation needs from the cluster, read with paging.
 //! - [`pods`]: the probe and target pods, built to the safety rules.
+//! - [`fence`]: the admission policy that keeps netcanary to those pods.
 //! - [`run`]: one verification run, from snapshot to cleanup.
 //! - [`record`]: the `NetcanaryRun` record and Events.
 //! - [`watch`]: watch caches that keep `serve`'s snapshot current.
@@ -10,6 +11,7 @@
 //! - [`error`]: one error type with bounded metric labels.
 
 pub mod error;
+pub mod fence;
 pub mod pods;
 pub mod record;
 pub mod retry;
