@@ -8,7 +8,9 @@
 //! `images:` as the controller's does. On the real kube-apiserver (the fixture), as
 //! netcanary's ServiceAccount (impersonated): the pods the real builder makes are admitted,
 //! each pod that differs from them in one field is refused with the rule that field breaks,
-//! deletions are admitted for netcanary's pods only, and nobody else is affected.
+//! deletions are admitted for netcanary's pods only, and nobody else is affected; the real
+//! `netcanary run` creates all its pods through the fence, and says so in its record when the
+//! fence is missing.
 //!
 //! Needs the kube-apiserver fixture (rendering needs only its binary): see
 //! `tests/common/kube_fixture.rs` for how the tests skip or fail without it.
@@ -17,6 +19,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::bed::{NETCANARY_SA, apply, describe, install_netcanary, objects};
@@ -34,8 +37,10 @@ use netcanary_orchestrator::pods::{self, PodSettings};
 use netcanary_orchestrator::record;
 use netcanary_orchestrator::run::RunOptions;
 use netcanary_planner::Mirror;
+use netcanary_verify::RunRecord;
 use serde_json::{Value, json};
 
+const BIN: &str = env!("CARGO_BIN_EXE_netcanary");
 /// The fence as shipped.
 const FENCE: &str = "manifests/base/core/fence.yaml";
 /// What every denial by the fence starts with.
@@ -787,4 +792,146 @@ subjects: [{kind: ServiceAccount, name: deployer, namespace: shop}]
 
 async fn answer_as_admin(admin: &Client, pod: &Pod) -> Result<(), String> {
     answer(Api::<Pod>::namespaced(admin.clone(), &pod.namespace().expect("a namespace")).create(&dry_run(), pod).await)
+}
+
+/// `netcanary run` with `kubeconfig`: pods that never start (no kubelet runs here) and one
+/// round, so that it creates every pod of its plan and ends within seconds.
+fn run_with(kubeconfig: &Path) -> RunRecord {
+    let out = Command::new(BIN)
+        .args(["run", "--kubeconfig"])
+        .arg(kubeconfig)
+        .args(["--pod-start-timeout", "1s", "--rounds", "1", "--deadline", "60s", "-o", "json"])
+        .env("NO_COLOR", "1")
+        .env("NETCANARY_LOG_LEVEL", "info")
+        .output()
+        .expect("run netcanary");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let record: RunRecord = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("`netcanary run -o json` printed no run record ({e}); stderr:\n{stderr}"));
+    eprintln!(
+        "run {}: exit {:?}, problems {:#?}, warnings {:#?}",
+        record.run_id,
+        out.status.code(),
+        record.problems,
+        record.warnings
+    );
+    assert_eq!(out.status.code(), Some(2), "pods that never start make the run unverified:\n{stderr}");
+    record
+}
+
+/// [`run_with`] as netcanary's ServiceAccount.
+fn run(kube: &KubeFixture) -> RunRecord {
+    run_with(&kube.kubeconfig_as(NETCANARY_SA))
+}
+
+/// The warnings the run's NetcanaryRun carries.
+async fn recorded_warnings(admin: &Client, run_id: &str) -> Value {
+    let runs: Api<DynamicObject> = Api::all_with(admin.clone(), &record::api_resource());
+    runs.get(run_id).await.expect("the run's NetcanaryRun").data["status"]["warnings"].clone()
+}
+
+#[tokio::test]
+async fn a_real_run_passes_the_fence_and_records_when_it_is_missing() {
+    let test = "a_real_run_passes_the_fence_and_records_when_it_is_missing";
+    let Some(kube) = KubeFixture::start_or_skip(test) else { return };
+    let admin = install(&kube, &["prod", "dev"]).await;
+    // An app whose policy the plan probes: targets and sources in both namespaces, DNS and
+    // the canary in netcanary's.
+    apply(
+        &admin,
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: api-0, namespace: prod, labels: {app: api}}
+spec: {containers: [{name: api, image: example/api, ports: [{containerPort: 8080}]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-0, namespace: dev, labels: {app: web}}
+spec: {containers: [{name: web, image: example/web, ports: [{containerPort: 80}]}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: api-from-dev, namespace: prod}
+spec:
+  podSelector: {matchLabels: {app: api}}
+  policyTypes: [Ingress]
+  ingress:
+    - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: dev}}}]
+      ports: [{port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: kube-dns, namespace: kube-system}
+spec: {clusterIP: 10.96.0.10, selector: {k8s-app: kube-dns}, ports: [{name: dns, port: 53, protocol: UDP}]}
+"#,
+    )
+    .await;
+
+    // With the fence: every pod of the run is created (none starts, which is each pod's
+    // problem), and the run notices nothing amiss with the fence.
+    let ran = run(&kube);
+    assert!(ran.warnings.is_empty(), "the fence is in place: {:?}", ran.warnings);
+    let refused: Vec<&String> =
+        ran.problems.iter().filter(|p| p.contains("create pod") || p.contains(DENIED)).collect();
+    assert!(refused.is_empty(), "the fence refused pods the run built: {refused:#?}");
+    let never_ran = |part: &str| ran.problems.iter().filter(|p| p.contains("did not run") && p.contains(part)).count();
+    for (namespace, role) in [("prod", "-t"), ("dev", "-s"), ("prod", "-s"), (NAMESPACE, "-t"), (NAMESPACE, "-s")] {
+        assert!(
+            never_ran(&format!("pod {namespace}/netcanary-{}{role}", ran.run_id)) > 0,
+            "no {role} pod of the run in {namespace} was created: {:#?}",
+            ran.problems
+        );
+    }
+    assert_eq!(recorded_warnings(&admin, &ran.run_id).await, json!([]), "no warnings in the NetcanaryRun");
+
+    // Run by someone the fence does not name (here the admin), nothing fences the run: it
+    // says so.
+    let ran = run_with(kube.kubeconfig_path());
+    let want = "the fence does not apply to this run: its matchConditions do not name netcanary-admin";
+    assert!(ran.warnings.len() == 1 && ran.warnings[0].starts_with(want), "want {want:?}, got {:?}", ran.warnings);
+
+    // Without its parameters the fence refuses every pod netcanary creates: the run says
+    // which, in the API server's words, and creates nothing. With them back, it runs again.
+    let params: Api<ConfigMap> = Api::namespaced(admin.clone(), NAMESPACE);
+    params.delete(PARAMS, &DeleteParams::default()).await.expect("delete the fence's parameters");
+    let no_params = "no params found for policy binding with `Deny` parameterNotFoundAction";
+    wait_for_the_fence(&kube.client_as(NETCANARY_SA).await, "prod", no_params).await;
+    let ran = run(&kube);
+    assert!(ran.warnings.is_empty(), "the fence is there: {:?}", ran.warnings);
+    assert!(
+        ran.problems.iter().any(|p| p.contains("create pod") && p.contains(no_params)),
+        "want a problem naming the refused pod and the missing parameters: {:#?}",
+        ran.problems
+    );
+    apply(&admin, &read_repo_file(FENCE)).await;
+    wait_for_the_fence(&kube.client_as(NETCANARY_SA).await, "prod", DENIED).await;
+
+    // Without its binding the policy is in force nowhere; without the policy, the binding
+    // binds nothing. Either way the run warns, records it, and still verifies. (Last: once
+    // the last binding with ConfigMap parameters is gone, the API server stops following
+    // ConfigMaps for admission policies until it restarts, kubernetes/kubernetes#133827.)
+    let fence_yaml = read_repo_file(FENCE);
+    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(admin.clone());
+    let policies: Api<ValidatingAdmissionPolicy> = Api::all(admin.clone());
+    for (missing, want) in [
+        ("binding", format!("the fence is not in place: no ValidatingAdmissionPolicyBinding {BINDING};")),
+        ("policy", format!("the fence is not in place: no ValidatingAdmissionPolicy {POLICY};")),
+    ] {
+        match missing {
+            "binding" => bindings.delete(BINDING, &DeleteParams::default()).await.map(drop),
+            _ => policies.delete(POLICY, &DeleteParams::default()).await.map(drop),
+        }
+        .expect("delete a part of the fence");
+        let ran = run(&kube);
+        assert_eq!(ran.warnings.len(), 1, "without the {missing}: {:?}", ran.warnings);
+        assert!(ran.warnings[0].starts_with(&want), "without the {missing}: want {want:?}, got {:?}", ran.warnings);
+        assert!(
+            !ran.problems.iter().any(|p| p.contains("fence")),
+            "a missing fence is no problem: {:#?}",
+            ran.problems
+        );
+        assert_eq!(recorded_warnings(&admin, &ran.run_id).await, json!(ran.warnings), "in the NetcanaryRun's status");
+        apply(&admin, &fence_yaml).await;
+    }
 }

@@ -3,7 +3,8 @@
 //! real kube-apiserver (the fixture), and every request made as the ServiceAccount
 //! (impersonated), so RBAC answers as in a cluster. The objects the refused requests aim at
 //! exist, so a refusal is RBAC's 403 and not a 404. The pod it creates is a probe pod as the
-//! builder makes it, which the fence (tests/fence.rs) admits.
+//! builder makes it, which the fence (tests/fence.rs) admits; the fence itself it may only
+//! read.
 //!
 //! Needs only the kube-apiserver fixture: see `tests/common/kube_fixture.rs` for how the test
 //! skips or fails without it.
@@ -16,8 +17,9 @@ use common::bed::{NETCANARY_SA, apply, install_netcanary};
 use common::kube_fixture::KubeFixture;
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use k8s_openapi::api::admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -185,6 +187,29 @@ async fn netcanary_service_account_has_least_privilege() {
         case("create a NetcanaryRun", Want::Allowed, {
             let pp = pp.clone();
             async move { runs.create(&pp, &run).await }
+        }),
+        // The fence: netcanary may see whether it is in place, and change none of it.
+        case("get the fence's ValidatingAdmissionPolicy", Want::Allowed, {
+            let api = Api::<ValidatingAdmissionPolicy>::all(sa.clone());
+            async move { api.get("netcanary-fence").await }
+        }),
+        case("get the fence's ValidatingAdmissionPolicyBinding", Want::Allowed, {
+            let api = Api::<ValidatingAdmissionPolicyBinding>::all(sa.clone());
+            async move { api.get("netcanary-fence").await }
+        }),
+        case("list ValidatingAdmissionPolicies", Want::Forbidden, {
+            let api = Api::<ValidatingAdmissionPolicy>::all(sa.clone());
+            let all = all.clone();
+            async move { api.list(&all).await }
+        }),
+        case("delete the fence's ValidatingAdmissionPolicyBinding", Want::Forbidden, {
+            let api = Api::<ValidatingAdmissionPolicyBinding>::all(sa.clone());
+            async move { api.delete("netcanary-fence", &DeleteParams::default()).await }
+        }),
+        case("patch the fence's parameters", Want::Forbidden, {
+            let api = Api::<ConfigMap>::namespaced(sa.clone(), "netcanary");
+            let patch = json!({"data": {"image": "example/tools"}});
+            async move { api.patch("netcanary-fence", &PatchParams::default(), &Patch::Merge(patch)).await }
         }),
     ];
 

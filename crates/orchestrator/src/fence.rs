@@ -5,7 +5,17 @@
 //! by netcanary's ServiceAccount, the API server admits a new pod only in the shape
 //! [`pods`](crate::pods) builds, and a deletion only of a pod that carries netcanary's label.
 //! [`rules`] renders the policy's rules from the builder's own constants; the tests hold the
-//! shipped policy to them and to what the builder really builds.
+//! shipped policy to them and to what the builder really builds. [`check`] tells a run
+//! whether the fence is in place: a run without it verifies as well, but the cluster should
+//! know that netcanary's power is unfenced.
+
+use std::time::Duration;
+
+use k8s_openapi::api::admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding};
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use kube::Client;
+use kube::api::{Api, PostParams};
+use tracing::warn;
 
 use crate::pods::{
     CPU_LIMIT, DROPPED_CAPABILITIES, MANAGED_BY_KEY, MANAGED_BY_VALUE, MEMORY_LIMIT, NEVER_READY_GATE, NON_ROOT_UID,
@@ -21,6 +31,9 @@ pub const BINDING: &str = "netcanary-fence";
 pub const PARAMS: &str = "netcanary-fence";
 /// The parameter naming the only image a probe pod may run.
 pub const IMAGE_PARAM: &str = "image";
+
+/// How long the fence check may take: it must not hold a run whose API server is slow.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One rule of the fence: a CEL expression every request it covers must satisfy, and the
 /// reason the API server gives when it does not.
@@ -200,9 +213,176 @@ pub fn rules() -> Vec<Rule> {
     ]
 }
 
+/// The fence as the API server holds it: each object, absent, or why it could not be read.
+#[derive(Clone, Debug)]
+pub struct Installed {
+    pub policy: Result<Option<ValidatingAdmissionPolicy>, String>,
+    pub binding: Result<Option<ValidatingAdmissionPolicyBinding>, String>,
+    /// Who the run is, as the API server names it (and the fence's matchConditions must);
+    /// `None` when the API server would not say.
+    pub identity: Option<String>,
+}
+
+/// Reads the fence and says what is wrong with it, as warnings for the run record (each also
+/// logged). Empty when the fence is in place with this version's rules.
+pub async fn check(client: &Client) -> Vec<String> {
+    let read = async {
+        let policies: Api<ValidatingAdmissionPolicy> = Api::all(client.clone());
+        let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(client.clone());
+        let reviews: Api<SelfSubjectReview> = Api::all(client.clone());
+        let (review, params) = (SelfSubjectReview::default(), PostParams::default());
+        let (policy, binding, review) =
+            futures::join!(policies.get_opt(POLICY), bindings.get_opt(BINDING), reviews.create(&params, &review));
+        let identity = review.ok().and_then(|r| r.status?.user_info?.username);
+        Installed { policy: policy.map_err(|e| e.to_string()), binding: binding.map_err(|e| e.to_string()), identity }
+    };
+    let warnings = match tokio::time::timeout(CHECK_TIMEOUT, read).await {
+        Ok(installed) => assess(&installed),
+        Err(_) => vec![format!(
+            "cannot tell whether the fence is in place: the API server gave no answer within {} s",
+            CHECK_TIMEOUT.as_secs()
+        )],
+    };
+    for warning in &warnings {
+        warn!(%warning, "fence");
+    }
+    warnings
+}
+
+/// What is wrong with the fence as installed, in words for people.
+pub fn assess(installed: &Installed) -> Vec<String> {
+    let unfenced = "netcanary's ServiceAccount may create and delete any pod its RBAC allows; apply netcanary's \
+                    manifests again (manifests/base/core/fence.yaml)";
+    let (policy, binding) = match (&installed.policy, &installed.binding) {
+        (Err(error), _) | (_, Err(error)) => {
+            return vec![format!(
+                "cannot tell whether the fence is in place: {error} (netcanary's ClusterRole grants get on \
+                 ValidatingAdmissionPolicy and ValidatingAdmissionPolicyBinding {POLICY})"
+            )];
+        }
+        (Ok(policy), Ok(binding)) => (policy, binding),
+    };
+    let missing: Vec<String> = [
+        policy.is_none().then(|| format!("ValidatingAdmissionPolicy {POLICY}")),
+        binding.is_none().then(|| format!("ValidatingAdmissionPolicyBinding {BINDING}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let (Some(policy), Some(binding)) = (policy, binding) else {
+        return vec![format!("the fence is not in place: no {}; {unfenced}", missing.join(" and no "))];
+    };
+    let mut warnings = Vec::new();
+    let spec = binding.spec.clone().unwrap_or_default();
+    if spec.policy_name.as_deref() != Some(POLICY) {
+        warnings.push(format!(
+            "the fence is not in place: ValidatingAdmissionPolicyBinding {BINDING} binds {:?}, not {POLICY}; \
+             {unfenced}",
+            spec.policy_name.unwrap_or_default()
+        ));
+    }
+    let actions = spec.validation_actions.unwrap_or_default();
+    if !actions.iter().any(|a| a == "Deny") {
+        warnings.push(format!(
+            "the fence refuses nothing: ValidatingAdmissionPolicyBinding {BINDING} has validationActions \
+             {actions:?}, without Deny; {unfenced}"
+        ));
+    }
+    if spec.param_ref.and_then(|p| p.parameter_not_found_action).as_deref() != Some("Deny") {
+        warnings.push(format!(
+            "the fence opens when its parameters are missing: ValidatingAdmissionPolicyBinding {BINDING} lacks \
+             paramRef.parameterNotFoundAction: Deny"
+        ));
+    }
+    let policy_spec = policy.spec.clone().unwrap_or_default();
+    if let Some(user) = &installed.identity {
+        let conditions = policy_spec.match_conditions.clone().unwrap_or_default();
+        if !conditions.iter().any(|c| c.expression.contains(&format!("\"{user}\""))) {
+            warnings.push(format!(
+                "the fence does not apply to this run: its matchConditions do not name {user}, whom the API server \
+                 knows this run as (a ServiceAccount in another namespace than the manifests name needs the \
+                 condition patched)"
+            ));
+        }
+    }
+    if policy_spec.failure_policy.as_deref() == Some("Ignore") {
+        warnings.push(format!(
+            "the fence opens when it cannot be evaluated: ValidatingAdmissionPolicy {POLICY} has failurePolicy \
+             Ignore, not Fail"
+        ));
+    }
+    let installed_rules = policy_spec.validations.unwrap_or_default();
+    let absent: Vec<Rule> =
+        rules().into_iter().filter(|r| !installed_rules.iter().any(|v| v.expression == r.expression)).collect();
+    if let Some(first) = absent.first() {
+        warnings.push(format!(
+            "the fence in the cluster lacks {} of this version's {} rules (the first: \"{}\"); apply this version's \
+             manifests",
+            absent.len(),
+            rules().len(),
+            first.message
+        ));
+    }
+    warnings
+}
+
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::admissionregistration::v1::{
+        MatchCondition, ParamRef, ValidatingAdmissionPolicyBindingSpec, ValidatingAdmissionPolicySpec, Validation,
+    };
+
     use super::*;
+
+    const SA: &str = "system:serviceaccount:netcanary:netcanary";
+
+    fn policy() -> ValidatingAdmissionPolicy {
+        let validations = rules()
+            .into_iter()
+            .map(|r| Validation {
+                expression: r.expression,
+                message: Some(r.message),
+                message_expression: r.message_expression,
+                reason: Some("Forbidden".into()),
+            })
+            .collect();
+        ValidatingAdmissionPolicy {
+            spec: Some(ValidatingAdmissionPolicySpec {
+                failure_policy: Some("Fail".into()),
+                match_conditions: Some(vec![MatchCondition {
+                    name: "netcanary-service-accounts".into(),
+                    expression: format!("request.userInfo.username in [\"{SA}\"]"),
+                }]),
+                validations: Some(validations),
+                ..ValidatingAdmissionPolicySpec::default()
+            }),
+            ..ValidatingAdmissionPolicy::default()
+        }
+    }
+
+    fn binding() -> ValidatingAdmissionPolicyBinding {
+        ValidatingAdmissionPolicyBinding {
+            spec: Some(ValidatingAdmissionPolicyBindingSpec {
+                policy_name: Some(POLICY.into()),
+                validation_actions: Some(vec!["Deny".into()]),
+                param_ref: Some(ParamRef {
+                    name: Some(PARAMS.into()),
+                    namespace: Some("netcanary".into()),
+                    parameter_not_found_action: Some("Deny".into()),
+                    selector: None,
+                }),
+                match_resources: None,
+            }),
+            ..ValidatingAdmissionPolicyBinding::default()
+        }
+    }
+
+    fn installed(
+        policy: Option<ValidatingAdmissionPolicy>,
+        binding: Option<ValidatingAdmissionPolicyBinding>,
+    ) -> Installed {
+        Installed { policy: Ok(policy), binding: Ok(binding), identity: Some(SA.into()) }
+    }
 
     #[test]
     fn every_rule_guards_one_operation_and_says_what_it_wants() {
@@ -236,6 +416,77 @@ mod tests {
             &NON_ROOT_UID.to_string(),
         ] {
             assert!(all.contains(fact), "no rule checks {fact}");
+        }
+    }
+
+    #[test]
+    fn a_complete_fence_gives_no_warning() {
+        assert_eq!(assess(&installed(Some(policy()), Some(binding()))), Vec::<String>::new());
+        let unknown = Installed { identity: None, ..installed(Some(policy()), Some(binding())) };
+        assert_eq!(assess(&unknown), Vec::<String>::new(), "who the run is, unknown: no guess");
+    }
+
+    #[test]
+    fn what_is_wrong_with_the_fence() {
+        let with_binding = |change: fn(&mut ValidatingAdmissionPolicyBindingSpec)| {
+            let mut binding = binding();
+            change(binding.spec.as_mut().unwrap());
+            installed(Some(policy()), Some(binding))
+        };
+        let with_policy = |change: fn(&mut ValidatingAdmissionPolicySpec)| {
+            let mut policy = policy();
+            change(policy.spec.as_mut().unwrap());
+            installed(Some(policy), Some(binding()))
+        };
+        let cases = [
+            (
+                "no binding",
+                installed(Some(policy()), None),
+                "not in place: no ValidatingAdmissionPolicyBinding netcanary-fence;",
+            ),
+            (
+                "no policy",
+                installed(None, Some(binding())),
+                "not in place: no ValidatingAdmissionPolicy netcanary-fence;",
+            ),
+            (
+                "neither",
+                installed(None, None),
+                "no ValidatingAdmissionPolicy netcanary-fence and no ValidatingAdmissionPolicyBinding",
+            ),
+            (
+                "unreadable",
+                Installed { policy: Err("403 forbidden".into()), binding: Ok(Some(binding())), identity: None },
+                "cannot tell whether the fence is in place: 403 forbidden",
+            ),
+            (
+                "another user",
+                Installed {
+                    identity: Some("system:serviceaccount:tools:netcanary".into()),
+                    ..installed(Some(policy()), Some(binding()))
+                },
+                "does not apply to this run: its matchConditions do not name system:serviceaccount:tools:netcanary",
+            ),
+            ("another policy", with_binding(|s| s.policy_name = Some("other".into())), "binds \"other\""),
+            ("audit only", with_binding(|s| s.validation_actions = Some(vec!["Audit".into()])), "refuses nothing"),
+            (
+                "allowed without parameters",
+                with_binding(|s| s.param_ref.as_mut().unwrap().parameter_not_found_action = Some("Allow".into())),
+                "opens when its parameters are missing",
+            ),
+            ("ignoring failures", with_policy(|s| s.failure_policy = Some("Ignore".into())), "failurePolicy Ignore"),
+            (
+                "an older fence",
+                with_policy(|s| {
+                    s.validations.as_mut().unwrap().remove(3);
+                }),
+                "lacks 1 of this version's",
+            ),
+        ];
+        for (case, installed, want) in cases {
+            let warnings = assess(&installed);
+            assert_eq!(warnings.len(), 1, "{case}: {warnings:?}");
+            assert!(warnings[0].contains(want), "{case}: want {want:?} in {warnings:?}");
         }
     }
 }

@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`snapshot`]: what policy evaluation needs from the cluster, read with paging.
 //! - [`pods`]: the probe and target pods, built to the safety rules.
-//! - [`fence`]: the admission policy that keeps netcanary to those pods.
+//! - [`fence`]: the admission policy that keeps netcanary to those pods, and the run's check
+//!   that it is in place.
 //! - [`run`]: one verification run, from snapshot to cleanup.
 //! - [`record`]: the `NetcanaryRun` record and Events.
 //! - [`watch`]: watch caches that keep `serve`'s snapshot current.

@@ -85,6 +85,7 @@ pub async fn run(
 ) -> RunRecord {
     let run_id = new_run_id();
     let started_at = unix_now();
+    let warnings = crate::fence::check(client).await;
     let mut run = Run {
         client,
         source,
@@ -123,7 +124,7 @@ pub async fn run(
         coverage: run.coverage,
         canary: run.canary,
         problems: run.problems,
-        warnings: Vec::new(),
+        warnings,
         timings: run.timings,
     };
     let finished = tokio::time::timeout(WRAP_UP_TIMEOUT, record::finish(client, &record)).await;
