@@ -12,4 +12,4 @@ pub mod plan;
 pub mod select;
 
 pub use plan::{Coverage, Destination, Mirror, Plan, PlannedProbe, Purpose};
-pub use select::{Options, plan};
+pub use select::{NamespaceFilter, Options, plan};
