@@ -794,52 +794,9 @@ async fn answer_as_admin(admin: &Client, pod: &Pod) -> Result<(), String> {
     answer(Api::<Pod>::namespaced(admin.clone(), &pod.namespace().expect("a namespace")).create(&dry_run(), pod).await)
 }
 
-/// `netcanary run` with `kubeconfig`: pods that never start (no kubelet runs here) and one
-/// round, so that it creates every pod of its plan and ends within seconds.
-fn run_with(kubeconfig: &Path) -> RunRecord {
-    let out = Command::new(BIN)
-        .args(["run", "--kubeconfig"])
-        .arg(kubeconfig)
-        .args(["--pod-start-timeout", "1s", "--rounds", "1", "--deadline", "60s", "-o", "json"])
-        .env("NO_COLOR", "1")
-        .env("NETCANARY_LOG_LEVEL", "info")
-        .output()
-        .expect("run netcanary");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let record: RunRecord = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("`netcanary run -o json` printed no run record ({e}); stderr:\n{stderr}"));
-    eprintln!(
-        "run {}: exit {:?}, problems {:#?}, warnings {:#?}",
-        record.run_id,
-        out.status.code(),
-        record.problems,
-        record.warnings
-    );
-    assert_eq!(out.status.code(), Some(2), "pods that never start make the run unverified:\n{stderr}");
-    record
-}
-
-/// [`run_with`] as netcanary's ServiceAccount.
-fn run(kube: &KubeFixture) -> RunRecord {
-    run_with(&kube.kubeconfig_as(NETCANARY_SA))
-}
-
-/// The warnings the run's NetcanaryRun carries.
-async fn recorded_warnings(admin: &Client, run_id: &str) -> Value {
-    let runs: Api<DynamicObject> = Api::all_with(admin.clone(), &record::api_resource());
-    runs.get(run_id).await.expect("the run's NetcanaryRun").data["status"]["warnings"].clone()
-}
-
-#[tokio::test]
-async fn a_real_run_passes_the_fence_and_records_when_it_is_missing() {
-    let test = "a_real_run_passes_the_fence_and_records_when_it_is_missing";
-    let Some(kube) = KubeFixture::start_or_skip(test) else { return };
-    let admin = install(&kube, &["prod", "dev"]).await;
-    // An app whose policy the plan probes: targets and sources in both namespaces, DNS and
-    // the canary in netcanary's.
-    apply(
-        &admin,
-        r#"
+/// An app whose policy the plan probes: targets and sources in both namespaces, DNS and
+/// the canary in netcanary's.
+const APP: &str = r#"
 apiVersion: v1
 kind: Pod
 metadata: {name: api-0, namespace: prod, labels: {app: api}}
@@ -864,9 +821,51 @@ apiVersion: v1
 kind: Service
 metadata: {name: kube-dns, namespace: kube-system}
 spec: {clusterIP: 10.96.0.10, selector: {k8s-app: kube-dns}, ports: [{name: dns, port: 53, protocol: UDP}]}
-"#,
-    )
-    .await;
+"#;
+
+/// `netcanary run` with `kubeconfig` and `args`: pods that never start (no kubelet runs
+/// here) and one round, so that it creates every pod of its plan and ends within seconds.
+fn run_with(kubeconfig: &Path, args: &[&str]) -> RunRecord {
+    let out = Command::new(BIN)
+        .args(["run", "--kubeconfig"])
+        .arg(kubeconfig)
+        .args(args)
+        .args(["--pod-start-timeout", "1s", "--rounds", "1", "--deadline", "60s", "-o", "json"])
+        .env("NO_COLOR", "1")
+        .env("NETCANARY_LOG_LEVEL", "info")
+        .output()
+        .expect("run netcanary");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let record: RunRecord = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("`netcanary run -o json` printed no run record ({e}); stderr:\n{stderr}"));
+    eprintln!(
+        "run {}: exit {:?}, problems {:#?}, warnings {:#?}",
+        record.run_id,
+        out.status.code(),
+        record.problems,
+        record.warnings
+    );
+    assert_eq!(out.status.code(), Some(2), "pods that never start make the run unverified:\n{stderr}");
+    record
+}
+
+/// [`run_with`] as netcanary's ServiceAccount.
+fn run(kube: &KubeFixture) -> RunRecord {
+    run_with(&kube.kubeconfig_as(NETCANARY_SA), &[])
+}
+
+/// The warnings the run's NetcanaryRun carries.
+async fn recorded_warnings(admin: &Client, run_id: &str) -> Value {
+    let runs: Api<DynamicObject> = Api::all_with(admin.clone(), &record::api_resource());
+    runs.get(run_id).await.expect("the run's NetcanaryRun").data["status"]["warnings"].clone()
+}
+
+#[tokio::test]
+async fn a_real_run_passes_the_fence_and_records_when_it_is_missing() {
+    let test = "a_real_run_passes_the_fence_and_records_when_it_is_missing";
+    let Some(kube) = KubeFixture::start_or_skip(test) else { return };
+    let admin = install(&kube, &["prod", "dev"]).await;
+    apply(&admin, APP).await;
 
     // With the fence: every pod of the run is created (none starts, which is each pod's
     // problem), and the run notices nothing amiss with the fence.
@@ -887,7 +886,7 @@ spec: {clusterIP: 10.96.0.10, selector: {k8s-app: kube-dns}, ports: [{name: dns,
 
     // Run by someone the fence does not name (here the admin), nothing fences the run: it
     // says so.
-    let ran = run_with(kube.kubeconfig_path());
+    let ran = run_with(kube.kubeconfig_path(), &[]);
     let want = "the fence does not apply to this run: its matchConditions do not name netcanary-admin";
     assert!(ran.warnings.len() == 1 && ran.warnings[0].starts_with(want), "want {want:?}, got {:?}", ran.warnings);
 
@@ -934,4 +933,107 @@ spec: {clusterIP: 10.96.0.10, selector: {k8s-app: kube-dns}, ports: [{name: dns,
         assert_eq!(recorded_warnings(&admin, &ran.run_id).await, json!(ran.warnings), "in the NetcanaryRun's status");
         apply(&admin, &fence_yaml).await;
     }
+}
+
+/// The overlay that grants creating and deleting pods per namespace.
+const NAMESPACED: &str = "manifests/overlays/namespaced";
+
+/// The namespaces where `objects` let netcanary's ServiceAccount create pods, by Roles; `*`
+/// when a ClusterRole does.
+fn pod_namespaces(objects: &[DynamicObject]) -> BTreeSet<String> {
+    let mut namespaces = BTreeSet::new();
+    for (index, object) in objects.iter().enumerate() {
+        let single = &objects[index..=index];
+        let binding_kind = object.types.as_ref().map_or("", |t| t.kind.as_str());
+        if !["RoleBinding", "ClusterRoleBinding"].contains(&binding_kind) {
+            continue;
+        }
+        let role = objects.iter().filter(|o| {
+            o.types.as_ref().is_some_and(|t| Some(t.kind.as_str()) == object.data["roleRef"]["kind"].as_str())
+                && Some(o.name_any().as_str()) == object.data["roleRef"]["name"].as_str()
+                && (binding_kind == "ClusterRoleBinding" || o.namespace() == object.namespace())
+        });
+        let with_role: Vec<DynamicObject> = single.iter().cloned().chain(role.cloned()).collect();
+        if pod_writers(&with_role).contains(NETCANARY_SA) {
+            namespaces.insert(object.namespace().unwrap_or_else(|| "*".into()));
+        }
+    }
+    namespaces
+}
+
+#[test]
+fn the_namespaced_overlay_grants_pods_only_where_it_probes() {
+    let test = "the_namespaced_overlay_grants_pods_only_where_it_probes";
+    let Some(yaml) = KubeFixture::kustomize(&repo_file(NAMESPACED)).map_or_else(|e| skip_or_panic(test, e), Some)
+    else {
+        return;
+    };
+    let rendered = objects(&yaml);
+    let granted = pod_namespaces(&rendered);
+    assert!(!granted.contains("*"), "{NAMESPACED}: a ClusterRole still lets netcanary create or delete pods");
+    let help = Command::new(BIN).args(["run", "--help"]).output().expect("run netcanary run --help");
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("[env: NETCANARY_NAMESPACES="),
+        "run reads NETCANARY_NAMESPACES"
+    );
+    for (kind, template) in [("CronJob", "/spec/jobTemplate/spec/template"), ("Deployment", "/spec/template")] {
+        let object = find(&rendered, kind, "netcanary").unwrap_or_else(|| panic!("{NAMESPACED}: no {kind}"));
+        let env = object.data.pointer(&format!("{template}/spec/containers/0/env")).expect("env");
+        let probed = env.as_array().expect("env").iter().find(|e| e["name"] == "NETCANARY_NAMESPACES");
+        let probed =
+            probed.and_then(|e| e["value"].as_str()).unwrap_or_else(|| panic!("{kind}: no NETCANARY_NAMESPACES"));
+        let mut want: BTreeSet<String> = probed.split(',').map(String::from).collect();
+        want.insert(NAMESPACE.into());
+        assert_eq!(granted, want, "{NAMESPACED}: Roles for pods where the {kind} probes, and in netcanary's namespace");
+    }
+}
+
+#[tokio::test]
+async fn a_namespaced_run_creates_pods_only_where_its_roles_let_it() {
+    let test = "a_namespaced_run_creates_pods_only_where_its_roles_let_it";
+    let Some(kube) = KubeFixture::start_or_skip(test) else { return };
+    let admin = install(&kube, &["shop", "payments", "other"]).await;
+    let overlay = KubeFixture::kustomize(&repo_file(NAMESPACED)).unwrap_or_else(|e| panic!("{e}"));
+    apply(&admin, &overlay).await;
+    apply(
+        &admin,
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web-0, namespace: shop, labels: {app: web}}
+spec: {containers: [{name: web, image: example/web, ports: [{containerPort: 8080}]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ledger-0, namespace: payments, labels: {app: ledger}}
+spec: {containers: [{name: ledger, image: example/ledger, ports: [{containerPort: 5432}]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: tool-0, namespace: other, labels: {app: tool}}
+spec: {containers: [{name: tool, image: example/tool, ports: [{containerPort: 80}]}]}
+"#,
+    )
+    .await;
+    let sa = kube.kubeconfig_as(NETCANARY_SA);
+
+    // Where its Roles let it: every pod of the plan is created there, none elsewhere.
+    let ran = run_with(&sa, &["--namespaces", "shop,payments"]);
+    let refused: Vec<&String> = ran.problems.iter().filter(|p| p.contains("create pod")).collect();
+    assert!(refused.is_empty(), "pods refused: {refused:#?}");
+    let created: BTreeSet<&str> = ran
+        .problems
+        .iter()
+        .filter_map(|p| p.strip_prefix("pod ")?.split_once('/').map(|(namespace, _)| namespace))
+        .collect();
+    assert_eq!(created, BTreeSet::from(["shop", "payments", NAMESPACE]), "{:#?}", ran.problems);
+
+    // Everywhere: RBAC refuses the pod in `other`, and the run says so.
+    let ran = run_with(&sa, &[]);
+    let forbidden = format!("User \"{NETCANARY_SA}\" cannot create resource \"pods\"");
+    assert!(
+        ran.problems.iter().any(|p| p.contains("create pod other/") && p.contains(&forbidden)),
+        "want RBAC's refusal in namespace other: {:#?}",
+        ran.problems
+    );
 }
