@@ -189,6 +189,12 @@ async fn every_rendered_object_passes_a_strict_server_side_dry_run() {
     }
     install_netcanary(&client).await;
     apply(&client, &format!("{{apiVersion: v1, kind: Namespace, metadata: {{name: {APP_NAMESPACE}}}}}")).await;
+    // And the namespaces an overlay's objects name (the namespaced overlay's Roles).
+    let named: std::collections::BTreeSet<String> =
+        rendered.iter().flat_map(|r| r.objects.iter().filter_map(|o| o.namespace())).collect();
+    for namespace in named {
+        apply(&client, &format!("{{apiVersion: v1, kind: Namespace, metadata: {{name: {namespace}}}}}")).await;
+    }
 
     let mut refused = Vec::new();
     let mut applied = 0;

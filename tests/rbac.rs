@@ -2,7 +2,9 @@
 //! `manifests/base/core/rbac.yaml`, installed as `manifests/overlays/ci` installs it, on the
 //! real kube-apiserver (the fixture), and every request made as the ServiceAccount
 //! (impersonated), so RBAC answers as in a cluster. The objects the refused requests aim at
-//! exist, so a refusal is RBAC's 403 and not a 404.
+//! exist, so a refusal is RBAC's 403 and not a 404. The pod it creates is a probe pod as the
+//! builder makes it, which the fence (tests/fence.rs) admits; the fence itself it may only
+//! read.
 //!
 //! Needs only the kube-apiserver fixture: see `tests/common/kube_fixture.rs` for how the test
 //! skips or fails without it.
@@ -15,11 +17,15 @@ use common::bed::{NETCANARY_SA, apply, install_netcanary};
 use common::kube_fixture::KubeFixture;
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use k8s_openapi::api::admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
+use netcanary_orchestrator::pods::{self, PodSettings};
+use netcanary_orchestrator::run::RunOptions;
+use netcanary_planner::Mirror;
 use serde_json::{Value, json};
 
 /// What the admin creates first: an app namespace with the objects the requests aim at.
@@ -102,10 +108,28 @@ async fn netcanary_service_account_has_least_privilege() {
     let runs = Api::<DynamicObject>::all_with(sa.clone(), &ApiResource::from_gvk_with_plural(&gvk, "netcanaryruns"));
     let mut run = DynamicObject::new("rbac-check", &ApiResource::from_gvk_with_plural(&gvk, "netcanaryruns"));
     run.data = json!({"spec": {"startedAt": "2026-01-01T00:00:00Z"}});
-    let probe: Pod = object(json!({
-        "metadata": {"name": "netcanary-rbac-probe", "labels": {"app.kubernetes.io/managed-by": "netcanary"}},
-        "spec": {"automountServiceAccountToken": false, "containers": [{"name": "c", "image": "netcanary:test"}]}
-    }));
+    let settings = PodSettings {
+        image: RunOptions::default().image,
+        run_id: "rbac".into(),
+        owner: object(json!({
+            "apiVersion": "netcanary.io/v1alpha1", "kind": "NetcanaryRun", "name": "rbac",
+            "uid": "00000000-0000-4000-8000-000000000001", "controller": true
+        })),
+        deadline_seconds: 60,
+        spread_across_nodes: false,
+    };
+    let mirror = Mirror {
+        class: 0,
+        namespace: "shop".into(),
+        labels: [("app".to_string(), "web".to_string())].into(),
+        dropped_labels: Vec::new(),
+        stands_for: "shop/web-0".into(),
+        workload: "web".into(),
+        members: 1,
+        listen: ["80/TCP".parse().expect("a port")].into(),
+    };
+    let probe = pods::target(&settings, 0, &mirror);
+    let probe_name = probe.metadata.name.clone().expect("a name");
     let policy: NetworkPolicy =
         object(json!({"metadata": {"name": "allow-all"}, "spec": {"podSelector": {}, "ingress": [{}]}}));
     let pp = PostParams::default();
@@ -164,6 +188,29 @@ async fn netcanary_service_account_has_least_privilege() {
             let pp = pp.clone();
             async move { runs.create(&pp, &run).await }
         }),
+        // The fence: netcanary may see whether it is in place, and change none of it.
+        case("get the fence's ValidatingAdmissionPolicy", Want::Allowed, {
+            let api = Api::<ValidatingAdmissionPolicy>::all(sa.clone());
+            async move { api.get("netcanary-fence").await }
+        }),
+        case("get the fence's ValidatingAdmissionPolicyBinding", Want::Allowed, {
+            let api = Api::<ValidatingAdmissionPolicyBinding>::all(sa.clone());
+            async move { api.get("netcanary-fence").await }
+        }),
+        case("list ValidatingAdmissionPolicies", Want::Forbidden, {
+            let api = Api::<ValidatingAdmissionPolicy>::all(sa.clone());
+            let all = all.clone();
+            async move { api.list(&all).await }
+        }),
+        case("delete the fence's ValidatingAdmissionPolicyBinding", Want::Forbidden, {
+            let api = Api::<ValidatingAdmissionPolicyBinding>::all(sa.clone());
+            async move { api.delete("netcanary-fence", &DeleteParams::default()).await }
+        }),
+        case("patch the fence's parameters", Want::Forbidden, {
+            let api = Api::<ConfigMap>::namespaced(sa.clone(), "netcanary");
+            let patch = json!({"data": {"image": "example/tools"}});
+            async move { api.patch("netcanary-fence", &PatchParams::default(), &Patch::Merge(patch)).await }
+        }),
     ];
 
     let mut wrong = Vec::new();
@@ -191,5 +238,5 @@ async fn netcanary_service_account_has_least_privilege() {
 
     // The refused deletion left the namespace alone, and the pod it may create, it may delete.
     assert!(Api::<Namespace>::all(admin.clone()).get_opt("shop").await.expect("read shop").is_some());
-    shop_pods.delete("netcanary-rbac-probe", &DeleteParams::default()).await.expect("netcanary deletes its pod");
+    shop_pods.delete(&probe_name, &DeleteParams::default()).await.expect("netcanary deletes its pod");
 }

@@ -10,6 +10,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use netcanary_metrics::Metrics;
 use netcanary_orchestrator::run::{RunOptions, plan, run};
 use netcanary_orchestrator::snapshot::{DnsService, Listed, SnapshotSource};
+use netcanary_planner::NamespaceFilter;
+use netcanary_policy::Selector;
 use netcanary_report::plan as report_plan;
 use netcanary_report::run as report;
 use tracing::warn;
@@ -64,6 +66,18 @@ fn parse_push_job(value: &str) -> Result<String, String> {
     }
 }
 
+/// A namespace selector: `KEY=VALUE` pairs, all of which must match.
+fn parse_namespace_selector(value: &str) -> Result<Selector, String> {
+    let mut pairs = Vec::new();
+    for pair in value.split(',') {
+        match pair.split_once('=').map(|(key, value)| (key.trim(), value.trim())) {
+            Some((key, value)) if !key.is_empty() && !key.ends_with('!') => pairs.push((key, value)),
+            _ => return Err(format!("{pair:?}: use KEY=VALUE pairs, separated by commas")),
+        }
+    }
+    Ok(Selector::from_labels(pairs))
+}
+
 /// How to reach the cluster.
 #[derive(Debug, clap::Args)]
 pub struct ClusterArgs {
@@ -110,6 +124,18 @@ pub struct ProbeArgs {
     /// netcanary's own namespace, whose default-deny policy the enforcement canary tests.
     #[arg(long, value_name = "NAMESPACE", env = "NETCANARY_NAMESPACE", default_value = "netcanary")]
     namespace: String,
+
+    /// Probe only the pods of these namespaces (comma-separated; default: every namespace).
+    /// Probe pods are then created only there and in netcanary's own namespace (the
+    /// canary), so that RBAC may grant creating pods there only
+    /// (manifests/overlays/namespaced).
+    #[arg(long, value_name = "NS,...", env = "NETCANARY_NAMESPACES", value_delimiter = ',')]
+    namespaces: Vec<String>,
+
+    /// Probe only the pods of namespaces with these labels (KEY=VALUE,...; all must match).
+    /// With --namespaces, a namespace must pass both.
+    #[arg(long, value_name = "KEY=VALUE,...", env = "NETCANARY_NAMESPACE_SELECTOR", value_parser = parse_namespace_selector)]
+    namespace_selector: Option<Selector>,
 
     /// The cluster DNS Service, as NAMESPACE/NAME.
     #[arg(long, value_name = "NS/NAME", env = "NETCANARY_DNS_SERVICE", default_value = "kube-system/kube-dns")]
@@ -176,6 +202,10 @@ impl ProbeArgs {
             deadline: self.deadline,
             planner: netcanary_planner::Options {
                 max_probes: self.max_probes,
+                probed_namespaces: NamespaceFilter {
+                    names: (!self.namespaces.is_empty()).then(|| self.namespaces.iter().cloned().collect()),
+                    selector: self.namespace_selector.clone(),
+                },
                 ..netcanary_planner::Options::default()
             },
             dns: DnsService { namespace: namespace.into(), name: name.into() },
@@ -244,6 +274,17 @@ mod tests {
         }
         for job in ["", "a/b", "prod cluster", "a?b", "é"] {
             assert!(parse_push_job(job).is_err(), "{job:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn namespace_selectors_are_label_pairs() {
+        let labels = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let selector = parse_namespace_selector("env=prod, team=payments").expect("a selector");
+        assert!(selector.matches(&labels(&[("env", "prod"), ("team", "payments"), ("x", "y")])));
+        assert!(!selector.matches(&labels(&[("env", "prod")])));
+        for bad in ["env", "=prod", " =prod", "env!=prod", "env=prod,"] {
+            assert!(parse_namespace_selector(bad).is_err(), "{bad:?} was accepted");
         }
     }
 }

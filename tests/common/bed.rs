@@ -178,7 +178,10 @@ impl Bed {
         command
             .args([verb, "--kubeconfig"])
             .arg(&self.kubeconfig)
-            .args(["--image", "netcanary:test", "--timeout", "1s", "--pod-start-timeout", "5s"])
+            // The image the fence of manifests/overlays/ci admits; the kubelet here runs the
+            // test's binary whatever the image.
+            .args(["--image", concat!("ghcr.io/netcanary/netcanary:", env!("CARGO_PKG_VERSION"))])
+            .args(["--timeout", "1s", "--pod-start-timeout", "5s"])
             .env("NETCANARY_LOG_LEVEL", "info")
             .env("NO_COLOR", "1");
         command

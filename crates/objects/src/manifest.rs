@@ -12,8 +12,8 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, PodTemplateSpec};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use netcanary_policy::model::{Cluster, Direction, Endpoint};
 use netcanary_policy::port::{PortMatch, Protocol};
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::convert::{self, Problems, Severity};

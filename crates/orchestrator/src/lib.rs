@@ -4,6 +4,8 @@
 //! - [`snapshot`]: what policy evaluation needs from the cluster, read with paging and
 //!   converted by `netcanary-objects`.
 //! - [`pods`]: the probe and target pods, built to the safety rules.
+//! - [`fence`]: the admission policy that keeps netcanary to those pods, and the run's check
+//!   that it is in place.
 //! - [`run`]: one verification run, from snapshot to cleanup; the decisions about its
 //!   results are the comparator's (`netcanary-verify`).
 //! - [`schedule`]: `serve`'s runs on a schedule until told to stop.
@@ -13,6 +15,7 @@
 //! - [`error`]: one error type with bounded metric labels.
 
 pub mod error;
+pub mod fence;
 pub mod pods;
 pub mod record;
 pub mod retry;

@@ -1,6 +1,11 @@
 //! The probe and target pods, built to the safety rules: they copy only policy-relevant
 //! labels, are never Ready, are owned by their run, pass Pod Security "restricted", carry
 //! no token, are small and bounded in time.
+//!
+//! The constants below are the facts of that shape. The builder uses them, and so does the
+//! fence ([`crate::fence`]), the admission policy that lets netcanary's ServiceAccount
+//! create no other pods: a change here changes both, and the tests hold the shipped policy
+//! to what this module builds.
 
 use std::collections::BTreeMap;
 
@@ -11,15 +16,28 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use netcanary_planner::Mirror;
-use netcanary_planner::mirror::{RUN_ID_KEY, with_netcanary_labels};
+use netcanary_planner::mirror::with_netcanary_labels;
+pub use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE, RUN_ID_KEY};
 use netcanary_policy::Protocol;
 use netcanary_wire::AgentPlan;
 
 /// A readiness gate nobody sets: the pods never become Ready, so no Service (that does not
 /// publish not-ready addresses) ever sends them traffic.
 pub const NEVER_READY_GATE: &str = "netcanary.io/never-ready";
-/// The unprivileged user the container runs as (distroless `nonroot`).
-const NON_ROOT_UID: i64 = 65532;
+/// The unprivileged user and group the container runs as (distroless `nonroot`).
+pub const NON_ROOT_UID: i64 = 65532;
+/// The seccomp profile of the pod; no container overrides it.
+pub const SECCOMP_PROFILE: &str = "RuntimeDefault";
+/// The capabilities every container drops; it adds none.
+pub const DROPPED_CAPABILITIES: &str = "ALL";
+/// The only sysctls the pod sets: a safe one, allowed by "restricted", that lets the
+/// non-root target bind ports below 1024 without any capability.
+pub const SYSCTLS: [(&str, &str); 1] = [("net.ipv4.ip_unprivileged_port_start", "0")];
+/// Each container's limits; its requests are smaller.
+pub const CPU_LIMIT: &str = "200m";
+pub const MEMORY_LIMIT: &str = "64Mi";
+const CPU_REQUEST: &str = "10m";
+const MEMORY_REQUEST: &str = "16Mi";
 
 /// What every pod of a run shares.
 #[derive(Clone, Debug)]
@@ -104,10 +122,13 @@ fn build(settings: &PodSettings, name: &str, mirror: &Mirror, args: Vec<String>,
                 run_as_non_root: Some(true),
                 run_as_user: Some(NON_ROOT_UID),
                 run_as_group: Some(NON_ROOT_UID),
-                seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..SeccompProfile::default() }),
-                // A safe sysctl, allowed by "restricted": lets the non-root target bind ports
-                // below 1024 without any capability.
-                sysctls: Some(vec![Sysctl { name: "net.ipv4.ip_unprivileged_port_start".into(), value: "0".into() }]),
+                seccomp_profile: Some(SeccompProfile { type_: SECCOMP_PROFILE.into(), ..SeccompProfile::default() }),
+                sysctls: Some(
+                    SYSCTLS
+                        .iter()
+                        .map(|(name, value)| Sysctl { name: name.to_string(), value: value.to_string() })
+                        .collect(),
+                ),
                 ..PodSecurityContext::default()
             }),
             containers: vec![Container {
@@ -117,8 +138,8 @@ fn build(settings: &PodSettings, name: &str, mirror: &Mirror, args: Vec<String>,
                 env: (!env.is_empty()).then_some(env),
                 termination_message_policy: Some("File".into()),
                 resources: Some(ResourceRequirements {
-                    requests: Some(resources("10m", "16Mi")),
-                    limits: Some(resources("200m", "64Mi")),
+                    requests: Some(resources(CPU_REQUEST, MEMORY_REQUEST)),
+                    limits: Some(resources(CPU_LIMIT, MEMORY_LIMIT)),
                     ..ResourceRequirements::default()
                 }),
                 security_context: Some(SecurityContext {
@@ -126,7 +147,7 @@ fn build(settings: &PodSettings, name: &str, mirror: &Mirror, args: Vec<String>,
                     privileged: Some(false),
                     read_only_root_filesystem: Some(true),
                     run_as_non_root: Some(true),
-                    capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
+                    capabilities: Some(Capabilities { drop: Some(vec![DROPPED_CAPABILITIES.into()]), add: None }),
                     ..SecurityContext::default()
                 }),
                 ..Container::default()
@@ -140,7 +161,6 @@ fn build(settings: &PodSettings, name: &str, mirror: &Mirror, args: Vec<String>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
     use netcanary_policy::{Labels, PortProto};
 
     fn mirror() -> Mirror {

@@ -101,6 +101,7 @@ pub async fn finish(client: &Client, record: &RunRecord) -> Result<(), Error> {
             "canary": record.canary,
             "mismatches": mismatches,
             "problems": record.problems,
+            "warnings": record.warnings,
         }
     });
     api(client)

@@ -85,6 +85,7 @@ pub async fn run(
 ) -> RunRecord {
     let run_id = new_run_id();
     let started_at = unix_now();
+    let warnings = crate::fence::check(client).await;
     let mut run = Run {
         client,
         source,
@@ -94,6 +95,7 @@ pub async fn run(
         planned: None,
         judgement: None,
         problems: Vec::new(),
+        warnings,
         timings: Timings::default(),
     };
     let outcome = tokio::select! {
@@ -156,6 +158,8 @@ struct Run<'a, S> {
     judgement: Option<Judgement>,
     /// What went wrong outside the judgement: pods that never ran, API errors.
     problems: Vec<String>,
+    /// What the run noticed that leaves it verified (a missing fence).
+    warnings: Vec<String>,
     timings: Timings,
 }
 
@@ -394,13 +398,16 @@ impl<S: SnapshotSource> Run<'_, S> {
     fn record(&self, started_at: f64) -> RunRecord {
         let judgement =
             self.judgement.clone().unwrap_or_else(|| Judgement::nothing_judged(self.facts.as_ref(), self.planned));
-        RunRecord::new(
-            self.run_id.clone(),
-            (started_at, unix_now()),
-            judgement,
-            self.problems.clone(),
-            self.timings.clone(),
-        )
+        RunRecord {
+            warnings: self.warnings.clone(),
+            ..RunRecord::new(
+                self.run_id.clone(),
+                (started_at, unix_now()),
+                judgement,
+                self.problems.clone(),
+                self.timings.clone(),
+            )
+        }
     }
 
     /// Waits until every named pod satisfies `done` or cannot anymore; pods that do not

@@ -16,4 +16,4 @@ pub mod select;
 
 pub use plan::{Coverage, Destination, Mirror, Plan, PlannedProbe, Purpose};
 pub use probe_pods::{Placement, ProbePodCluster, add_canary};
-pub use select::{Options, plan};
+pub use select::{NamespaceFilter, Options, plan};

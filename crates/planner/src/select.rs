@@ -8,8 +8,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use netcanary_policy::classes::selected_keys;
 use netcanary_policy::evaluate;
 use netcanary_policy::model::Governance;
+use netcanary_policy::selector::NAMESPACE_NAME_LABEL;
 use netcanary_policy::{
-    Cluster, Direction, Endpoint, Matrix, PolicyIndex, PortProto, Protocol, RuleRef, Selector, Verdict,
+    Cluster, Direction, Endpoint, Labels, Matrix, PolicyIndex, PortProto, Protocol, RuleRef, Selector, Verdict,
 };
 
 use crate::mirror::{mirrored_labels, probe_pod_labels};
@@ -33,6 +34,30 @@ pub struct Options {
     /// in coverage: netcanary's own, where its canary policy isolates every probe pod, so a
     /// probe pod there could stand for none of the pods it mirrors.
     pub unprobed_namespaces: Vec<String>,
+    /// The only namespaces whose pods get probe pods (besides `unprobed_namespaces`): all by
+    /// default. Where netcanary may create pods in some namespaces only (RBAC granted per
+    /// namespace), the rest are left out like `unprobed_namespaces`.
+    pub probed_namespaces: NamespaceFilter,
+}
+
+/// Which namespaces a run probes: by name, by labels, or both (a namespace must pass each
+/// that is set).
+#[derive(Clone, Debug, Default)]
+pub struct NamespaceFilter {
+    pub names: Option<BTreeSet<String>>,
+    pub selector: Option<Selector>,
+}
+
+impl NamespaceFilter {
+    /// Whether the namespace `name`, with `labels`, is probed.
+    pub fn admits(&self, name: &str, labels: &Labels) -> bool {
+        self.names.as_ref().is_none_or(|names| names.contains(name))
+            && self.selector.as_ref().is_none_or(|selector| selector.matches(labels))
+    }
+
+    pub fn is_everything(&self) -> bool {
+        self.names.is_none() && self.selector.is_none()
+    }
 }
 
 impl Default for Options {
@@ -44,6 +69,7 @@ impl Default for Options {
             not_ready_services: Vec::new(),
             witness_search_limit: 500,
             unprobed_namespaces: Vec::new(),
+            probed_namespaces: NamespaceFilter::default(),
         }
     }
 }
@@ -137,6 +163,19 @@ impl<'c> Planner<'c> {
                 ));
             }
         }
+        let namespaces: BTreeSet<&str> = (cluster.endpoints().iter().filter_map(|e| e.namespace.as_deref()))
+            .chain(cluster.policies().iter().map(|p| p.namespace.as_str()))
+            .collect();
+        let left_out: Vec<&str> = namespaces
+            .into_iter()
+            .filter(|ns| !options.unprobed_namespaces.iter().any(|u| u == ns) && planner.unprobed(Some(ns)))
+            .collect();
+        if !left_out.is_empty() {
+            planner.notes.push(format!(
+                "pods in namespaces {} are not probed, and their policies' rules not counted: outside the namespaces this run probes",
+                left_out.join(", ")
+            ));
+        }
         let mut classes: Vec<usize> = (0..planner.index.classes().len()).collect();
         classes.sort_by(|a, b| planner.representative(*a).id.cmp(&planner.representative(*b).id));
         for class in classes {
@@ -160,7 +199,18 @@ impl<'c> Planner<'c> {
     }
 
     fn unprobed(&self, namespace: Option<&str>) -> bool {
-        namespace.is_some_and(|ns| self.options.unprobed_namespaces.iter().any(|u| u == ns))
+        namespace.is_some_and(|ns| {
+            self.options.unprobed_namespaces.iter().any(|u| u == ns)
+                || !self.options.probed_namespaces.is_everything() && !self.probed_namespace(ns)
+        })
+    }
+
+    /// Whether `--namespaces` and `--namespace-selector` let `namespace` be probed; a
+    /// namespace without an object carries only its name label.
+    fn probed_namespace(&self, namespace: &str) -> bool {
+        let named = Labels::from([(NAMESPACE_NAME_LABEL.to_string(), namespace.to_string())]);
+        let labels = self.workloads.namespace_labels(namespace).unwrap_or(&named);
+        self.options.probed_namespaces.admits(namespace, labels)
     }
 
     fn representative(&self, class: usize) -> &'c Endpoint {

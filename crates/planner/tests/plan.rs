@@ -1,10 +1,11 @@
 //! The planner on the bundled example cluster: coverage of every rule that can be
 //! exercised, a denial for every isolated class, DNS per namespace, and the budget.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use netcanary_objects::load_paths;
-use netcanary_planner::{Destination, Options, Plan, Purpose, plan};
+use netcanary_planner::{Destination, NamespaceFilter, Options, Plan, Purpose, plan};
 use netcanary_policy::{Cluster, Direction, PortProto, RuleRef, Selector};
 
 fn example() -> Cluster {
@@ -140,6 +141,42 @@ fn unprobed_namespaces_get_no_probe_pods_and_their_rules_are_not_counted() {
             .all(|r| !r.policy.starts_with("production/"))
     );
     assert!(plan.notes.iter().any(|n| n.contains("pods in namespace production are not probed")), "{:?}", plan.notes);
+}
+
+#[test]
+fn a_run_can_probe_only_some_namespaces_by_name_or_label() {
+    let everything = plan(&example(), &options());
+    let probed_namespaces =
+        |plan: &Plan| -> BTreeSet<String> { plan.mirrors.iter().map(|m| m.namespace.clone()).collect() };
+    assert!(probed_namespaces(&everything).len() > 2, "the control plan probes several namespaces");
+    let by_name =
+        NamespaceFilter { names: Some(BTreeSet::from(["production".to_string(), "dev".to_string()])), selector: None };
+    let by_label = NamespaceFilter { names: None, selector: Some(Selector::from_labels([("env", "production")])) };
+    let by_both = NamespaceFilter {
+        names: Some(BTreeSet::from(["staging".to_string(), "dev".to_string()])),
+        selector: Some(Selector::from_labels([("env", "staging")])),
+    };
+    for (filter, want, left_out) in [
+        (by_name, &["dev", "production"][..], "staging"),
+        (by_label, &["production"][..], "staging"),
+        (by_both, &["staging"][..], "production"),
+    ] {
+        let plan = plan(&example(), &Options { probed_namespaces: filter.clone(), ..options() });
+        let want: BTreeSet<String> = want.iter().map(|n| n.to_string()).collect();
+        assert_eq!(probed_namespaces(&plan), want, "{filter:?}");
+        let counted = plan.coverage.covered.iter().chain(plan.coverage.uncovered.keys());
+        assert!(
+            counted.clone().all(|r| want.iter().any(|n| r.policy.starts_with(&format!("{n}/")))),
+            "{filter:?}: rules of namespaces it does not probe are not counted: {:#?}",
+            plan.coverage
+        );
+        assert!(counted.count() > 0, "{filter:?}: the probed namespaces' rules are counted");
+        assert!(
+            plan.notes.iter().any(|n| n.contains(left_out) && n.contains("outside the namespaces this run probes")),
+            "{filter:?}: {:?}",
+            plan.notes
+        );
+    }
 }
 
 /// Pods whose policies read labels a probe pod cannot carry: a StatefulSet's pod name

@@ -58,6 +58,9 @@ pub fn table(run: &RunRecord) -> String {
     for problem in &run.problems {
         let _ = writeln!(out, "  {}       {problem}", paint(style::WARNING, "problem"));
     }
+    for warning in &run.warnings {
+        let _ = writeln!(out, "  {}       {warning}", paint(style::WARNING, "warning"));
+    }
     let mut shown: Vec<&ProbeRecord> = run.probes.iter().collect();
     shown.sort_by_key(|p| (rank(p.outcome), p.source.clone(), p.destination.clone(), p.port));
     let rows: Vec<[String; 6]> = shown
@@ -224,6 +227,16 @@ mod tests {
         let mut unplanned = sample::run(Vec::new(), Canary::Enforced);
         unplanned.coverage = None;
         assert!(table(&unplanned).contains("coverage      unknown: the run ended before it planned"));
+    }
+
+    #[test]
+    fn table_shows_warnings() {
+        let run = RunRecord { warnings: vec!["the fence is not in place".into()], ..run() };
+        let text = table(&run);
+        assert!(
+            text.contains(&format!("{}       the fence is not in place", paint(style::WARNING, "warning"))),
+            "{text}"
+        );
     }
 
     #[test]

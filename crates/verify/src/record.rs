@@ -163,6 +163,10 @@ pub struct RunRecord {
     /// Problems that make the run incomplete: unreadable policies, pods that never started,
     /// a deadline hit. Any problem means the run did not verify all it planned.
     pub problems: Vec<String>,
+    /// What the run noticed that does not make it unverified (unlike a problem): the fence
+    /// that keeps netcanary to its own pods is missing, say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     #[serde(default)]
     pub timings: Timings,
 }
@@ -186,6 +190,7 @@ impl RunRecord {
             coverage,
             canary,
             problems: judged.into_iter().chain(problems).collect(),
+            warnings: Vec::new(),
             timings,
         }
     }
@@ -247,6 +252,7 @@ mod tests {
             coverage: None,
             canary,
             problems: problems.iter().map(|p| p.to_string()).collect(),
+            warnings: Vec::new(),
             timings: Timings { pods_seconds: 1.5, round_wait_seconds: 0.5, ..Timings::default() },
         }
     }

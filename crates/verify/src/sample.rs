@@ -38,6 +38,7 @@ pub fn run(probes: Vec<ProbeRecord>, canary: Canary) -> RunRecord {
         coverage: Some(RuleCoverage { rules: 4, planned: 4, exercised: 3 }),
         canary,
         problems: Vec::new(),
+        warnings: Vec::new(),
         timings: Timings::default(),
     }
 }
