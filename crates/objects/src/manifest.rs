@@ -92,7 +92,7 @@ pub(crate) const READ_KINDS: [ReadKind; 9] = [
 ];
 
 /// The API group of an apiVersion: `apps` of `apps/v1`, empty (the core group) for `v1`.
-fn group_of(api_version: &str) -> &str {
+pub(crate) fn group_of(api_version: &str) -> &str {
     api_version.rsplit_once('/').map_or("", |(group, _)| group)
 }
 

@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use crate::manifest::READ_KINDS;
+use crate::manifest::{READ_KINDS, group_of};
 
 /// One kind's API: what a manifest names it by and where the API server serves it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,10 +68,7 @@ pub const UNEVALUATED_KINDS: [UnevaluatedKind; 13] = [
 /// `apiVersion`, only a kind no other API uses is recognised.
 pub fn unevaluated_kind(api_version: Option<&str>, kind: &str) -> Option<&'static UnevaluatedKind> {
     match api_version {
-        Some(api_version) => {
-            let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
-            UNEVALUATED_KINDS.iter().find(|k| k.kind == kind && k.group == group)
-        }
+        Some(api_version) => UNEVALUATED_KINDS.iter().find(|k| k.kind == kind && k.group == group_of(api_version)),
         None => {
             let mut matching = UNEVALUATED_KINDS.iter().filter(|k| k.kind == kind);
             let first = matching.next()?;
