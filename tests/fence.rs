@@ -18,14 +18,14 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::bed::{NETCANARY_SA, apply, describe, install_netcanary, objects};
 use common::kube_fixture::{KubeFixture, skip_or_panic};
 use common::scratch::ScratchDir;
-use common::{read_repo_file, repo_file};
+use common::{read_repo_file, relative, repo_file};
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding, Validation, Variable,
 };
@@ -77,15 +77,7 @@ fn rendered() -> (Vec<Variable>, Vec<Validation>) {
         .into_iter()
         .map(|(name, expression)| Variable { name: name.to_string(), expression })
         .collect();
-    let validations = fence::rules()
-        .into_iter()
-        .map(|rule| Validation {
-            expression: rule.expression,
-            message: Some(rule.message),
-            message_expression: rule.message_expression,
-            reason: Some("Forbidden".into()),
-        })
-        .collect();
+    let validations = fence::rules().into_iter().map(fence::Rule::into_validation).collect();
     (variables, validations)
 }
 
@@ -326,15 +318,6 @@ fn the_fence_admits_the_image_the_manifests_deploy() {
             assert_eq!(probe_image.expect("NETCANARY_IMAGE")["value"], want, "the probe pods' image");
         }
     }
-}
-
-/// `to` relative to the directory `from` (both absolute, on one file system).
-fn relative(from: &Path, to: &Path) -> PathBuf {
-    let common = from.ancestors().find(|a| to.starts_with(a)).expect("a common ancestor");
-    let ups = from.strip_prefix(common).expect("under the ancestor").components().count();
-    let mut path: PathBuf = std::iter::repeat_n("..", ups).collect();
-    path.push(to.strip_prefix(common).expect("under the ancestor"));
-    path
 }
 
 /// The cluster with netcanary installed as the CI overlay installs it (CRD, namespace, RBAC,

@@ -23,7 +23,7 @@ use std::time::Duration;
 use common::bed::{api_for, apply, describe, install_netcanary, objects, wait_for_crd};
 use common::kube_fixture::{KubeFixture, skip_or_panic};
 use common::scratch::ScratchDir;
-use common::{assert_ok, read_repo_file, repo_file};
+use common::{assert_ok, read_repo_file, relative, repo_file};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -466,15 +466,6 @@ patches:
     }
     let cronjob = container(pod_template(customised.find("CronJob", "netcanary")));
     assert_eq!(env(cronjob, "NETCANARY_PUSHGATEWAY"), Some(pushgateway), "CronJob netcanary: the patched Pushgateway");
-}
-
-/// `to` relative to the directory `from` (both absolute, on one file system).
-fn relative(from: &Path, to: &Path) -> PathBuf {
-    let common = from.ancestors().find(|a| to.starts_with(a)).expect("a common ancestor");
-    let ups = from.strip_prefix(common).expect("under the ancestor").components().count();
-    let mut path: PathBuf = std::iter::repeat_n("..", ups).collect();
-    path.push(to.strip_prefix(common).expect("under the ancestor"));
-    path
 }
 
 /// What a policy should say about one connection, and why.

@@ -19,6 +19,16 @@ pub fn read_repo_file(path: &str) -> String {
     std::fs::read_to_string(repo_file(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
 }
 
+/// `to` relative to the directory `from` (both absolute, on one file system).
+#[allow(dead_code)] // Only the tests that render kustomizations compare paths.
+pub fn relative(from: &std::path::Path, to: &std::path::Path) -> std::path::PathBuf {
+    let common = from.ancestors().find(|a| to.starts_with(a)).expect("a common ancestor");
+    let ups = from.strip_prefix(common).expect("under the ancestor").components().count();
+    let mut path: std::path::PathBuf = std::iter::repeat_n("..", ups).collect();
+    path.push(to.strip_prefix(common).expect("under the ancestor"));
+    path
+}
+
 /// Asserts that a command `what` succeeded; when not, shows what it printed.
 #[allow(dead_code)] // Not every integration test runs commands of its own.
 pub fn assert_ok(out: &std::process::Output, what: &str) {

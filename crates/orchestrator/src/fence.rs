@@ -11,7 +11,9 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding};
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding, Validation,
+};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use kube::Client;
 use kube::api::{Api, PostParams};
@@ -43,6 +45,18 @@ pub struct Rule {
     pub message: String,
     /// Computed at admission, to name the configured image; `message` when it cannot be.
     pub message_expression: Option<String>,
+}
+
+impl Rule {
+    /// The rule as a validation of the ValidatingAdmissionPolicy.
+    pub fn into_validation(self) -> Validation {
+        Validation {
+            expression: self.expression,
+            message: Some(self.message),
+            message_expression: self.message_expression,
+            reason: Some("Forbidden".into()),
+        }
+    }
 }
 
 /// The policy's variables, as (name, expression): every container, init containers included,
@@ -329,7 +343,7 @@ pub fn assess(installed: &Installed) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::admissionregistration::v1::{
-        MatchCondition, ParamRef, ValidatingAdmissionPolicyBindingSpec, ValidatingAdmissionPolicySpec, Validation,
+        MatchCondition, ParamRef, ValidatingAdmissionPolicyBindingSpec, ValidatingAdmissionPolicySpec,
     };
 
     use super::*;
@@ -337,15 +351,7 @@ mod tests {
     const SA: &str = "system:serviceaccount:netcanary:netcanary";
 
     fn policy() -> ValidatingAdmissionPolicy {
-        let validations = rules()
-            .into_iter()
-            .map(|r| Validation {
-                expression: r.expression,
-                message: Some(r.message),
-                message_expression: r.message_expression,
-                reason: Some("Forbidden".into()),
-            })
-            .collect();
+        let validations = rules().into_iter().map(Rule::into_validation).collect();
         ValidatingAdmissionPolicy {
             spec: Some(ValidatingAdmissionPolicySpec {
                 failure_policy: Some("Fail".into()),
