@@ -131,7 +131,7 @@ fn parse_external_target(value: &str) -> Result<(IpAddr, PortProto), String> {
 /// How many diagnostics with the same message are listed before the rest are counted.
 const SAME_MESSAGE_LIMIT: usize = 5;
 
-fn report_diagnostics(diagnostics: &[Diagnostic], all: bool) {
+pub(super) fn report_diagnostics(diagnostics: &[Diagnostic], all: bool) {
     let mut stderr = anstream::stderr().lock();
     let mut hidden_notes = 0;
     let mut seen: HashMap<(Severity, &str), usize> = HashMap::new();

@@ -2,6 +2,7 @@
 
 mod agent;
 mod analyze;
+mod lint;
 mod logging;
 mod run;
 mod serve;
@@ -32,6 +33,9 @@ struct Cli {
 enum Command {
     /// Offline: read manifests and print who may reach whom, on which port, and why.
     Analyze(analyze::Args),
+    /// Offline: audit manifests for namespaces left open, DNS blocked, selectors that
+    /// select nothing and rules open to every namespace.
+    Lint(lint::Args),
     /// One verification run against the current cluster: probe pods, real connections,
     /// every disagreement with policy reported.
     Run(run::Args),
@@ -65,6 +69,7 @@ pub fn main() -> ExitCode {
     logging::init(cli.log_level.as_deref().unwrap_or(default_level));
     let outcome = match cli.command {
         Command::Analyze(args) => analyze::run(args),
+        Command::Lint(args) => lint::run(args),
         Command::Run(args) => run::run_verb(args),
         Command::Serve(args) => serve::serve(args),
         Command::Agent(args) => agent::run(args),

@@ -1,0 +1,123 @@
+//! `netcanary lint`: audits manifests for the gaps default deny leaves (namespaces left open,
+//! DNS blocked, selectors that select nothing, rules open to every namespace).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use netcanary_lint::{Level, Options, RULES, Sources, render};
+use netcanary_policy::resolve;
+
+use super::analyze::report_diagnostics;
+
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = "\
+Examples:
+  netcanary lint -f examples/cluster/
+  kubectl get ns,pods,networkpolicies -A -o yaml > cluster.yaml && netcanary lint -f cluster.yaml --fail-on warning
+  netcanary lint -f policies/ -o sarif > lint.sarif
+
+Rules are switched off with --disable, or on an object or a whole namespace with the
+annotation netcanary.io/lint-disable: \"NC006,NC001\".
+
+Exit status: 0 when no finding is at or above --fail-on, 1 when one is, 2 when the input
+has errors (unless --keep-going).")]
+pub struct Args {
+    /// Manifest files or folders, read as `analyze` reads them.
+    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true, num_args = 1..)]
+    paths: Vec<PathBuf>,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Text, env = "NETCANARY_LINT_OUTPUT")]
+    output: Format,
+
+    /// Exit 1 when a finding is at or above this level.
+    #[arg(long, value_name = "LEVEL", default_value = "error", value_parser = parse_level)]
+    fail_on: Level,
+
+    /// Switch a rule off (e.g. NC002); repeatable.
+    #[arg(long, value_name = "RULE", value_parser = parse_rule)]
+    disable: Vec<String>,
+
+    /// The cluster DNS pods, as endpoint names (ns/pod, ns/kind/workload); repeatable.
+    /// Default: the pods labelled k8s-app: kube-dns in kube-system.
+    #[arg(long, value_name = "POD")]
+    dns: Vec<String>,
+
+    /// The namespace Prometheus runs in. Default: Prometheus is found by its labels
+    /// (app.kubernetes.io/name: prometheus or app: prometheus) anywhere.
+    #[arg(long, value_name = "NAMESPACE")]
+    monitoring_namespace: Option<String>,
+
+    /// Namespace for namespaced objects that do not name one.
+    #[arg(short, long, default_value = "default", env = "NETCANARY_NAMESPACE")]
+    namespace: String,
+
+    /// Lint what could be read even when some objects have errors (they are left out).
+    #[arg(long)]
+    keep_going: bool,
+
+    /// List every diagnostic of the manifest reader (see `analyze --all-diagnostics`).
+    #[arg(long)]
+    all_diagnostics: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// Grouped by namespace, with the fix under each finding.
+    Text,
+    /// `{"findings": [...]}`, for scripts.
+    Json,
+    /// SARIF 2.1.0, for code scanning.
+    Sarif,
+}
+
+fn parse_level(value: &str) -> Result<Level, String> {
+    value.parse()
+}
+
+fn parse_rule(value: &str) -> Result<String, String> {
+    let id = value.trim().to_ascii_uppercase();
+    if RULES.iter().any(|r| r.id == id) {
+        Ok(id)
+    } else {
+        let known: Vec<&str> = RULES.iter().map(|r| r.id).collect();
+        Err(format!("unknown rule {value:?}: lint has {}", known.join(", ")))
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let loaded = netcanary_objects::load_paths(&args.paths, &args.namespace);
+    report_diagnostics(&loaded.diagnostics, args.all_diagnostics);
+    if loaded.has_errors() && !args.keep_going {
+        eprintln!("\nThe input has errors (above): fix them, or pass --keep-going to lint the rest.");
+        return Ok(ExitCode::from(2));
+    }
+    let mut cluster = loaded.cluster;
+    let mut dns = Vec::new();
+    for name in &args.dns {
+        let index = resolve(&mut cluster, name).with_context(|| format!("--dns {name}"))?;
+        dns.push(cluster.endpoints()[index].id.clone());
+    }
+    let sources = Sources::read_paths(&args.paths, &args.namespace);
+    let options = Options {
+        dns,
+        monitoring_namespace: args.monitoring_namespace,
+        disabled: args.disable.into_iter().collect::<BTreeSet<_>>(),
+    };
+    let findings = netcanary_lint::lint(&cluster, &sources, &options);
+
+    match args.output {
+        Format::Text => write!(anstream::stdout().lock(), "{}", render::text(&findings))?,
+        Format::Json | Format::Sarif => {
+            let doc = if args.output == Format::Json { render::json(&findings) } else { render::sarif(&findings) };
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &doc)?;
+            writeln!(out)?;
+        }
+    }
+    let failing = findings.iter().any(|f| f.severity >= args.fail_on);
+    Ok(if failing { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
