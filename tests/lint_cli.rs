@@ -201,3 +201,15 @@ fn annotations_switch_rules_off() {
     assert_eq!(code, Some(0));
     assert_eq!(summary(&doc), []);
 }
+
+/// README's "Linting the bundled example" quotes the text output: it must be what lint prints.
+#[test]
+fn readme_quotes_the_real_output() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md");
+    let section = &readme[readme.find("### Linting the bundled example").expect("README has the section")..];
+    let command = "$ netcanary lint -f examples/cluster\n";
+    let block = &section[section.find(command).expect("README quotes the command") + command.len()..];
+    let quoted = &block[..block.find("```").expect("the block ends")];
+    let output = netcanary(&["lint", "-f", "examples/cluster", "--color", "never"]);
+    assert_eq!(stdout(&output), quoted, "README's lint output is not what lint prints");
+}
