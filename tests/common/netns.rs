@@ -197,6 +197,25 @@ impl TestNet {
         nft_in(&self.hub, ruleset);
     }
 
+    /// Gives the hub's bridge an address (CIDR form), as a node has on the bridge of its
+    /// pods: the source of the ICMP errors a filter in the hub sends.
+    pub fn add_hub_address(&self, cidr: &str) {
+        let nodad: &[&str] = if cidr.contains(':') { &["nodad"] } else { &[] };
+        let mut cmd = vec!["ip", "-n", &self.hub, "addr", "add", cidr, "dev", "br0"];
+        cmd.extend_from_slice(nodad);
+        self.must(&cmd);
+    }
+
+    /// Runs `cmd` in the hub and returns its output, whatever its status.
+    pub fn exec_hub(&self, cmd: &[&str]) -> Output {
+        exec_in(&self.hub, cmd, b"")
+    }
+
+    /// The name of the hub's network namespace (as `ip netns` knows it).
+    pub fn hub_netns(&self) -> &str {
+        &self.hub
+    }
+
     /// Removes every nftables rule from the hub.
     pub fn nft_flush_hub(&self) {
         nft_in(&self.hub, "flush ruleset\n");
