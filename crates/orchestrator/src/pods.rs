@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn source_pods_carry_their_plan_in_the_environment() {
-        let plan = AgentPlan { timeout_ms: 2000, concurrency: None, probes: Vec::new() };
+        let plan = AgentPlan { timeout_ms: 2000, concurrency: None, delay_ms: None, probes: Vec::new() };
         let pod = source(&settings(), "netcanary-r1-s0", &mirror(), &plan);
         let container = &pod.spec.unwrap().containers[0];
         assert_eq!(container.args.as_ref().unwrap(), &["agent"]);

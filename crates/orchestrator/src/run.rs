@@ -37,7 +37,9 @@ pub struct RunOptions {
     pub probe_timeout: Duration,
     /// Rounds a disagreeing probe gets before it is called a mismatch.
     pub rounds: u32,
-    /// Wait between rounds, for policy still being programmed.
+    /// Wait between rounds, for policy still being programmed. A retry round's source pods
+    /// spend it themselves, before their first probe (the plan's `delay_ms`): a network that
+    /// programs policy for each pod once it sees it has then done so for them too.
     pub round_wait: Duration,
     /// How long a pod may take to start before its probes are inconclusive.
     pub pod_start_timeout: Duration,
@@ -237,7 +239,7 @@ impl<S: SnapshotSource> Run<'_, S> {
         let phase = Instant::now();
         create_pods(self.client, created).await?;
         self.timings.create_seconds += phase.elapsed().as_secs_f64();
-        let states = self.wait(&names, |s| s.running && s.ip.is_some()).await?;
+        let states = self.wait(&names, Duration::ZERO, |s| s.running && s.ip.is_some()).await?;
         Ok(states.into_iter().map(|(name, state)| (names[&name].0, state)).collect())
     }
 
@@ -257,10 +259,7 @@ impl<S: SnapshotSource> Run<'_, S> {
         let mut judged_against = None;
         let mut pending: Vec<usize> = (0..plan.probes.len()).collect();
         for round in 0..self.options.rounds.max(1) {
-            if round > 0 {
-                sleep(self.options.round_wait).await;
-                self.timings.round_wait_seconds += self.options.round_wait.as_secs_f64();
-            }
+            let delay = if round > 0 { self.options.round_wait } else { Duration::ZERO };
             let mut by_source: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
             for &p in &pending {
                 by_source.entry(plan.probes[p].from).or_default().push(p);
@@ -270,7 +269,8 @@ impl<S: SnapshotSource> Run<'_, S> {
             let mut created = Vec::new();
             for (source, probe_ids) in &by_source {
                 let mirror = &plan.mirrors[*source];
-                let (agent_plan, ids) = self.agent_plan(plan, probe_ids, targets, snapshot, &mut observations);
+                let (mut agent_plan, ids) = self.agent_plan(plan, probe_ids, targets, snapshot, &mut observations);
+                agent_plan.delay_ms = (!delay.is_zero()).then(|| delay.as_millis().try_into().unwrap_or(u64::MAX));
                 let name = format!("{}r{round}", pods::pod_name(&self.run_id, "s", *source));
                 created.push(pods::source(settings, &name, mirror, &agent_plan));
                 names.insert(name.clone(), (*source, mirror.namespace.clone()));
@@ -279,7 +279,10 @@ impl<S: SnapshotSource> Run<'_, S> {
             let phase = Instant::now();
             create_pods(self.client, created).await?;
             self.timings.create_seconds += phase.elapsed().as_secs_f64();
-            let states = self.wait(&names, |s| s.terminated_message.is_some()).await?;
+            let states = self.wait(&names, delay, |s| s.terminated_message.is_some()).await?;
+            // The pods spent the round's wait before probing: it is the round's, not theirs.
+            self.timings.pods_seconds = (self.timings.pods_seconds - delay.as_secs_f64()).max(0.0);
+            self.timings.round_wait_seconds += delay.as_secs_f64();
             for (name, (source, namespace)) in &names {
                 let state = &states[name];
                 if let Some(ip) = state.ip {
@@ -355,7 +358,7 @@ impl<S: SnapshotSource> Run<'_, S> {
             }
         }
         let timeout_ms = u64::try_from(self.options.probe_timeout.as_millis()).unwrap_or(u64::MAX);
-        (AgentPlan { timeout_ms, concurrency: None, probes }, ids)
+        (AgentPlan { timeout_ms, concurrency: None, delay_ms: None, probes }, ids)
     }
 
     /// Reads a finished source pod's results: the termination message, or the log when the
@@ -404,17 +407,19 @@ impl<S: SnapshotSource> Run<'_, S> {
     }
 
     /// Waits until every named pod satisfies `done` or cannot anymore; pods that do not
-    /// start in time are marked failed, and each failed pod is a problem of the run.
+    /// start in time (the start-up timeout plus `delay`, what their plan waits before
+    /// probing) are marked failed, and each failed pod is a problem of the run.
     async fn wait(
         &mut self,
         names: &BTreeMap<String, (usize, String)>,
+        delay: Duration,
         done: impl Fn(&PodState) -> bool,
     ) -> Result<BTreeMap<String, PodState>, Error> {
         let started = Instant::now();
         let pods: Api<Pod> = Api::all(self.client.clone());
         let params = ListParams::default().labels(&format!("{RUN_ID_KEY}={}", self.run_id));
         // The time spent here is the kubelet's and the network's, not the controller's.
-        let result = self.wait_for(&pods, &params, names, &done, started).await;
+        let result = self.wait_for(&pods, &params, names, &done, started, delay).await;
         self.timings.pods_seconds += started.elapsed().as_secs_f64();
         result
     }
@@ -426,13 +431,14 @@ impl<S: SnapshotSource> Run<'_, S> {
         names: &BTreeMap<String, (usize, String)>,
         done: &impl Fn(&PodState) -> bool,
         started: Instant,
+        delay: Duration,
     ) -> Result<BTreeMap<String, PodState>, Error> {
         loop {
             let listed = with_backoff("list the run's pods", || pods.list(params)).await?;
             let mut states: BTreeMap<String, PodState> =
                 listed.items.iter().map(|p| (p.name_any(), pod_state(p))).collect();
             let finished = names.keys().all(|n| states.get(n).is_some_and(|s| done(s) || s.failed.is_some()));
-            if finished || started.elapsed() >= self.options.pod_start_timeout {
+            if finished || started.elapsed() >= self.options.pod_start_timeout + delay {
                 for (name, (_, namespace)) in names {
                     let state = states.entry(name.clone()).or_default();
                     if !done(state) && state.failed.is_none() {
