@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 
 use super::kube_fixture::KubeFixture;
 use super::kubelet::{FakeKubelet, KubeletOptions, PodFilter};
+use super::kubelet_api::KubeletTls;
 use super::netns::TestNet;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_netcanary");
@@ -163,6 +164,7 @@ impl Bed {
         if let Some(filter) = never_start {
             options.never_start = filter;
         }
+        options.tls = Some(KubeletTls::of_fixture(kube.dir()));
         let kubelet = FakeKubelet::start(net, kube.config().await, options).await;
         kubelet.add_dns(CLUSTER_DNS, &[(DNS_NAME, "10.96.0.1")]).await;
         kubelet.add_workload(&workload("prod", "api-0", "api", &[(8080, "TCP"), (9000, "UDP")])).await;

@@ -15,13 +15,23 @@
 //!   with the exit code and the termination log as the message); readiness gates stay unset,
 //!   so netcanary's pods are never Ready, as in a cluster;
 //! - when a pod gets a deletionTimestamp it kills the process, removes the host and confirms
-//!   the deletion (grace period 0), which is the only way a bound pod ever goes away.
+//!   the deletion (grace period 0), which is the only way a bound pod ever goes away;
+//! - with [`KubeletOptions::tls`], it serves the container logs on the kubelet's HTTPS
+//!   endpoint, where the API server's `pods/log` reads them (`tests/common/kubelet_api.rs`):
+//!   what a container wrote to stderr, then to stdout.
 //!
 //! Addresses: namespace `ns` with subnet number `N` (see [`KubeletOptions::subnets`]) gets
 //! `10.66.N.0/24`, so a test expresses namespace-level policy as nftables rules on subnets
-//! (see [`FakeKubelet::subnet`]). Every host has `10.66.N.H/16` on the one bridge, and the
-//! Service range [`SERVICE_CIDR`] on-link: there is no kube-proxy, so a Service's ClusterIP
-//! is reachable only where a test puts it on a host, as [`FakeKubelet::add_dns`] does.
+//! (see [`FakeKubelet::subnet`]). Every host has `10.66.N.H/16` on the one bridge. Without a
+//! node address ([`KubeletOptions::node_ip`]) the Service range [`SERVICE_CIDR`] is on-link:
+//! there is no kube-proxy, so a Service's ClusterIP is reachable only where a test puts it
+//! on a host, as [`FakeKubelet::add_dns`] does, and pods' `hostIP` is 127.0.0.1. With one
+//! (the node bed, `tests/common/node.rs`), the node's address sits on the hub's bridge, pods
+//! route everything else through it as behind a CNI's bridge, and it is their `hostIP` and
+//! the Node's `InternalIP`.
+//!
+//! The Node names `localhost` as its `Hostname` address, which the API server prefers for
+//! reaching a kubelet: the fixture runs on loopback, and that is where the endpoint listens.
 //!
 //! The kubelet runs in its own thread with its own runtime and client, so a test may block
 //! (e.g. on the `netcanary run` child process) while pods start. Dropping it stops that
@@ -44,6 +54,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, P
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
+use super::kubelet_api::{ContainerLogs, KubeletApi, KubeletTls};
 use super::netns::{ChildGuard, TestNet};
 
 /// The one node every pod is bound to.
@@ -61,6 +72,10 @@ const FIRST_HOST: u8 = 10;
 const TARGET_READY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long dnsmasq may take to answer.
 const DNS_READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an exited container's output may take to reach its log.
+const LOG_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Where pods sit: every address the node bed gives out (`10.66.N.H`) and its own.
+pub const POD_CIDR: &str = "10.66.0.0/16";
 
 /// Decides which pods are never started (they stay Pending, unbound, without an IP).
 pub type PodFilter = Arc<dyn Fn(&Pod) -> bool + Send + Sync>;
@@ -71,11 +86,21 @@ pub struct KubeletOptions {
     pub subnets: BTreeMap<String, u8>,
     /// Pods it returns true for are never started.
     pub never_start: PodFilter,
+    /// The certificates of the kubelet's HTTPS endpoint; `None`: no endpoint, no logs.
+    pub tls: Option<KubeletTls>,
+    /// The node's address on the hub's bridge (which the caller puts there), when the bed
+    /// has a node (see the module documentation).
+    pub node_ip: Option<Ipv4Addr>,
 }
 
 impl KubeletOptions {
     pub fn new(subnets: &[(&str, u8)]) -> Self {
-        Self { subnets: subnets.iter().map(|(ns, n)| (ns.to_string(), *n)).collect(), never_start: Arc::new(|_| false) }
+        Self {
+            subnets: subnets.iter().map(|(ns, n)| (ns.to_string(), *n)).collect(),
+            never_start: Arc::new(|_| false),
+            tls: None,
+            node_ip: None,
+        }
     }
 }
 
@@ -87,6 +112,8 @@ pub struct FakeKubelet {
     thread: Option<JoinHandle<()>>,
     /// Processes started for the test's own pods (the DNS server); killed on drop.
     extras: Mutex<Vec<ChildGuard>>,
+    /// The HTTPS endpoint, stopped on drop.
+    api: Option<KubeletApi>,
 }
 
 /// What the kubelet thread and the test share.
@@ -99,6 +126,9 @@ struct Shared {
     hosts: AtomicUsize,
     /// `namespace/name` of every pod held back by [`KubeletOptions::never_start`].
     held_back: Mutex<Vec<String>>,
+    /// Where each running pod's container log is, for the HTTPS endpoint.
+    logs: ContainerLogs,
+    node_ip: Option<Ipv4Addr>,
     stop: AtomicBool,
 }
 
@@ -121,16 +151,30 @@ impl Shared {
         self.net.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds a host with `ip` (and an IPv6 address derived from it) and the Service range
-    /// on-link; returns its name.
+    /// Adds a host with `ip` (and an IPv6 address derived from it) and a route to Services:
+    /// through the node when there is one, else the Service range on-link. Returns its name.
     fn add_host(&self, ip: Ipv4Addr) -> String {
         let name = format!("p{}", self.hosts.fetch_add(1, Ordering::Relaxed));
         let [_, _, subnet, host] = ip.octets();
         let mut net = self.net();
         net.add_host(&name, &format!("{ip}/16"), &format!("fd00:66::{subnet}:{host}/64"));
-        let out = net.exec(&name, &["ip", "route", "add", SERVICE_CIDR, "dev", "eth0"]);
-        assert!(out.status.success(), "route the Service range in {name}: {}", String::from_utf8_lossy(&out.stderr));
+        let route = match self.node_ip {
+            Some(node) => {
+                vec!["ip".to_string(), "route".into(), "add".into(), "default".into(), "via".into(), node.to_string()]
+            }
+            None => {
+                vec!["ip".to_string(), "route".into(), "add".into(), SERVICE_CIDR.into(), "dev".into(), "eth0".into()]
+            }
+        };
+        let route: Vec<&str> = route.iter().map(String::as_str).collect();
+        let out = net.exec(&name, &route);
+        assert!(out.status.success(), "{route:?} in {name}: {}", String::from_utf8_lossy(&out.stderr));
         name
+    }
+
+    /// What a pod's status says of its node: the node's address, or loopback.
+    fn host_ip(&self) -> String {
+        self.node_ip.map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string())
     }
 }
 
@@ -140,7 +184,9 @@ impl FakeKubelet {
     /// Create the namespaces a test uses before this, so its first pods are not refused.
     pub async fn start(net: TestNet, config: kube::Config, options: KubeletOptions) -> FakeKubelet {
         let client = Client::try_from(config.clone()).expect("a client for the fake kubelet");
-        register_node(&client).await;
+        let logs = ContainerLogs::default();
+        let api = options.tls.as_ref().map(|tls| KubeletApi::start(tls, Arc::clone(&logs)));
+        register_node(&client, options.node_ip, api.as_ref().map(KubeletApi::port)).await;
         let mut accounts = HashSet::new();
         ensure_service_accounts(&client, &mut accounts).await.expect("create the default ServiceAccounts");
         let shared = Arc::new(Shared {
@@ -149,6 +195,8 @@ impl FakeKubelet {
             next_host: Mutex::new(HashMap::new()),
             hosts: AtomicUsize::new(0),
             held_back: Mutex::new(Vec::new()),
+            logs,
+            node_ip: options.node_ip,
             stop: AtomicBool::new(false),
         });
         let thread_shared = Arc::clone(&shared);
@@ -174,7 +222,7 @@ impl FakeKubelet {
                 });
             })
             .expect("start the fake kubelet's thread");
-        FakeKubelet { shared, client, thread: Some(thread), extras: Mutex::new(Vec::new()) }
+        FakeKubelet { shared, client, thread: Some(thread), extras: Mutex::new(Vec::new()), api }
     }
 
     /// The network, e.g. to load nftables rules into its hub with [`TestNet::nft_hub`].
@@ -257,7 +305,8 @@ impl FakeKubelet {
             panic!("create pod {namespace}/{}: {e}", pod.name_any());
         });
         bind(&api, &created.name_any()).await.expect("bind the pod");
-        api.patch_status(&created.name_any(), &PatchParams::default(), &Patch::Merge(running_status(&created, ip)))
+        let status = running_status(&created, ip, &self.shared.host_ip());
+        api.patch_status(&created.name_any(), &PatchParams::default(), &Patch::Merge(status))
             .await
             .expect("report the pod running");
     }
@@ -271,6 +320,7 @@ impl Drop for FakeKubelet {
             let _ = thread.join();
         }
         self.extras.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.api = None;
         // The TestNet goes with the last `shared`, deleting every namespace.
     }
 }
@@ -290,10 +340,14 @@ struct Kubelet {
 
 /// A started pod.
 struct PodRun {
+    /// Namespace and name.
+    pod: (String, String),
     host: String,
     /// `None` once it exited and its status says so.
     child: Option<ChildGuard>,
     termination_log: PathBuf,
+    /// The container's log, written when it exits.
+    log: PathBuf,
 }
 
 impl Kubelet {
@@ -354,7 +408,7 @@ impl Kubelet {
         let status = match started {
             Ok((run, ip)) => {
                 self.pods.insert(uid, run);
-                running_status(pod, ip)
+                running_status(pod, ip, &self.shared.host_ip())
             }
             Err(reason) => {
                 eprintln!("fake-kubelet: pod {}/{name} cannot start: {reason}", pod.namespace().unwrap_or_default());
@@ -375,6 +429,7 @@ impl Kubelet {
         let host = self.shared.add_host(ip);
         let net = self.shared.net();
         let termination_log = net.dir().join(format!("{host}.termination-log"));
+        let log = net.dir().join(format!("{host}.log"));
         let mut command: Vec<String> = vec!["env".into()];
         for var in container.env.iter().flatten() {
             command.push(format!("{}={}", var.name, var.value.clone().unwrap_or_default()));
@@ -391,14 +446,26 @@ impl Kubelet {
         {
             eprintln!("fake-kubelet: {name}: {reason}");
         }
-        Ok((PodRun { host, child: Some(child), termination_log }, ip))
+        let key = (pod.namespace().unwrap_or_default(), name);
+        self.shared.logs.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), log.clone());
+        Ok((PodRun { pod: key, host, child: Some(child), termination_log, log }, ip))
     }
 
     /// Writes the terminated state of a pod whose process exited.
     async fn report_exit(&mut self, pod: &Pod, uid: &str) {
         let Some(run) = self.pods.get_mut(uid) else { return };
         let Some(status) = run.child.as_mut().and_then(ChildGuard::try_wait) else { return };
-        run.child = None;
+        if let Some(mut child) = run.child.take() {
+            // Written before the status says it exited, so a reader of the log finds it all.
+            let mut log = child.stderr();
+            for line in child.remaining_stdout(LOG_DRAIN_TIMEOUT) {
+                log.push_str(&line);
+                log.push('\n');
+            }
+            if let Err(error) = std::fs::write(&run.log, log) {
+                eprintln!("fake-kubelet: log of {}/{}: {error}", run.pod.0, run.pod.1);
+            }
+        }
         // Killed by a signal: 128 + its number, as a container runtime reports it.
         let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
         let message = std::fs::read_to_string(&run.termination_log).unwrap_or_default();
@@ -445,21 +512,37 @@ impl Kubelet {
         if let Some(mut run) = self.pods.remove(uid) {
             run.child = None;
             self.shared.net().remove_host(&run.host);
+            self.shared.logs.lock().unwrap_or_else(|e| e.into_inner()).remove(&run.pod);
             let _ = std::fs::remove_file(&run.termination_log);
+            let _ = std::fs::remove_file(&run.log);
         }
     }
 }
 
-async fn register_node(client: &Client) {
+/// Registers [`NODE`] and reports its status as a kubelet does: its addresses (see the
+/// module documentation), the port of its HTTPS endpoint, Ready.
+async fn register_node(client: &Client, node_ip: Option<Ipv4Addr>, api_port: Option<u16>) {
     let node: Node = serde_json::from_value(json!({
-        "metadata": {"name": NODE, "labels": {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux"}}
+        "metadata": {"name": NODE, "labels": {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux"}},
+        "spec": {"podCIDR": POD_CIDR, "podCIDRs": [POD_CIDR]}
     }))
     .expect("a valid Node");
-    match Api::<Node>::all(client.clone()).create(&PostParams::default(), &node).await {
+    let nodes = Api::<Node>::all(client.clone());
+    match nodes.create(&PostParams::default(), &node).await {
         Ok(_) => {}
         Err(kube::Error::Api(status)) if status.is_already_exists() => {}
         Err(error) => panic!("register node {NODE}: {error}"),
     }
+    let internal_ip = node_ip.map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string());
+    let status = json!({"status": {
+        "addresses": [{"type": "InternalIP", "address": internal_ip}, {"type": "Hostname", "address": "localhost"}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": api_port.unwrap_or(10250)}},
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "lastHeartbeatTime": now(), "lastTransitionTime": now()}],
+    }});
+    nodes
+        .patch_status(NODE, &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .unwrap_or_else(|e| panic!("report the status of node {NODE}: {e}"));
 }
 
 /// Makes the `default` ServiceAccount in namespaces not in `done` (the controller-manager's
@@ -496,13 +579,13 @@ async fn bind(api: &Api<Pod>, name: &str) -> Result<(), kube::Error> {
 
 /// The status of a pod whose container runs: Running with `ip`, containers ready, and Ready
 /// only when the pod has no readiness gate (nobody ever sets one here).
-fn running_status(pod: &Pod, ip: Ipv4Addr) -> Value {
+fn running_status(pod: &Pod, ip: Ipv4Addr, host_ip: &str) -> Value {
     let mut container = container_status(pod, true);
     container["state"] = json!({"running": {"startedAt": now()}});
     json!({"status": {
         "phase": "Running",
-        "hostIP": "127.0.0.1",
-        "hostIPs": [{"ip": "127.0.0.1"}],
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
         "podIP": ip.to_string(),
         "podIPs": [{"ip": ip.to_string()}],
         "startTime": now(),

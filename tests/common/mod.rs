@@ -3,6 +3,7 @@
 pub mod bed;
 pub mod kube_fixture;
 pub mod kubelet;
+pub mod kubelet_api;
 pub mod monitoring;
 pub mod netns;
 pub mod scratch;

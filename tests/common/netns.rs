@@ -299,6 +299,17 @@ impl ChildGuard {
         self.child.try_wait().ok().flatten()
     }
 
+    /// The stdout lines not read yet, up to the end of the output (or `timeout`, for a
+    /// process that keeps it open).
+    pub fn remaining_stdout(&mut self, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            lines.push(line);
+        }
+        lines
+    }
+
     /// What the process wrote to stderr so far.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
