@@ -47,6 +47,9 @@ if command -v go >/dev/null; then
     echo "==> building the kube-apiserver fixture (minutes the first time, cached after)"
     NETCANARY_KUBE_FIXTURE="$(bash tests/kube-fixture/build.sh | tail -n 1)"
     export NETCANARY_KUBE_FIXTURE
+    echo "==> building kube-router for the node bed (minutes the first time, cached after)"
+    NETCANARY_KUBE_ROUTER="$(bash tests/kube-router/build.sh | tail -n 1)"
+    export NETCANARY_KUBE_ROUTER
     export NETCANARY_REQUIRE_KUBE=1
 else
     echo "==> no Go: kube-apiserver tests will report SKIPPED"

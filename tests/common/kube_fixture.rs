@@ -329,11 +329,13 @@ fn binary() -> Result<PathBuf, FixtureError> {
             Err(FixtureError::Failed(format!("NETCANARY_KUBE_FIXTURE={} is not a file", path.display())))
         };
     }
-    BINARY.get_or_init(build).clone().map_err(FixtureError::Unavailable)
+    BINARY.get_or_init(|| build_with("tests/kube-fixture/build.sh")).clone().map_err(FixtureError::Unavailable)
 }
 
-fn build() -> Result<PathBuf, String> {
-    let script = super::repo_file("tests/kube-fixture/build.sh");
+/// Runs a Go component's build script (`path` from the repository's root), which builds
+/// or serves from its cache, and returns the binary's path (its last line of stdout).
+pub fn build_with(path: &str) -> Result<PathBuf, String> {
+    let script = super::repo_file(path);
     let out = Command::new("bash")
         .arg(&script)
         .stdin(Stdio::null())

@@ -153,21 +153,31 @@ impl TestNet {
     /// Starts `cmd` inside `host`; stdout is readable through the guard, stderr goes to a
     /// file in [`TestNet::dir`]. The process is killed when the guard or the net drops.
     pub fn spawn(&self, host: &str, cmd: &[&str]) -> ChildGuard {
+        self.spawn_in(&self.host(host).netns, host, cmd)
+    }
+
+    /// [`spawn`](Self::spawn) in the hub: where a node's own daemons run.
+    pub fn spawn_in_hub(&self, cmd: &[&str]) -> ChildGuard {
+        self.spawn_in(&self.hub, "hub", cmd)
+    }
+
+    fn spawn_in(&self, netns: &str, name: &str, cmd: &[&str]) -> ChildGuard {
         static SPAWNED: AtomicUsize = AtomicUsize::new(0);
         let label = format!(
-            "{host}-{}-{}",
+            "{name}-{}-{}",
             Path::new(cmd[0]).file_name().unwrap_or_default().to_string_lossy(),
             SPAWNED.fetch_add(1, Ordering::Relaxed)
         );
         let stderr_path = self.dir.join(format!("{label}.stderr"));
         let stderr = File::create(&stderr_path).expect("stderr file");
-        let mut child = self
-            .command(host, cmd)
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", netns])
+            .args(cmd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {cmd:?} in {host}: {err}"));
+            .unwrap_or_else(|err| panic!("cannot start {cmd:?} in {name}: {err}"));
         let stdout = child.stdout.take().expect("stdout");
         let (lines_tx, lines) = channel();
         std::thread::spawn(move || {
@@ -224,12 +234,6 @@ impl TestNet {
     /// Removes every nftables rule from `host`.
     pub fn nft_flush(&self, host: &str) {
         self.nft(host, "flush ruleset\n");
-    }
-
-    fn command(&self, host: &str, cmd: &[&str]) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.host(host).netns]).args(cmd);
-        command
     }
 
     fn must(&self, cmd: &[&str]) {
