@@ -91,7 +91,15 @@ pub struct KubeletOptions {
     /// The node's address on the hub's bridge (which the caller puts there), when the bed
     /// has a node (see the module documentation).
     pub node_ip: Option<Ipv4Addr>,
+    /// How many bytes of a terminated container's message the pod's status keeps. A kubelet
+    /// reads at most the last 4 KiB of the file, then keeps the first 12 KiB / N of it, N
+    /// counting the pod's containers, init and ephemeral containers: [`MESSAGE_BYTES`] for
+    /// netcanary's pods as created, less for one a mesh or an injector added containers to.
+    pub termination_message_budget: usize,
 }
+
+/// What a kubelet keeps of the message of a pod with at most three containers.
+pub const MESSAGE_BYTES: usize = 4096;
 
 impl KubeletOptions {
     pub fn new(subnets: &[(&str, u8)]) -> Self {
@@ -100,6 +108,7 @@ impl KubeletOptions {
             never_start: Arc::new(|_| false),
             tls: None,
             node_ip: None,
+            termination_message_budget: MESSAGE_BYTES,
         }
     }
 }
@@ -129,6 +138,7 @@ struct Shared {
     /// Where each running pod's container log is, for the HTTPS endpoint.
     logs: ContainerLogs,
     node_ip: Option<Ipv4Addr>,
+    termination_message_budget: usize,
     stop: AtomicBool,
 }
 
@@ -197,6 +207,7 @@ impl FakeKubelet {
             held_back: Mutex::new(Vec::new()),
             logs,
             node_ip: options.node_ip,
+            termination_message_budget: options.termination_message_budget,
             stop: AtomicBool::new(false),
         });
         let thread_shared = Arc::clone(&shared);
@@ -468,7 +479,8 @@ impl Kubelet {
         }
         // Killed by a signal: 128 + its number, as a container runtime reports it.
         let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-        let message = std::fs::read_to_string(&run.termination_log).unwrap_or_default();
+        let written = std::fs::read_to_string(&run.termination_log).unwrap_or_default();
+        let message = kept_message(&written, self.shared.termination_message_budget);
         let (phase, reason) = if code == 0 { ("Succeeded", "Completed") } else { ("Failed", "Error") };
         let started = running_since(pod);
         let mut container = container_status(pod, false);
@@ -615,6 +627,13 @@ fn conditions(pod: &Pod, running: bool) -> Value {
         {"type": "ContainersReady", "status": status(running)},
         {"type": "Ready", "status": status(running && !gated)},
     ])
+}
+
+/// What a kubelet keeps of a termination message: the file's last [`MESSAGE_BYTES`], then
+/// the first `budget` bytes of those (see [`KubeletOptions::termination_message_budget`]).
+fn kept_message(written: &str, budget: usize) -> String {
+    let tail = &written.as_bytes()[written.len().saturating_sub(MESSAGE_BYTES)..];
+    String::from_utf8_lossy(&tail[..tail.len().min(budget)]).into_owned()
 }
 
 /// When the container started, from the status the kubelet wrote.

@@ -362,30 +362,37 @@ impl<S: SnapshotSource> Run<'_, S> {
     }
 
     /// Reads a finished source pod's results: the termination message, or the log when the
-    /// message had to be truncated.
+    /// message is not whole: truncated by the agent, or cut by the kubelet, which keeps at
+    /// most 12 KiB of a pod's messages, divided among its containers (injected sidecars,
+    /// init and ephemeral containers included), so less than the agent's 4 KiB in a pod
+    /// that a mesh or an agent injector grew.
     async fn results(&self, name: &str, namespace: &str, state: &PodState) -> Result<AgentResults, String> {
         if let Some(reason) = &state.failed {
             return Err(format!("the probe pod never ran: {reason}"));
         }
         let message = state.terminated_message.as_deref().unwrap_or_default();
-        let compact = termination_log::decode(message).map_err(|e| format!("unreadable termination message: {e}"))?;
-        if !compact.truncated {
-            return Ok(compact
-                .results
-                .into_iter()
-                .map(|r| (r.id, RoundResult { observed: r.observed, millis: r.millis, detail: None }))
-                .collect());
-        }
+        let why = match termination_log::decode(message) {
+            Ok(compact) if !compact.truncated => {
+                return Ok(compact
+                    .results
+                    .into_iter()
+                    .map(|r| (r.id, RoundResult { observed: r.observed, millis: r.millis, detail: None }))
+                    .collect());
+            }
+            Ok(_) => "results were truncated".to_string(),
+            Err(e) => format!("unreadable termination message ({e})"),
+        };
+        info!(run.id = %self.run_id, pod = %format!("{namespace}/{name}"), %why, "reading the results from the pod's log");
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let log = pods
             .logs(name, &LogParams::default())
             .await
-            .map_err(|e| format!("results were truncated and the log is unavailable: {e}"))?;
+            .map_err(|e| format!("{why} and the log is unavailable: {e}"))?;
         let report: AgentReport = log
             .lines()
             .rev()
             .find_map(|line| serde_json::from_str(line).ok())
-            .ok_or("results were truncated and the log holds no report")?;
+            .ok_or_else(|| format!("{why} and the log holds no report"))?;
         Ok(report
             .results
             .into_iter()
