@@ -10,6 +10,7 @@ mod common;
 use std::time::Instant;
 
 use common::bed::{Bed, Ran, summary, workload};
+use common::kubelet::KubeletOptions;
 use common::node;
 use netcanary_verify::{Canary, Expectation, Outcome, ProbeRecord};
 
@@ -128,7 +129,7 @@ const SHOP_SAYS: &[Cell] = &[
 ];
 
 async fn shop(test: &str) -> Option<Bed> {
-    let bed = node::bed(test, &SHOP_SUBNETS, SHOP).await?;
+    let bed = node::bed(test, KubeletOptions::new(&SHOP_SUBNETS), SHOP).await?;
     bed.kubelet.add_workload(&workload("shop", "web-0", "web", &[(8080, "TCP")])).await;
     bed.kubelet.add_workload(&workload("shop", "api-0", "api", &[(8080, "TCP")])).await;
     bed.kubelet.add_workload(&workload("shop", "db-0", "db", &[(5432, "TCP")])).await;
@@ -155,5 +156,59 @@ async fn label_policy_in_one_namespace_is_enforced_and_verified() {
     }
     assert!(ran.record.probes.iter().any(|p| p.expected == Deny && p.destination.namespace == "shop"));
     assert_eq!(ran.record.canary, Canary::Enforced, "{}", summary(&ran.record));
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+}
+
+/// A server with many ports, each opened to everyone by a rule of its own: netcanary plans a
+/// witness for every rule, all from one probe pod, whose results then take more room than
+/// the pod's termination message keeps when containers were injected into it.
+fn wide_app(ports: std::ops::Range<u16>) -> String {
+    let rules: String = ports.map(|port| format!("    - ports: [{{port: {port}, protocol: TCP}}]\n")).collect();
+    format!(
+        "apiVersion: v1
+kind: Namespace
+metadata: {{name: wide}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: server-ports, namespace: wide}}
+spec:
+  podSelector: {{matchLabels: {{app: server}}}}
+  policyTypes: [Ingress]
+  ingress:
+{rules}"
+    )
+}
+
+const WIDE_PORTS: std::ops::Range<u16> = 20000..20400;
+
+/// Every port of the server is open to every pod, by a rule of its own.
+const WIDE_SAYS: &[Cell] =
+    &[("*", "wide/server-0", 0, "TCP", "tcp", Allow), ("*", "kube-system/*", 53, "*", "*", Allow)];
+
+/// A pod's termination message keeps 12 KiB / N bytes, N counting its containers: a mesh's
+/// init container and proxy, a secrets agent's init container and sidecar and a debug
+/// container make six, 2 KiB each, and the 400 results of the wide plan (about 3 KiB with
+/// their latencies) no longer fit. netcanary reads them from the pod's log instead, which
+/// the API server fetches from the kubelet.
+#[tokio::test]
+async fn results_cut_from_the_termination_message_are_read_from_the_log() {
+    let test = "results_cut_from_the_termination_message_are_read_from_the_log";
+    let mut options = KubeletOptions::new(&[("wide", 1), ("netcanary", 3), ("kube-system", 4)]);
+    options.termination_message_budget = 12 * 1024 / 6;
+    let Some(bed) = node::bed(test, options, &wide_app(WIDE_PORTS)).await else { return };
+    let ports: Vec<(u16, &str)> = WIDE_PORTS.map(|port| (port, "TCP")).collect();
+    bed.kubelet.add_workload(&workload("wide", "server-0", "server", &ports)).await;
+    bed.start_kube_router();
+    let ran = run(&bed).await;
+    assert_all_pass(&bed, &ran, WIDE_SAYS);
+    let witnesses = ran.record.probes.iter().filter(|p| p.destination.to_string() == "wide/server-0").count();
+    assert_eq!(witnesses, WIDE_PORTS.len(), "one witness per rule:\n{}", summary(&ran.record));
+    assert!(
+        ran.stderr.contains("reading the results from the pod's log")
+            && ran.stderr.contains("unreadable termination message"),
+        "no result was read from a pod's log:\n{}",
+        ran.stderr
+    );
     assert_eq!(ran.code, 0, "{}", ran.stderr);
 }

@@ -72,10 +72,10 @@ pub struct Node {
     bridge: LoopbackBridge,
 }
 
-/// A node bed for `test` with `app` (namespaces, policies) applied and pods placed in
-/// `subnets` (see [`KubeletOptions::subnets`]); kube-router is not started yet. `None` when
+/// A node bed for `test` with `app` (namespaces, policies) applied and a kubelet with
+/// `options` (the node's address is set here); kube-router is not started yet. `None` when
 /// the test is skipped.
-pub async fn bed(test: &str, subnets: &[(&str, u8)], app: &str) -> Option<Bed> {
+pub async fn bed(test: &str, mut options: KubeletOptions, app: &str) -> Option<Bed> {
     let binary = kube_router_or_skip(test)?;
     let net = TestNet::new(test)?;
     let kube = KubeFixture::start_or_skip(test)?;
@@ -95,7 +95,6 @@ pub async fn bed(test: &str, subnets: &[(&str, u8)], app: &str) -> Option<Bed> {
     let bridge = LoopbackBridge::start(net.hub_netns(), API_PORT_IN_NODE, api_server_address(kube.kubeconfig_path()));
     let kubeconfig = node_kubeconfig(&kube);
     let node = Node { binary, kubeconfig, kube_router: Mutex::new(None), bridge };
-    let mut options = KubeletOptions::new(subnets);
     options.node_ip = Some(NODE_IP);
     let bed = Bed::start(net, kube, app, options, Some(node)).await;
     let dns_pod = bed.kubelet.add_dns(CLUSTER_DNS, &[(DNS_NAME, "10.96.0.1")]).await;
