@@ -316,6 +316,16 @@ fn signal(child: &Child, signal: &str) {
     assert!(status.success(), "kill {signal} the fixture: {status}");
 }
 
+/// kube-proxy, which build.sh builds beside the fixture from the same Kubernetes version.
+pub fn kube_proxy_binary() -> Result<PathBuf, FixtureError> {
+    let path = binary()?.with_file_name("kube-proxy");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(FixtureError::Failed(format!("no kube-proxy beside the fixture: {} is missing", path.display())))
+    }
+}
+
 /// The fixture binary: `NETCANARY_KUBE_FIXTURE`, or built (once per test process) by
 /// build.sh, which also serves it from its cache.
 fn binary() -> Result<PathBuf, FixtureError> {

@@ -49,6 +49,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Client, ResourceExt};
@@ -139,6 +140,8 @@ struct Shared {
     logs: ContainerLogs,
     node_ip: Option<Ipv4Addr>,
     termination_message_budget: usize,
+    /// The folder of the cluster DNS's hosts file, once there is a cluster DNS.
+    dns_hosts: Mutex<Option<PathBuf>>,
     stop: AtomicBool,
 }
 
@@ -208,6 +211,7 @@ impl FakeKubelet {
             logs,
             node_ip: options.node_ip,
             termination_message_budget: options.termination_message_budget,
+            dns_hosts: Mutex::new(None),
             stop: AtomicBool::new(false),
         });
         let thread_shared = Arc::clone(&shared);
@@ -228,6 +232,7 @@ impl FakeKubelet {
                         accounts,
                         pods: HashMap::new(),
                         ignored: HashSet::new(),
+                        dns_records: String::new(),
                     };
                     kubelet.run().await;
                 });
@@ -262,19 +267,33 @@ impl FakeKubelet {
     }
 
     /// The cluster DNS: pod `kube-system/coredns-0` (label `k8s-app=kube-dns`, ports 53
-    /// named `dns` and `dns-tcp`) served by dnsmasq, which answers `answers` (name → IPv4),
-    /// and the Service `kube-system/kube-dns` with `cluster_ip`. The ClusterIP sits on the
-    /// DNS host itself, since no kube-proxy translates it. Returns the pod's IP.
+    /// named `dns` and `dns-tcp`) served by dnsmasq, the Service `kube-system/kube-dns` with
+    /// `cluster_ip` and its EndpointSlice. dnsmasq answers `answers` (name → IPv4) and
+    /// `NAME.NAMESPACE.svc.cluster.local` with the ClusterIP of every Service, which the
+    /// kubelet keeps in a hosts file dnsmasq watches (`--hostsdir`): the part of a cluster
+    /// DNS the probes and the bed's scenarios use, from the server the bed already runs.
+    /// Without a node the ClusterIP sits on the DNS host itself, since no kube-proxy
+    /// translates it; in a node bed kube-proxy does. Returns the pod's IP.
     pub async fn add_dns(&self, cluster_ip: Ipv4Addr, answers: &[(&str, &str)]) -> Ipv4Addr {
         let ip = self.shared.allocate("kube-system").unwrap_or_else(|e| panic!("{e}"));
         let host = self.shared.add_host(ip);
-        let records: Vec<String> = answers.iter().map(|(name, answer)| format!("--address=/{name}/{answer}")).collect();
+        let mut records: Vec<String> =
+            answers.iter().map(|(name, answer)| format!("--address=/{name}/{answer}")).collect();
         {
             let net = self.net();
-            let out = net.exec(&host, &["ip", "addr", "add", &format!("{cluster_ip}/32"), "dev", "eth0"]);
-            assert!(out.status.success(), "add the ClusterIP: {}", String::from_utf8_lossy(&out.stderr));
-            let dnsmasq = net.spawn_dnsmasq(&host, &format!("{ip},{cluster_ip}"), &records);
-            wait_for_dns(&net, &host, cluster_ip, answers.first().map_or("localhost", |(name, _)| name), &dnsmasq);
+            let hosts = net.dir().join("cluster-dns");
+            std::fs::create_dir_all(&hosts).expect("the cluster DNS's hosts folder");
+            records.push(format!("--hostsdir={}", hosts.display()));
+            *self.shared.dns_hosts.lock().unwrap_or_else(|e| e.into_inner()) = Some(hosts);
+            let (listen, server) = if self.shared.node_ip.is_some() {
+                (ip.to_string(), ip)
+            } else {
+                let out = net.exec(&host, &["ip", "addr", "add", &format!("{cluster_ip}/32"), "dev", "eth0"]);
+                assert!(out.status.success(), "add the ClusterIP: {}", String::from_utf8_lossy(&out.stderr));
+                (format!("{ip},{cluster_ip}"), cluster_ip)
+            };
+            let dnsmasq = net.spawn_dnsmasq(&host, &listen, &records);
+            wait_for_dns(&net, &host, server, answers.first().map_or("localhost", |(name, _)| name), &dnsmasq);
             self.extras.lock().unwrap_or_else(|e| e.into_inner()).push(dnsmasq);
         }
         let pod: Pod = serde_json::from_value(json!({
@@ -306,6 +325,20 @@ impl FakeKubelet {
             .create(&PostParams::default(), &service)
             .await
             .expect("create the DNS Service");
+        // What the controller-manager's EndpointSlice controller would write.
+        let slice: EndpointSlice = serde_json::from_value(json!({
+            "metadata": {"name": "kube-dns-bed", "namespace": "kube-system",
+                         "labels": {"kubernetes.io/service-name": "kube-dns", "endpointslice.kubernetes.io/managed-by": "fake-kubelet"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [ip.to_string()], "conditions": {"ready": true}, "nodeName": NODE,
+                           "targetRef": {"kind": "Pod", "namespace": "kube-system", "name": "coredns-0"}}],
+            "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]
+        }))
+        .expect("a valid EndpointSlice");
+        Api::<EndpointSlice>::namespaced(self.client.clone(), "kube-system")
+            .create(&PostParams::default(), &slice)
+            .await
+            .expect("create the DNS Service's EndpointSlice");
         ip
     }
 
@@ -347,6 +380,8 @@ struct Kubelet {
     pods: HashMap<String, PodRun>,
     /// Pods never to start, by uid.
     ignored: HashSet<String>,
+    /// What the cluster DNS's hosts file holds.
+    dns_records: String,
 }
 
 /// A started pod.
@@ -377,6 +412,7 @@ impl Kubelet {
     /// One pass over netcanary's pods, as a kubelet's sync loop.
     async fn sync(&mut self) -> Result<(), kube::Error> {
         ensure_service_accounts(&self.client, &mut self.accounts).await?;
+        self.sync_dns_records().await?;
         let listed = Api::<Pod>::all(self.client.clone()).list(&ListParams::default().labels(MANAGED)).await?;
         let mut seen = HashSet::new();
         for pod in &listed.items {
@@ -404,6 +440,33 @@ impl Kubelet {
             self.tear_down(&uid);
         }
         self.ignored.retain(|uid| seen.contains(uid));
+        Ok(())
+    }
+
+    /// Writes a hosts line per Service with a ClusterIP for the cluster DNS, when it changed.
+    async fn sync_dns_records(&mut self) -> Result<(), kube::Error> {
+        let Some(folder) = self.shared.dns_hosts.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return Ok(());
+        };
+        let services = Api::<Service>::all(self.client.clone()).list(&ListParams::default()).await?;
+        let mut records = String::new();
+        for service in &services.items {
+            let ip = service.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()).unwrap_or("None");
+            if ip != "None" && !ip.is_empty() {
+                let namespace = service.namespace().unwrap_or_default();
+                records.push_str(&format!("{ip} {}.{namespace}.svc.cluster.local\n", service.name_any()));
+            }
+        }
+        if records != self.dns_records {
+            // Renamed into place: dnsmasq reads a file of its folder when one is moved there.
+            let staged = folder.with_extension("staged");
+            let written =
+                std::fs::write(&staged, &records).and_then(|()| std::fs::rename(&staged, folder.join("services")));
+            match written {
+                Ok(()) => self.dns_records = records,
+                Err(error) => eprintln!("fake-kubelet: the cluster DNS's records: {error}"),
+            }
+        }
         Ok(())
     }
 

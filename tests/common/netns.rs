@@ -221,6 +221,11 @@ impl TestNet {
         exec_in(&self.hub, cmd, b"")
     }
 
+    /// [`exec_hub`](Self::exec_hub) with `stdin`.
+    pub fn exec_hub_with_stdin(&self, cmd: &[&str], stdin: &[u8]) -> Output {
+        exec_in(&self.hub, cmd, stdin)
+    }
+
     /// The name of the hub's network namespace (as `ip netns` knows it).
     pub fn hub_netns(&self) -> &str {
         &self.hub

@@ -27,8 +27,10 @@
 //! the node's address, which the agent reports as `unreachable` (see
 //! `crates/probe/src/refusal.rs`).
 //!
-//! Until kube-proxy runs in the bed, the cluster DNS Service's address is routed by the node
-//! to the DNS pod, which holds it (see
+//! kube-proxy (iptables mode, the same Kubernetes version as the fixture, built beside it)
+//! runs in the node too, so a Service's ClusterIP reaches its endpoints as in a cluster:
+//! DNAT on the node, before kube-router's filter sees the pod's own address. The bed has
+//! no EndpointSlice controller; the fake kubelet writes the cluster DNS's slice (see
 //! [`FakeKubelet::add_dns`](super::kubelet::FakeKubelet::add_dns)).
 //!
 //! Needs root, network namespaces, iptables and ipset (skipped or failed as
@@ -51,15 +53,16 @@ use std::time::{Duration, Instant};
 
 use super::bed::{Bed, CLUSTER_DNS, DNS_NAME};
 use super::kube_fixture::KubeFixture;
-use super::kubelet::{KubeletOptions, NODE};
+use super::kubelet::{KubeletOptions, NODE, POD_CIDR};
 use super::netns::{ChildGuard, TestNet};
 
 /// The node's address: on the hub's bridge, the Node's InternalIP and every pod's hostIP.
 pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 66, 0, 1);
 /// Where the API server is reached from inside the node.
 const API_PORT_IN_NODE: u16 = 6443;
-/// How long kube-router may take to come up and program its first sync.
-const KUBE_ROUTER_READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long kube-router may take to come up and program its first sync, and kube-proxy
+/// the cluster DNS Service.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// What kube-router logs (at -v=1) when a sync of its rules is done.
 const SYNCED: &str = "sync iptables took";
 
@@ -68,6 +71,8 @@ pub struct Node {
     binary: PathBuf,
     kubeconfig: PathBuf,
     kube_router: Mutex<Option<ChildGuard>>,
+    kube_proxy: Mutex<Option<ChildGuard>>,
+    kube_proxy_binary: PathBuf,
     /// Declared last: dropped after kube-router, whose connections it carries.
     bridge: LoopbackBridge,
 }
@@ -79,6 +84,7 @@ pub async fn bed(test: &str, mut options: KubeletOptions, app: &str) -> Option<B
     let binary = kube_router_or_skip(test)?;
     let net = TestNet::new(test)?;
     let kube = KubeFixture::start_or_skip(test)?;
+    let kube_proxy = super::kube_fixture::kube_proxy_binary().unwrap_or_else(|e| panic!("{e}"));
     net.add_hub_address(&format!("{NODE_IP}/16"));
     let sysctls = [
         "net.ipv4.ip_forward=1",
@@ -94,19 +100,46 @@ pub async fn bed(test: &str, mut options: KubeletOptions, app: &str) -> Option<B
     }
     let bridge = LoopbackBridge::start(net.hub_netns(), API_PORT_IN_NODE, api_server_address(kube.kubeconfig_path()));
     let kubeconfig = node_kubeconfig(&kube);
-    let node = Node { binary, kubeconfig, kube_router: Mutex::new(None), bridge };
+    let node = Node {
+        binary,
+        kubeconfig,
+        kube_router: Mutex::new(None),
+        kube_proxy: Mutex::new(None),
+        kube_proxy_binary: kube_proxy,
+        bridge,
+    };
     options.node_ip = Some(NODE_IP);
     let bed = Bed::start(net, kube, app, options, Some(node)).await;
-    let dns_pod = bed.kubelet.add_dns(CLUSTER_DNS, &[(DNS_NAME, "10.96.0.1")]).await;
-    let (service, pod) = (CLUSTER_DNS.to_string(), dns_pod.to_string());
-    let out = bed.kubelet.net().exec_hub(&["ip", "route", "add", &service, "via", &pod]);
-    assert!(out.status.success(), "route the DNS Service in the node: {}", String::from_utf8_lossy(&out.stderr));
+    // Once the Node is registered: kube-proxy reads its addresses.
+    let node = bed.node();
+    let child = start_kube_proxy(&bed.kubelet.net(), &node.kube_proxy_binary, &node.kubeconfig);
+    *node.kube_proxy.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+    bed.kubelet.add_dns(CLUSTER_DNS, &[(DNS_NAME, "10.96.0.1")]).await;
+    bed.wait_for_service_rules(&CLUSTER_DNS.to_string());
     Some(bed)
 }
 
 impl Bed {
     fn node(&self) -> &Node {
         self.node.as_ref().expect("a node bed (tests/common/node.rs)")
+    }
+
+    /// Waits until kube-proxy has programmed the Service with `cluster_ip`.
+    fn wait_for_service_rules(&self, cluster_ip: &str) {
+        let started = Instant::now();
+        loop {
+            let nat = self.kubelet.net().exec_hub(&["iptables-save", "-t", "nat"]);
+            let rules = String::from_utf8_lossy(&nat.stdout);
+            if rules.lines().any(|l| l.contains(&format!("-d {cluster_ip}/32")) && l.contains("KUBE-SVC-")) {
+                return;
+            }
+            assert!(
+                started.elapsed() < READY_TIMEOUT,
+                "kube-proxy did not program {cluster_ip} within {READY_TIMEOUT:?}:\n{rules}\nits log:\n{}",
+                self.kube_proxy_log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Starts kube-router in the node and waits until it has programmed the cluster as it
@@ -138,8 +171,8 @@ impl Bed {
                 panic!("kube-router exited ({status}) before its first sync:\n{}", child.stderr());
             }
             assert!(
-                started.elapsed() < KUBE_ROUTER_READY_TIMEOUT,
-                "kube-router did not sync within {KUBE_ROUTER_READY_TIMEOUT:?}:\n{}",
+                started.elapsed() < READY_TIMEOUT,
+                "kube-router did not sync within {READY_TIMEOUT:?}:\n{}",
                 child.stderr()
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -147,9 +180,11 @@ impl Bed {
         *running = Some(child);
     }
 
-    /// Stops kube-router and removes everything it programmed (`kube-router
-    /// --cleanup-config`, as its documentation says to uninstall it): the node enforces
-    /// nothing any more.
+    /// Stops kube-router and removes everything it programmed: the node enforces nothing any
+    /// more. By hand: v2.1.0's `--cleanup-config` removes nothing of the firewall (it cleans
+    /// up with a controller it never gave its iptables handlers) and then crashes in the
+    /// service proxy's cleanup, which needs IPVS. The jumps into its chains go first, in one
+    /// `iptables-restore --noflush` transaction, so the node stops enforcing at once.
     pub fn stop_kube_router(&self) {
         let node = self.node();
         let mut running = node.kube_router.lock().unwrap_or_else(|e| e.into_inner());
@@ -157,16 +192,27 @@ impl Bed {
         let status = child.terminate(Duration::from_secs(10));
         assert!(status.is_some(), "kube-router did not stop on SIGTERM:\n{}", child.stderr());
         let net = self.kubelet.net();
-        let binary = node.binary.to_str().expect("a UTF-8 path");
-        let out = net.exec_hub(&[binary, "--cleanup-config"]);
-        assert!(out.status.success(), "kube-router --cleanup-config: {}", String::from_utf8_lossy(&out.stderr));
-        let rules = net.exec_hub(&["iptables-save"]);
-        let left: Vec<String> = String::from_utf8_lossy(&rules.stdout)
+        let saved = net.exec_hub(&["iptables-save", "-t", "filter"]);
+        let rules = String::from_utf8_lossy(&saved.stdout);
+        let out = net.exec_hub_with_stdin(&["iptables-restore", "--noflush"], removal(&rules).as_bytes());
+        assert!(out.status.success(), "remove kube-router's rules: {}", String::from_utf8_lossy(&out.stderr));
+        let sets = net.exec_hub(&["ipset", "list", "-n"]);
+        for set in String::from_utf8_lossy(&sets.stdout).lines().filter(|s| is_kube_router(s)) {
+            let out = net.exec_hub(&["ipset", "destroy", set]);
+            assert!(out.status.success(), "ipset destroy {set}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let left: Vec<String> = String::from_utf8_lossy(&net.exec_hub(&["iptables-save"]).stdout)
             .lines()
-            .filter(|l| l.contains("KUBE-ROUTER") || l.contains("KUBE-POD-FW") || l.contains("KUBE-NWPLCY"))
+            .filter(|l| is_kube_router(l))
             .map(str::to_string)
             .collect();
-        assert!(left.is_empty(), "kube-router's rules outlived its cleanup: {left:#?}");
+        assert!(left.is_empty(), "kube-router's rules outlived their removal: {left:#?}");
+    }
+
+    /// What kube-proxy logged so far.
+    pub fn kube_proxy_log(&self) -> String {
+        let running = self.node().kube_proxy.lock().unwrap_or_else(|e| e.into_inner());
+        running.as_ref().map_or_else(|| "(not running)".into(), ChildGuard::stderr)
     }
 
     /// What kube-router logged so far (shown when a scenario fails).
@@ -179,6 +225,62 @@ impl Bed {
     pub fn node_rules(&self) -> String {
         String::from_utf8_lossy(&self.kubelet.net().exec_hub(&["iptables-save"]).stdout).into_owned()
     }
+}
+
+/// The names kube-router gives its chains and ipsets.
+const KUBE_ROUTER_NAMES: [&str; 5] = ["KUBE-ROUTER-", "KUBE-POD-FW-", "KUBE-NWPLCY-", "KUBE-SRC-", "KUBE-DST-"];
+
+fn is_kube_router(line: &str) -> bool {
+    KUBE_ROUTER_NAMES.iter().any(|name| line.contains(name))
+}
+
+/// An `iptables-restore --noflush` script that removes kube-router's chains from the filter
+/// table `saved` (as `iptables-save` prints it): the jumps from the built-in chains, then
+/// every rule of its chains, then the chains.
+fn removal(saved: &str) -> String {
+    let chains: Vec<&str> = saved
+        .lines()
+        .filter_map(|l| l.strip_prefix(':'))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|chain| is_kube_router(chain))
+        .collect();
+    let mut script = String::from("*filter\n");
+    for rule in saved.lines().filter(|l| l.starts_with("-A ") && is_kube_router(l)) {
+        let chain = rule.split_whitespace().nth(1).unwrap_or_default();
+        if !chains.contains(&chain) {
+            script.push_str(&format!("-D{}\n", &rule[2..]));
+        }
+    }
+    for chain in &chains {
+        script.push_str(&format!("-F {chain}\n"));
+    }
+    for chain in &chains {
+        script.push_str(&format!("-X {chain}\n"));
+    }
+    script.push_str("COMMIT\n");
+    script
+}
+
+/// kube-proxy in the node, in iptables mode, for the pods' CIDR; leaves conntrack's
+/// settings alone (they are the machine's, beyond the node's namespace).
+fn start_kube_proxy(net: &TestNet, binary: &Path, kubeconfig: &Path) -> ChildGuard {
+    let kubeconfig = format!("--kubeconfig={}", kubeconfig.display());
+    let hostname = format!("--hostname-override={NODE}");
+    let cluster_cidr = format!("--cluster-cidr={POD_CIDR}");
+    let args = [
+        binary.to_str().expect("a UTF-8 path"),
+        &kubeconfig,
+        &hostname,
+        "--proxy-mode=iptables",
+        &cluster_cidr,
+        "--conntrack-max-per-core=0",
+        "--conntrack-tcp-timeout-established=0",
+        "--conntrack-tcp-timeout-close-wait=0",
+        "--metrics-bind-address=127.0.0.1:10249",
+        "--healthz-bind-address=127.0.0.1:10256",
+        "-v=1",
+    ];
+    net.spawn_in_hub(&args)
 }
 
 /// The server address of the fixture's admin kubeconfig.
