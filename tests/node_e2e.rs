@@ -7,12 +7,14 @@
 
 mod common;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use common::bed::{Bed, Ran, summary, workload};
+use common::bed::{Bed, Ran, output_within, summary, workload};
 use common::kubelet::KubeletOptions;
 use common::node;
+use k8s_openapi::api::core::v1::Pod;
 use netcanary_verify::{Canary, Expectation, Outcome, ProbeRecord};
+use serde_json::json;
 
 /// One cell of a hand-written table: source and destination as `namespace/workload`, port,
 /// protocol and kind (`tcp`, `udp`, `dns`), each `*` for any; the first matching row wins.
@@ -45,14 +47,20 @@ fn policy_says(table: &[Cell], p: &ProbeRecord) -> Expectation {
 /// Asserts that the run expected of every cell what the table says and that every probe
 /// passed: the dataplane did what policy says. Lists every probe that differs.
 fn assert_all_pass(bed: &Bed, ran: &Ran, table: &[Cell]) {
+    assert_cells(bed, ran, table, |_| Outcome::Pass);
+}
+
+/// Asserts that the run expected of every cell what the table says and that each probe's
+/// outcome is what `want` says for that expectation. Lists every probe that differs.
+fn assert_cells(bed: &Bed, ran: &Ran, table: &[Cell], want: impl Fn(Expectation) -> Outcome) {
     let wrong: Vec<String> = ran
         .record
         .probes
         .iter()
-        .filter(|p| p.outcome != Outcome::Pass || p.expected != policy_says(table, p))
+        .filter(|p| p.expected != policy_says(table, p) || p.outcome != want(policy_says(table, p)))
         .map(|p| {
             format!(
-                "  {} -> {} {}/{} ({}): policy says {}, the run expected {}, observed {:?}: {} ({})",
+                "  {} -> {} {}/{} ({}): policy says {}, the run expected {}, observed {:?}: {}, wanted {} ({})",
                 p.source,
                 p.destination,
                 p.port,
@@ -62,13 +70,14 @@ fn assert_all_pass(bed: &Bed, ran: &Ran, table: &[Cell]) {
                 p.expected,
                 p.observed,
                 p.outcome.as_str(),
+                want(policy_says(table, p)).as_str(),
                 p.detail.as_deref().unwrap_or("-")
             )
         })
         .collect();
     assert!(
         wrong.is_empty(),
-        "probes that did not pass as the hand-written table says:\n{}\nrun:\n{}\nkube-router:\n{}\nnode rules:\n{}",
+        "probes whose outcome is not what the hand-written table makes it:\n{}\nrun:\n{}\nkube-router:\n{}\nnode rules:\n{}",
         wrong.join("\n"),
         summary(&ran.record),
         bed.kube_router_log(),
@@ -76,12 +85,48 @@ fn assert_all_pass(bed: &Bed, ran: &Ran, table: &[Cell]) {
     );
 }
 
+/// Asserts the plan holds a probe of each `(from, to, port, protocol)`, so that a table row
+/// a scenario is about was really exercised.
+fn assert_probed(ran: &Ran, cells: &[(&str, &str, u16, &str)]) {
+    for (from, to, port, protocol) in cells {
+        assert!(
+            ran.record.probes.iter().any(|p| p.source.to_string() == *from
+                && p.destination.to_string() == *to
+                && p.port == *port
+                && p.protocol == *protocol),
+            "no probe {from} -> {to} {port}/{protocol} in the plan:\n{}",
+            summary(&ran.record)
+        );
+    }
+}
+
+/// A workload pod with named ports: `(port, protocol, name)`.
+fn pod(namespace: &str, name: &str, app: &str, ports: &[(u16, &str, &str)]) -> Pod {
+    let ports: Vec<serde_json::Value> = ports
+        .iter()
+        .map(|(port, protocol, name)| match *name {
+            "" => json!({"containerPort": port, "protocol": protocol}),
+            _ => json!({"containerPort": port, "protocol": protocol, "name": name}),
+        })
+        .collect();
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": app}},
+        "spec": {"containers": [{"name": app, "image": format!("example/{app}"), "ports": ports}]}
+    }))
+    .expect("a valid Pod")
+}
+
 /// `netcanary run` with the rounds a node needs: a probe pod is programmed by kube-router
-/// only once it runs, so a first round may see it open.
-async fn run(bed: &Bed) -> Ran {
+/// only once it runs, so a first round may see it open or closed where policy says
+/// otherwise; a retry round's pods wait the round wait first.
+fn run_command(bed: &Bed) -> std::process::Command {
     let mut command = bed.netcanary("run");
     command.args(["--round-wait", "2s", "--rounds", "3", "-o", "json", "--deadline", "45s"]);
-    bed.run_with(command).await
+    command
+}
+
+async fn run(bed: &Bed) -> Ran {
+    bed.run_with(run_command(bed)).await
 }
 
 /// Namespace `shop` isolates its pods for ingress and opens, by label, web → api on
@@ -136,27 +181,27 @@ async fn shop(test: &str) -> Option<Bed> {
     Some(bed)
 }
 
+/// kube-router enforces a label-level policy inside one namespace, and netcanary says so;
+/// then kube-router is stopped and its rules removed, and the next run raises the alarm:
+/// every door policy closes is open, and the canary connects.
 #[tokio::test]
-async fn label_policy_in_one_namespace_is_enforced_and_verified() {
-    let Some(bed) = shop("label_policy_in_one_namespace_is_enforced_and_verified").await else { return };
+async fn label_policy_in_one_namespace_then_no_enforcement_at_all() {
+    let Some(bed) = shop("label_policy_in_one_namespace_then_no_enforcement_at_all").await else { return };
     let started = Instant::now();
     bed.start_kube_router();
     eprintln!("kube-router synced {:?} after its start", started.elapsed());
     let ran = run(&bed).await;
     assert_all_pass(&bed, &ran, SHOP_SAYS);
-    for (from, to, port) in [("shop/web-0", "shop/api-0", 8080), ("shop/api-0", "shop/db-0", 5432)] {
-        assert!(
-            ran.record.probes.iter().any(|p| p.source.to_string() == from
-                && p.destination.to_string() == to
-                && p.port == port
-                && p.expected == Allow),
-            "no probe {from} -> {to} {port} in the plan:\n{}",
-            summary(&ran.record)
-        );
-    }
+    assert_probed(&ran, &[("shop/web-0", "shop/api-0", 8080, "TCP"), ("shop/api-0", "shop/db-0", 5432, "TCP")]);
     assert!(ran.record.probes.iter().any(|p| p.expected == Deny && p.destination.namespace == "shop"));
     assert_eq!(ran.record.canary, Canary::Enforced, "{}", summary(&ran.record));
     assert_eq!(ran.code, 0, "{}", ran.stderr);
+
+    bed.stop_kube_router();
+    let ran = run(&bed).await;
+    assert_cells(&bed, &ran, SHOP_SAYS, |says| if says == Deny { Outcome::UnexpectedAllow } else { Outcome::Pass });
+    assert_eq!(ran.record.canary, Canary::NotEnforced, "{}", summary(&ran.record));
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
 }
 
 /// A server with many ports, each opened to everyone by a rule of its own: netcanary plans a
@@ -210,5 +255,247 @@ async fn results_cut_from_the_termination_message_are_read_from_the_log() {
         "no result was read from a pod's log:\n{}",
         ran.stderr
     );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+}
+
+/// Named ports (TCP and UDP) and an `endPort` range, into `srv` in namespace `ports`:
+/// `client` reaches the port named `http` (8080/TCP), the port named `sink` (6000/UDP) and
+/// 7000–7002/TCP; kube-system reaches 6000/UDP and 7000–7002/TCP, so the first port it is
+/// denied is 7003, just past the range, which is where netcanary's isolation probe goes.
+const PORTS: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: ports}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: default-deny-ingress, namespace: ports}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: srv-from-client, namespace: ports}
+spec:
+  podSelector: {matchLabels: {app: srv}}
+  ingress:
+    - from: [{podSelector: {matchLabels: {app: client}}}]
+      ports: [{port: http}]
+    - from: [{podSelector: {matchLabels: {app: client}}}]
+      ports: [{port: sink, protocol: UDP}]
+    - from: [{podSelector: {matchLabels: {app: client}}}]
+      ports: [{port: 7000, endPort: 7002, protocol: TCP}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: srv-from-kube-system, namespace: ports}
+spec:
+  podSelector: {matchLabels: {app: srv}}
+  ingress:
+    - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: kube-system}}}]
+      ports: [{port: 6000, protocol: UDP}, {port: 7000, endPort: 7002, protocol: TCP}]
+"#;
+
+/// What PORTS says, by hand, for every port of `srv` (8080 `http`, 9090 `metrics`, 7002,
+/// 7003, 6000/UDP `sink`) and `client` (8080): the named and ranged ports above, nothing
+/// else into the namespace; kube-system has no policy.
+const PORTS_SAYS: &[Cell] = &[
+    ("ports/client-0", "ports/srv-0", 8080, "TCP", "tcp", Allow),
+    ("ports/client-0", "ports/srv-0", 6000, "UDP", "udp", Allow),
+    ("ports/client-0", "ports/srv-0", 7002, "TCP", "tcp", Allow),
+    ("kube-system/coredns-0", "ports/srv-0", 6000, "UDP", "udp", Allow),
+    ("kube-system/coredns-0", "ports/srv-0", 7002, "TCP", "tcp", Allow),
+    ("*", "ports/*", 0, "*", "*", Deny),
+    ("*", "kube-system/*", 53, "*", "*", Allow),
+];
+
+#[tokio::test]
+async fn named_ports_and_port_ranges_are_enforced_and_verified() {
+    let test = "named_ports_and_port_ranges_are_enforced_and_verified";
+    let options = KubeletOptions::new(&[("ports", 1), ("netcanary", 3), ("kube-system", 4)]);
+    let Some(bed) = node::bed(test, options, PORTS).await else { return };
+    let srv =
+        [(8080, "TCP", "http"), (9090, "TCP", "metrics"), (7002, "TCP", ""), (7003, "TCP", ""), (6000, "UDP", "sink")];
+    bed.kubelet.add_workload(&pod("ports", "srv-0", "srv", &srv)).await;
+    bed.kubelet.add_workload(&pod("ports", "client-0", "client", &[(8080, "TCP", "http")])).await;
+    bed.start_kube_router();
+    let ran = run(&bed).await;
+    assert_all_pass(&bed, &ran, PORTS_SAYS);
+    assert_probed(
+        &ran,
+        &[
+            ("ports/client-0", "ports/srv-0", 8080, "TCP"),
+            ("ports/client-0", "ports/srv-0", 6000, "UDP"),
+            ("ports/client-0", "ports/srv-0", 7002, "TCP"),
+            ("kube-system/coredns-0", "ports/srv-0", 7003, "TCP"),
+        ],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+}
+
+/// `client` in namespace `egress-ip` may send only to 10.66.0.0/16 except 10.66.6.0/24:
+/// the pods of namespace `reachable` (10.66.5.0/24) and the DNS pods (10.66.4.0/24, reached
+/// through the DNS Service: kube-proxy translates it before kube-router looks), not those
+/// of namespace `blocked` (10.66.6.0/24).
+const IP_BLOCK: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: egress-ip}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: reachable}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: blocked}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: client-egress, namespace: egress-ip}
+spec:
+  podSelector: {matchLabels: {app: client}}
+  policyTypes: [Egress]
+  egress:
+    - to: [{ipBlock: {cidr: 10.66.0.0/16, except: [10.66.6.0/24]}}]
+"#;
+
+/// What IP_BLOCK says, by hand: client's egress is open to every pod but blocked's; nothing
+/// else is isolated.
+const IP_BLOCK_SAYS: &[Cell] = &[
+    ("egress-ip/client-0", "blocked/*", 0, "*", "*", Deny),
+    ("egress-ip/client-0", "*", 0, "*", "*", Allow),
+    ("*", "*", 0, "*", "*", Allow),
+];
+
+#[tokio::test]
+async fn ip_block_with_except_is_enforced_and_verified() {
+    let test = "ip_block_with_except_is_enforced_and_verified";
+    let subnets = [("egress-ip", 1), ("netcanary", 3), ("kube-system", 4), ("reachable", 5), ("blocked", 6)];
+    let Some(bed) = node::bed(test, KubeletOptions::new(&subnets), IP_BLOCK).await else { return };
+    bed.kubelet.add_workload(&workload("egress-ip", "client-0", "client", &[(8080, "TCP")])).await;
+    bed.kubelet.add_workload(&workload("reachable", "web-0", "web", &[(8080, "TCP")])).await;
+    bed.kubelet.add_workload(&workload("blocked", "web-0", "web", &[(8080, "TCP")])).await;
+    bed.start_kube_router();
+    let ran = run(&bed).await;
+    assert_all_pass(&bed, &ran, IP_BLOCK_SAYS);
+    assert_probed(&ran, &[("egress-ip/client-0", "blocked/web-0", 8080, "TCP")]);
+    assert!(
+        ran.record.probes.iter().any(|p| p.source.to_string() == "egress-ip/client-0"
+            && p.expected == Allow
+            && p.destination.namespace != "egress-ip"),
+        "no allowed probe out of egress-ip:\n{}",
+        summary(&ran.record)
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+}
+
+/// Egress default-deny in three namespaces: `no-dns` allows nothing, `dns-both` allows the
+/// cluster DNS pods on 53 over UDP and TCP, `dns-udp` over UDP only.
+const EGRESS_DNS: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: no-dns}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: dns-both}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: dns-udp}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: default-deny-egress, namespace: no-dns}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: default-deny-egress, namespace: dns-both}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow-dns, namespace: dns-both}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+  egress:
+    - to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: kube-system}}, podSelector: {matchLabels: {k8s-app: kube-dns}}}]
+      ports: [{port: 53, protocol: UDP}, {port: 53, protocol: TCP}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: default-deny-egress, namespace: dns-udp}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow-dns-udp, namespace: dns-udp}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+  egress:
+    - to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: kube-system}}, podSelector: {matchLabels: {k8s-app: kube-dns}}}]
+      ports: [{port: 53, protocol: UDP}]
+"#;
+
+/// What EGRESS_DNS says, by hand: out of the three namespaces only DNS as allowed above;
+/// into them, and out of kube-system, everything.
+const EGRESS_DNS_SAYS: &[Cell] = &[
+    ("dns-both/*", "kube-system/*", 53, "*", "*", Allow),
+    ("dns-udp/*", "kube-system/*", 53, "UDP", "*", Allow),
+    ("no-dns/*", "*", 0, "*", "*", Deny),
+    ("dns-both/*", "*", 0, "*", "*", Deny),
+    ("dns-udp/*", "*", 0, "*", "*", Deny),
+    ("kube-system/*", "*", 0, "*", "*", Allow),
+];
+
+#[tokio::test]
+async fn egress_default_deny_with_and_without_the_dns_rule() {
+    let test = "egress_default_deny_with_and_without_the_dns_rule";
+    let subnets = [("no-dns", 1), ("dns-both", 2), ("netcanary", 3), ("kube-system", 4), ("dns-udp", 5)];
+    let Some(bed) = node::bed(test, KubeletOptions::new(&subnets), EGRESS_DNS).await else { return };
+    for namespace in ["no-dns", "dns-both", "dns-udp"] {
+        bed.kubelet.add_workload(&workload(namespace, "app-0", "app", &[(8080, "TCP")])).await;
+    }
+    bed.start_kube_router();
+    let ran = run(&bed).await;
+    assert_all_pass(&bed, &ran, EGRESS_DNS_SAYS);
+    for namespace in ["no-dns", "dns-both", "dns-udp"] {
+        for protocol in ["UDP", "TCP"] {
+            let dns = format!("{namespace}/app-0");
+            assert_probed(&ran, &[(dns.as_str(), "kube-system/kube-dns", 53, protocol)]);
+        }
+    }
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+}
+
+/// The run starts before kube-router does, so its first probes meet a node that enforces
+/// nothing yet: netcanary must end with every probe passing or converging after its rounds,
+/// never with a mismatch, and the canary judged on what the network ends up doing.
+#[tokio::test]
+async fn probe_pods_running_before_the_node_enforces_are_never_a_mismatch() {
+    let test = "probe_pods_running_before_the_node_enforces_are_never_a_mismatch";
+    let Some(bed) = shop(test).await else { return };
+    let started = Instant::now();
+    let child = run_command(&bed).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn();
+    let child = child.expect("start netcanary");
+    bed.wait_for_probe_pod(Duration::from_secs(30)).await;
+    bed.start_kube_router();
+    eprintln!("kube-router synced {:?} into the run", started.elapsed());
+    let (out, _) = output_within(child, Duration::from_secs(60), "a run that started before kube-router");
+    let ran = Ran::new(out, started.elapsed());
+    bed.assert_cleaned_up(&ran).await;
+    assert_cells(&bed, &ran, SHOP_SAYS, |_| Outcome::Pass);
+    assert_eq!(ran.record.canary, Canary::Enforced, "{}", summary(&ran.record));
     assert_eq!(ran.code, 0, "{}", ran.stderr);
 }
