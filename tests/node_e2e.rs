@@ -468,8 +468,28 @@ async fn egress_default_deny_with_and_without_the_dns_rule() {
         bed.kubelet.add_workload(&workload(namespace, "app-0", "app", &[(8080, "TCP")])).await;
     }
     bed.start_kube_router();
-    let ran = run(&bed).await;
+    // A Service's own name, which the cluster DNS answers from the Services.
+    let mut command = run_command(&bed);
+    command.args(["--dns-name", "kube-dns.kube-system.svc.cluster.local"]);
+    let ran = bed.run_with(command).await;
     assert_all_pass(&bed, &ran, EGRESS_DNS_SAYS);
+    // The answers themselves (a run's record keeps no detail of a probe that passed): asked
+    // from a host on the node's bridge, through the DNS Service.
+    bed.kubelet.net().add_host("resolver", "10.66.251.1/16", "fd00:66::251:1/64");
+    let route = ["ip", "route", "add", "default", "via", "10.66.0.1"];
+    assert!(bed.kubelet.net().exec("resolver", &route).status.success());
+    let resolve = |name: &str| {
+        let plan = json!({"probes": [{"id": "1", "kind": "dns", "name": name, "server": "10.96.0.10:53"}]}).to_string();
+        let out = bed
+            .kubelet
+            .net()
+            .exec("resolver", &[common::bed::BIN, "agent", "--plan-json", &plan, "--no-termination-log"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let found = resolve("kube-dns.kube-system.svc.cluster.local");
+    assert!(found.contains("No Error with 1 answer"), "{found}");
+    let missing = resolve("no-such-service.kube-system.svc.cluster.local");
+    assert!(missing.contains("with 0 answer"), "{missing}");
     for namespace in ["no-dns", "dns-both", "dns-udp"] {
         for protocol in ["UDP", "TCP"] {
             let dns = format!("{namespace}/app-0");
@@ -498,4 +518,84 @@ async fn probe_pods_running_before_the_node_enforces_are_never_a_mismatch() {
     assert_cells(&bed, &ran, SHOP_SAYS, |_| Outcome::Pass);
     assert_eq!(ran.record.canary, Canary::Enforced, "{}", summary(&ran.record));
     assert_eq!(ran.code, 0, "{}", ran.stderr);
+}
+
+/// How long the node takes to enforce: a policy applied to a running pod, and a new pod
+/// under a policy already there (the figures README gives). The probes come from a host on
+/// the node's bridge that is no pod, so policy denies it whenever it is enforced.
+#[tokio::test]
+async fn time_to_enforce() {
+    const LIMIT: Duration = Duration::from_secs(10);
+    let app = "apiVersion: v1\nkind: Namespace\nmetadata: {name: tte}\n";
+    let options = KubeletOptions::new(&[("tte", 1), ("netcanary", 3), ("kube-system", 4)]);
+    let Some(bed) = node::bed("time_to_enforce", options, app).await else { return };
+    bed.start_kube_router();
+    bed.kubelet.net().add_host("prober", "10.66.250.1/16", "fd00:66::250:1/64");
+    let pods: kube::Api<Pod> = kube::Api::namespaced(bed.client.clone(), "tte");
+
+    let first = running_target(&pods, "server-0").await;
+    wait_until(&bed, first, true, LIMIT);
+    let applied = Instant::now();
+    common::bed::apply(&bed.client, DENY_INGRESS).await;
+    wait_until(&bed, first, false, LIMIT);
+    let policy_to_enforced = applied.elapsed();
+
+    let created = Instant::now();
+    let (second, running_after) = {
+        let ip = running_target(&pods, "server-1").await;
+        (ip, created.elapsed())
+    };
+    let enforced_after_running = wait_until(&bed, second, false, LIMIT);
+    eprintln!(
+        "time to enforce: policy applied -> enforced {policy_to_enforced:?}; new pod: created -> Running {running_after:?}, Running -> enforced {enforced_after_running:?}"
+    );
+}
+
+const DENY_INGRESS: &str = r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-ingress, namespace: tte}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress]
+"#;
+
+/// A pod the fake kubelet runs (it runs pods labelled as netcanary's): `netcanary target`
+/// on 8080/TCP. Returns its IP once it runs.
+async fn running_target(pods: &kube::Api<Pod>, name: &str) -> std::net::IpAddr {
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"app": "server", "app.kubernetes.io/managed-by": "netcanary", "netcanary.io/run-id": "tte"}},
+        "spec": {"containers": [{"name": "netcanary", "image": "netcanary:test", "args": ["target", "--tcp", "8080"]}]}
+    }))
+    .expect("a valid Pod");
+    pods.create(&Default::default(), &pod).await.expect("create the pod");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = pods.get(name).await.expect("read the pod").status.unwrap_or_default();
+        if let (Some("Running"), Some(ip)) = (status.phase.as_deref(), status.pod_ip.as_deref()) {
+            return ip.parse().expect("an IP");
+        }
+        assert!(Instant::now() < deadline, "pod {name} did not run");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Probes `ip`:8080 from the prober until it connects (`open`) or is blocked, and returns
+/// how long that took; fails past `limit`.
+fn wait_until(bed: &Bed, ip: std::net::IpAddr, open: bool, limit: Duration) -> Duration {
+    let plan = json!({"timeout_ms": 300, "probes": [{"id": "1", "kind": "tcp", "host": ip.to_string(), "port": 8080}]});
+    let plan = plan.to_string();
+    let started = Instant::now();
+    loop {
+        let out = bed
+            .kubelet
+            .net()
+            .exec("prober", &[common::bed::BIN, "agent", "--plan-json", &plan, "--no-termination-log"]);
+        let connected = String::from_utf8_lossy(&out.stdout).contains("\"connected\"");
+        if connected == open {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "{ip}:8080 not {} within {limit:?}", if open { "open" } else { "blocked" });
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
