@@ -599,3 +599,35 @@ fn wait_until(bed: &Bed, ip: std::net::IpAddr, open: bool, limit: Duration) -> D
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The label-level scenario with pods whose primary address is IPv6 (their IPv4 address
+/// second), so netcanary probes between pods over IPv6, and kube-router runs with
+/// `--enable-ipv6`. kube-router v2.1.0 programs no IPv6 rule here: it creates its IPv6 sets
+/// as `inet6:KUBE-SRC-…` and writes ip6tables rules that match `KUBE-SRC-…`, so every
+/// `ip6tables-restore` fails ("Set … doesn't exist") and IPv6 between pods is not filtered
+/// at all. netcanary must say so: every cell policy denies is an `unexpected_allow`, the
+/// canary connects. (Should a later kube-router program IPv6, this test fails and is to
+/// expect every probe to pass.)
+#[tokio::test]
+async fn ipv6_pods_under_a_node_that_programs_no_ipv6_rule_raise_the_alarm() {
+    let test = "ipv6_pods_under_a_node_that_programs_no_ipv6_rule_raise_the_alarm";
+    let mut options = KubeletOptions::new(&SHOP_SUBNETS);
+    options.node_ip6 = Some(node::NODE_IP6);
+    let Some(bed) = node::bed(test, options, SHOP).await else { return };
+    bed.kubelet.add_workload(&workload("shop", "web-0", "web", &[(8080, "TCP")])).await;
+    bed.kubelet.add_workload(&workload("shop", "api-0", "api", &[(8080, "TCP")])).await;
+    bed.kubelet.add_workload(&workload("shop", "db-0", "db", &[(5432, "TCP")])).await;
+    bed.start_kube_router();
+    let ran = run(&bed).await;
+    let log = bed.kube_router_log();
+    assert!(
+        log.contains("Failed to run iptables-restore: failed to call ip6tables-restore")
+            && log.contains("doesn't exist"),
+        "kube-router programmed IPv6 after all; this scenario is to expect every probe to pass:\n{log}"
+    );
+    // Over IPv6 the node filters nothing; DNS, over the IPv4 Service, is as policy says.
+    assert_cells(&bed, &ran, SHOP_SAYS, |says| if says == Deny { Outcome::UnexpectedAllow } else { Outcome::Pass });
+    assert!(ran.record.probes.iter().any(|p| p.outcome == Outcome::UnexpectedAllow), "{}", summary(&ran.record));
+    assert_eq!(ran.record.canary, Canary::NotEnforced, "{}", summary(&ran.record));
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+}

@@ -40,7 +40,7 @@
 #![allow(dead_code)] // Each integration test uses a different part of the harness.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -97,6 +97,9 @@ pub struct KubeletOptions {
     /// counting the pod's containers, init and ephemeral containers: [`MESSAGE_BYTES`] for
     /// netcanary's pods as created, less for one a mesh or an injector added containers to.
     pub termination_message_budget: usize,
+    /// The node's IPv6 address, when pods are to report their IPv6 address first (as in a
+    /// cluster whose primary family is IPv6): netcanary then probes over IPv6.
+    pub node_ip6: Option<Ipv6Addr>,
 }
 
 /// What a kubelet keeps of the message of a pod with at most three containers.
@@ -110,6 +113,7 @@ impl KubeletOptions {
             tls: None,
             node_ip: None,
             termination_message_budget: MESSAGE_BYTES,
+            node_ip6: None,
         }
     }
 }
@@ -139,6 +143,7 @@ struct Shared {
     /// Where each running pod's container log is, for the HTTPS endpoint.
     logs: ContainerLogs,
     node_ip: Option<Ipv4Addr>,
+    node_ip6: Option<Ipv6Addr>,
     termination_message_budget: usize,
     /// The folder of the cluster DNS's hosts file, once there is a cluster DNS.
     dns_hosts: Mutex<Option<PathBuf>>,
@@ -168,9 +173,8 @@ impl Shared {
     /// through the node when there is one, else the Service range on-link. Returns its name.
     fn add_host(&self, ip: Ipv4Addr) -> String {
         let name = format!("p{}", self.hosts.fetch_add(1, Ordering::Relaxed));
-        let [_, _, subnet, host] = ip.octets();
         let mut net = self.net();
-        net.add_host(&name, &format!("{ip}/16"), &format!("fd00:66::{subnet}:{host}/64"));
+        net.add_host(&name, &format!("{ip}/16"), &format!("{}/64", ipv6_of(ip)));
         let route = match self.node_ip {
             Some(node) => {
                 vec!["ip".to_string(), "route".into(), "add".into(), "default".into(), "via".into(), node.to_string()]
@@ -183,6 +187,14 @@ impl Shared {
         let out = net.exec(&name, &route);
         assert!(out.status.success(), "{route:?} in {name}: {}", String::from_utf8_lossy(&out.stderr));
         name
+    }
+
+    /// A pod's addresses as its status lists them, the primary first.
+    fn pod_ips(&self, ip: Ipv4Addr) -> Vec<String> {
+        match self.node_ip6 {
+            Some(_) => vec![ipv6_of(ip).to_string(), ip.to_string()],
+            None => vec![ip.to_string()],
+        }
     }
 
     /// What a pod's status says of its node: the node's address, or loopback.
@@ -199,7 +211,7 @@ impl FakeKubelet {
         let client = Client::try_from(config.clone()).expect("a client for the fake kubelet");
         let logs = ContainerLogs::default();
         let api = options.tls.as_ref().map(|tls| KubeletApi::start(tls, Arc::clone(&logs)));
-        register_node(&client, options.node_ip, api.as_ref().map(KubeletApi::port)).await;
+        register_node(&client, options.node_ip, options.node_ip6, api.as_ref().map(KubeletApi::port)).await;
         let mut accounts = HashSet::new();
         ensure_service_accounts(&client, &mut accounts).await.expect("create the default ServiceAccounts");
         let shared = Arc::new(Shared {
@@ -210,6 +222,7 @@ impl FakeKubelet {
             held_back: Mutex::new(Vec::new()),
             logs,
             node_ip: options.node_ip,
+            node_ip6: options.node_ip6,
             termination_message_budget: options.termination_message_budget,
             dns_hosts: Mutex::new(None),
             stop: AtomicBool::new(false),
@@ -349,7 +362,7 @@ impl FakeKubelet {
             panic!("create pod {namespace}/{}: {e}", pod.name_any());
         });
         bind(&api, &created.name_any()).await.expect("bind the pod");
-        let status = running_status(&created, ip, &self.shared.host_ip());
+        let status = running_status(&created, &self.shared.pod_ips(ip), &self.shared.host_ip());
         api.patch_status(&created.name_any(), &PatchParams::default(), &Patch::Merge(status))
             .await
             .expect("report the pod running");
@@ -482,7 +495,7 @@ impl Kubelet {
         let status = match started {
             Ok((run, ip)) => {
                 self.pods.insert(uid, run);
-                running_status(pod, ip, &self.shared.host_ip())
+                running_status(pod, &self.shared.pod_ips(ip), &self.shared.host_ip())
             }
             Err(reason) => {
                 eprintln!("fake-kubelet: pod {}/{name} cannot start: {reason}", pod.namespace().unwrap_or_default());
@@ -596,7 +609,7 @@ impl Kubelet {
 
 /// Registers [`NODE`] and reports its status as a kubelet does: its addresses (see the
 /// module documentation), the port of its HTTPS endpoint, Ready.
-async fn register_node(client: &Client, node_ip: Option<Ipv4Addr>, api_port: Option<u16>) {
+async fn register_node(client: &Client, node_ip: Option<Ipv4Addr>, node_ip6: Option<Ipv6Addr>, api_port: Option<u16>) {
     let node: Node = serde_json::from_value(json!({
         "metadata": {"name": NODE, "labels": {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux"}},
         "spec": {"podCIDR": POD_CIDR, "podCIDRs": [POD_CIDR]}
@@ -609,8 +622,11 @@ async fn register_node(client: &Client, node_ip: Option<Ipv4Addr>, api_port: Opt
         Err(error) => panic!("register node {NODE}: {error}"),
     }
     let internal_ip = node_ip.map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string());
+    let mut addresses = vec![json!({"type": "InternalIP", "address": internal_ip})];
+    addresses.extend(node_ip6.map(|ip| json!({"type": "InternalIP", "address": ip.to_string()})));
+    addresses.push(json!({"type": "Hostname", "address": "localhost"}));
     let status = json!({"status": {
-        "addresses": [{"type": "InternalIP", "address": internal_ip}, {"type": "Hostname", "address": "localhost"}],
+        "addresses": addresses,
         "daemonEndpoints": {"kubeletEndpoint": {"Port": api_port.unwrap_or(10250)}},
         "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "lastHeartbeatTime": now(), "lastTransitionTime": now()}],
     }});
@@ -654,15 +670,16 @@ async fn bind(api: &Api<Pod>, name: &str) -> Result<(), kube::Error> {
 
 /// The status of a pod whose container runs: Running with `ip`, containers ready, and Ready
 /// only when the pod has no readiness gate (nobody ever sets one here).
-fn running_status(pod: &Pod, ip: Ipv4Addr, host_ip: &str) -> Value {
+fn running_status(pod: &Pod, ips: &[String], host_ip: &str) -> Value {
     let mut container = container_status(pod, true);
     container["state"] = json!({"running": {"startedAt": now()}});
+    let pod_ips: Vec<Value> = ips.iter().map(|ip| json!({"ip": ip})).collect();
     json!({"status": {
         "phase": "Running",
         "hostIP": host_ip,
         "hostIPs": [{"ip": host_ip}],
-        "podIP": ip.to_string(),
-        "podIPs": [{"ip": ip.to_string()}],
+        "podIP": ips[0],
+        "podIPs": pod_ips,
         "startTime": now(),
         "conditions": conditions(pod, true),
         "containerStatuses": [container],
@@ -690,6 +707,12 @@ fn conditions(pod: &Pod, running: bool) -> Value {
         {"type": "ContainersReady", "status": status(running)},
         {"type": "Ready", "status": status(running && !gated)},
     ])
+}
+
+/// The IPv6 address of the pod with IPv4 address `10.66.N.H`: `fd00:66::N:H`.
+pub fn ipv6_of(ip: Ipv4Addr) -> Ipv6Addr {
+    let [_, _, subnet, host] = ip.octets();
+    format!("fd00:66::{subnet}:{host}").parse().expect("an IPv6 address")
 }
 
 /// What a kubelet keeps of a termination message: the file's last [`MESSAGE_BYTES`], then

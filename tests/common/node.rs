@@ -42,7 +42,7 @@
 
 use std::fs::File;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -58,6 +58,9 @@ use super::netns::{ChildGuard, TestNet};
 
 /// The node's address: on the hub's bridge, the Node's InternalIP and every pod's hostIP.
 pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 66, 0, 1);
+/// The node's IPv6 address, for a bed whose pods list theirs first
+/// ([`KubeletOptions::node_ip6`]).
+pub const NODE_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x66, 0, 0, 0, 0, 0, 1);
 /// Where the API server is reached from inside the node.
 const API_PORT_IN_NODE: u16 = 6443;
 /// How long kube-router may take to come up and program its first sync, and kube-proxy
@@ -73,6 +76,8 @@ pub struct Node {
     kube_router: Mutex<Option<ChildGuard>>,
     kube_proxy: Mutex<Option<ChildGuard>>,
     kube_proxy_binary: PathBuf,
+    /// Whether kube-router also enforces IPv6 (`--enable-ipv6`).
+    ipv6: bool,
     /// Declared last: dropped after kube-router, whose connections it carries.
     bridge: LoopbackBridge,
 }
@@ -86,6 +91,9 @@ pub async fn bed(test: &str, mut options: KubeletOptions, app: &str) -> Option<B
     let kube = KubeFixture::start_or_skip(test)?;
     let kube_proxy = super::kube_fixture::kube_proxy_binary().unwrap_or_else(|e| panic!("{e}"));
     net.add_hub_address(&format!("{NODE_IP}/16"));
+    if let Some(ip6) = options.node_ip6 {
+        net.add_hub_address(&format!("{ip6}/64"));
+    }
     let sysctls = [
         "net.ipv4.ip_forward=1",
         "net.bridge.bridge-nf-call-iptables=1",
@@ -106,6 +114,7 @@ pub async fn bed(test: &str, mut options: KubeletOptions, app: &str) -> Option<B
         kube_router: Mutex::new(None),
         kube_proxy: Mutex::new(None),
         kube_proxy_binary: kube_proxy,
+        ipv6: options.node_ip6.is_some(),
         bridge,
     };
     options.node_ip = Some(NODE_IP);
@@ -151,8 +160,10 @@ impl Bed {
         let kubeconfig = format!("--kubeconfig={}", node.kubeconfig.display());
         let hostname = format!("--hostname-override={NODE}");
         let binary = node.binary.to_str().expect("a UTF-8 path");
+        let ipv6 = format!("--enable-ipv6={}", node.ipv6);
         let args = [
             binary,
+            &ipv6,
             "--run-firewall=true",
             "--run-router=false",
             "--run-service-proxy=false",
