@@ -400,6 +400,8 @@ fn mirror(namespace: &str, labels: &[(&str, &str)], listen: &[&str]) -> Mirror {
         workload: "web".into(),
         members: 2,
         listen: listen.iter().map(|p| p.parse().expect("PORT/PROTOCOL")).collect(),
+        // Target pods name the ports they mirror, as the workload does.
+        port_names: listen.iter().take(1).map(|p| (p.parse().expect("PORT/PROTOCOL"), "http".to_string())).collect(),
     }
 }
 
@@ -482,6 +484,7 @@ value: 1000000
     let plan = AgentPlan {
         timeout_ms: 2000,
         concurrency: None,
+        delay_ms: None,
         probes: vec![AgentProbe { id: "1".into(), target: ProbeTarget::Tcp { host: "10.0.0.2".into(), port: 80 } }],
     };
     let built = [

@@ -22,13 +22,18 @@ const DROPPED: u16 = 8003;
 const PROHIBITED: u16 = 8004;
 const HOST_UNREACHABLE: u16 = 8005;
 const LOCALLY_DROPPED: u16 = 8006;
+/// Rejected on the way, by the hub between the hosts, with an ICMP port unreachable from the
+/// hub's address: iptables' plain `REJECT`, as kube-router turns away what policy denies.
+const REJECTED_ON_THE_WAY: u16 = 8007;
+/// Rejected by the target's own filter with an ICMP port unreachable from its address.
+const REJECTED_BY_THE_TARGET: u16 = 8008;
 
 /// An agent host and a target host on one bridge.
 fn agent_and_target(test: &str) -> Option<(TestNet, ChildGuard)> {
     let mut net = TestNet::new(test)?;
     net.add_host("agent", "10.77.0.1/24", "fd00:77::1/64");
     net.add_host("target", "10.77.0.2/24", "fd00:77::2/64");
-    let ports = "8001,8003-8006";
+    let ports = "8001,8003-8008";
     let mut target = net.spawn("target", &[BIN, "target", "--tcp", ports, "--udp", ports]);
     target.wait_for_line("listening", Duration::from_secs(10));
     Some((net, target))
@@ -89,6 +94,16 @@ table inet netcanary_test {
     meta l4proto { tcp, udp } th dport 8003 drop
     meta l4proto { tcp, udp } th dport 8004 reject with icmpx type admin-prohibited
     meta l4proto { tcp, udp } th dport 8005 reject with icmpx type host-unreachable
+    meta l4proto { tcp, udp } th dport 8008 reject with icmpx type port-unreachable
+  }
+}
+";
+
+const HUB_RULES: &str = "
+table inet netcanary_test {
+  chain forward {
+    type filter hook forward priority 0; policy accept;
+    meta l4proto { tcp, udp } th dport 8007 reject with icmpx type port-unreachable
   }
 }
 ";
@@ -109,6 +124,9 @@ fn every_tcp_and_udp_outcome_over_ipv4_and_ipv6() {
     };
     net.nft("target", TARGET_RULES);
     net.nft("agent", AGENT_RULES);
+    net.add_hub_address("10.77.0.254/24");
+    net.add_hub_address("fd00:77::fe/64");
+    net.nft_hub(HUB_RULES);
 
     let cells = [
         (OPEN, Observed::Connected, Observed::Connected),
@@ -119,6 +137,11 @@ fn every_tcp_and_udp_outcome_over_ipv4_and_ipv6() {
         // A local output drop fails a UDP send with EPERM at once; TCP's connect(2) swallows
         // the error of its first SYN and retransmits, so the probe sees silence. Both blocked.
         (LOCALLY_DROPPED, Observed::Timeout, Observed::Unreachable),
+        // Both come back as ECONNREFUSED. The hub's reject is blocked on both transports;
+        // the target's own is blocked for TCP (a TCP stack sends a reset, so an ICMP port
+        // unreachable is a filter's) and, for UDP, what a closed port answers.
+        (REJECTED_ON_THE_WAY, Observed::Unreachable, Observed::Unreachable),
+        (REJECTED_BY_THE_TARGET, Observed::Unreachable, Observed::Refused),
     ];
     let mut probes = Vec::new();
     let mut expected = BTreeMap::new();
@@ -150,6 +173,13 @@ fn every_tcp_and_udp_outcome_over_ipv4_and_ipv6() {
         assert!(rejected.millis < 200, "an ICMP reject is fast: {rejected:?}");
         let eperm = by_id(&format!("{family}-udp-{LOCALLY_DROPPED}"));
         assert!(eperm.detail.as_deref().unwrap_or("").contains("Operation not permitted"), "{eperm:?}");
+        // The sender is named for UDP; for TCP only by kernels that queue the ICMP error
+        // of a handshake (Linux 6.3 and later).
+        let hub = if family == "v4" { "10.77.0.254" } else { "fd00:77::fe" };
+        let rejected = by_id(&format!("{family}-udp-{REJECTED_ON_THE_WAY}"));
+        assert!(rejected.detail.as_deref().unwrap_or("").contains(&format!("from {hub}, not from")), "{rejected:?}");
+        let rejected = by_id(&format!("{family}-tcp-{REJECTED_ON_THE_WAY}"));
+        assert!(rejected.detail.as_deref().unwrap_or("").contains("ICMP port unreachable"), "{rejected:?}");
     }
     assert!(wall < Duration::from_millis(TIMEOUT_MS * 3 / 2), "the agent took {wall:?}, more than 1.5 x the timeout");
 }

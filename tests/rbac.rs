@@ -127,6 +127,7 @@ async fn netcanary_service_account_has_least_privilege() {
         workload: "web".into(),
         members: 1,
         listen: ["80/TCP".parse().expect("a port")].into(),
+        port_names: Default::default(),
     };
     let probe = pods::target(&settings, 0, &mirror);
     let probe_name = probe.metadata.name.clone().expect("a name");

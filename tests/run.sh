@@ -8,9 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests drive: ip/bridges/veth, nftables, a DNS server, the by-hand
-# tools the prober benchmark compares against, and the monitoring the alerts and the
-# dashboard are tested on (Prometheus with promtool, Pushgateway, Alertmanager).
-packages=(iproute2 nftables dnsmasq-base curl netcat-openbsd procps time prometheus prometheus-pushgateway prometheus-alertmanager)
+# tools the prober benchmark compares against, the monitoring the alerts and the
+# dashboard are tested on (Prometheus with promtool, Pushgateway, Alertmanager), and what
+# the node bed's kube-router and kube-proxy run (iptables, ipset, conntrack).
+packages=(iproute2 nftables dnsmasq-base curl netcat-openbsd procps time prometheus prometheus-pushgateway prometheus-alertmanager iptables ipset conntrack)
 
 missing=()
 for package in "${packages[@]}"; do
@@ -46,6 +47,9 @@ if command -v go >/dev/null; then
     echo "==> building the kube-apiserver fixture (minutes the first time, cached after)"
     NETCANARY_KUBE_FIXTURE="$(bash tests/kube-fixture/build.sh | tail -n 1)"
     export NETCANARY_KUBE_FIXTURE
+    echo "==> building kube-router for the node bed (minutes the first time, cached after)"
+    NETCANARY_KUBE_ROUTER="$(bash tests/kube-router/build.sh | tail -n 1)"
+    export NETCANARY_KUBE_ROUTER
     export NETCANARY_REQUIRE_KUBE=1
 else
     echo "==> no Go: kube-apiserver tests will report SKIPPED"

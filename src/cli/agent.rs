@@ -95,7 +95,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn arm_hard_watchdog(plan: &ProbePlan, concurrency: usize) {
     let waves = u32::try_from(plan.probes.len().div_ceil(concurrency).max(1)).unwrap_or(u32::MAX);
     // Twice the timeout per wave covers host-name resolution before a probe.
-    let limit = (plan.timeout * 2 + agent::WATCHDOG_MARGIN).saturating_mul(waves)
+    let limit = plan.delay
+        + (plan.timeout * 2 + agent::WATCHDOG_MARGIN).saturating_mul(waves)
         + agent::WATCHDOG_MARGIN
         + HARD_WATCHDOG_GRACE;
     std::thread::Builder::new()

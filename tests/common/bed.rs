@@ -33,7 +33,9 @@ use serde_json::{Value, json};
 
 use super::kube_fixture::KubeFixture;
 use super::kubelet::{FakeKubelet, KubeletOptions, PodFilter};
+use super::kubelet_api::KubeletTls;
 use super::netns::TestNet;
+use super::node::Node;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_netcanary");
 pub const CLUSTER_DNS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
@@ -105,9 +107,11 @@ fn forward_rules(kubelet: &FakeKubelet, rules: &str) -> String {
     )
 }
 
-/// Everything a scenario runs against. Fields drop in order: the kubelet (processes and
-/// namespaces) before the API server it talks to.
+/// Everything a scenario runs against. Fields drop in order: the node's daemons, then the
+/// kubelet (processes and namespaces), before the API server they talk to.
 pub struct Bed {
+    /// The node's own components, in a node bed (`tests/common/node.rs`).
+    pub node: Option<Node>,
     pub kubelet: FakeKubelet,
     pub kube: KubeFixture,
     /// The admin.
@@ -155,20 +159,33 @@ impl Bed {
     pub async fn new(test: &str, never_start: Option<PodFilter>) -> Option<Bed> {
         let net = TestNet::new(test)?;
         let kube = KubeFixture::start_or_skip(test)?;
-        let client = kube.client().await;
-        install_netcanary(&client).await;
-        apply(&client, APP).await;
-
         let mut options = KubeletOptions::new(&SUBNETS);
         if let Some(filter) = never_start {
             options.never_start = filter;
         }
+        let bed = Bed::start(net, kube, APP, options, None).await;
+        bed.kubelet.add_dns(CLUSTER_DNS, &[(DNS_NAME, "10.96.0.1")]).await;
+        bed.kubelet.add_workload(&workload("prod", "api-0", "api", &[(8080, "TCP"), (9000, "UDP")])).await;
+        bed.kubelet.add_workload(&workload("dev", "web-0", "web", &[(8080, "TCP")])).await;
+        Some(bed)
+    }
+
+    /// A bed on `net` and `kube`: netcanary's manifests and `app` applied, and a kubelet
+    /// with `options` serving container logs.
+    pub async fn start(
+        net: TestNet,
+        kube: KubeFixture,
+        app: &str,
+        mut options: KubeletOptions,
+        node: Option<Node>,
+    ) -> Bed {
+        let client = kube.client().await;
+        install_netcanary(&client).await;
+        apply(&client, app).await;
+        options.tls = Some(KubeletTls::of_fixture(kube.dir()));
         let kubelet = FakeKubelet::start(net, kube.config().await, options).await;
-        kubelet.add_dns(CLUSTER_DNS, &[(DNS_NAME, "10.96.0.1")]).await;
-        kubelet.add_workload(&workload("prod", "api-0", "api", &[(8080, "TCP"), (9000, "UDP")])).await;
-        kubelet.add_workload(&workload("dev", "web-0", "web", &[(8080, "TCP")])).await;
         let kubeconfig = kube.kubeconfig_as(NETCANARY_SA);
-        Some(Bed { kubelet, kube, client, kubeconfig })
+        Bed { node, kubelet, kube, client, kubeconfig }
     }
 
     /// `netcanary VERB` against the bed as netcanary's ServiceAccount, with the probing

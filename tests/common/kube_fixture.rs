@@ -316,6 +316,16 @@ fn signal(child: &Child, signal: &str) {
     assert!(status.success(), "kill {signal} the fixture: {status}");
 }
 
+/// kube-proxy, which build.sh builds beside the fixture from the same Kubernetes version.
+pub fn kube_proxy_binary() -> Result<PathBuf, FixtureError> {
+    let path = binary()?.with_file_name("kube-proxy");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(FixtureError::Failed(format!("no kube-proxy beside the fixture: {} is missing", path.display())))
+    }
+}
+
 /// The fixture binary: `NETCANARY_KUBE_FIXTURE`, or built (once per test process) by
 /// build.sh, which also serves it from its cache.
 fn binary() -> Result<PathBuf, FixtureError> {
@@ -329,11 +339,13 @@ fn binary() -> Result<PathBuf, FixtureError> {
             Err(FixtureError::Failed(format!("NETCANARY_KUBE_FIXTURE={} is not a file", path.display())))
         };
     }
-    BINARY.get_or_init(build).clone().map_err(FixtureError::Unavailable)
+    BINARY.get_or_init(|| build_with("tests/kube-fixture/build.sh")).clone().map_err(FixtureError::Unavailable)
 }
 
-fn build() -> Result<PathBuf, String> {
-    let script = super::repo_file("tests/kube-fixture/build.sh");
+/// Runs a Go component's build script (`path` from the repository's root), which builds
+/// or serves from its cache, and returns the binary's path (its last line of stdout).
+pub fn build_with(path: &str) -> Result<PathBuf, String> {
+    let script = super::repo_file(path);
     let out = Command::new("bash")
         .arg(&script)
         .stdin(Stdio::null())

@@ -15,13 +15,23 @@
 //!   with the exit code and the termination log as the message); readiness gates stay unset,
 //!   so netcanary's pods are never Ready, as in a cluster;
 //! - when a pod gets a deletionTimestamp it kills the process, removes the host and confirms
-//!   the deletion (grace period 0), which is the only way a bound pod ever goes away.
+//!   the deletion (grace period 0), which is the only way a bound pod ever goes away;
+//! - with [`KubeletOptions::tls`], it serves the container logs on the kubelet's HTTPS
+//!   endpoint, where the API server's `pods/log` reads them (`tests/common/kubelet_api.rs`):
+//!   what a container wrote to stderr, then to stdout.
 //!
 //! Addresses: namespace `ns` with subnet number `N` (see [`KubeletOptions::subnets`]) gets
 //! `10.66.N.0/24`, so a test expresses namespace-level policy as nftables rules on subnets
-//! (see [`FakeKubelet::subnet`]). Every host has `10.66.N.H/16` on the one bridge, and the
-//! Service range [`SERVICE_CIDR`] on-link: there is no kube-proxy, so a Service's ClusterIP
-//! is reachable only where a test puts it on a host, as [`FakeKubelet::add_dns`] does.
+//! (see [`FakeKubelet::subnet`]). Every host has `10.66.N.H/16` on the one bridge. Without a
+//! node address ([`KubeletOptions::node_ip`]) the Service range [`SERVICE_CIDR`] is on-link:
+//! there is no kube-proxy, so a Service's ClusterIP is reachable only where a test puts it
+//! on a host, as [`FakeKubelet::add_dns`] does, and pods' `hostIP` is 127.0.0.1. With one
+//! (the node bed, `tests/common/node.rs`), the node's address sits on the hub's bridge, pods
+//! route everything else through it as behind a CNI's bridge, and it is their `hostIP` and
+//! the Node's `InternalIP`.
+//!
+//! The Node names `localhost` as its `Hostname` address, which the API server prefers for
+//! reaching a kubelet: the fixture runs on loopback, and that is where the endpoint listens.
 //!
 //! The kubelet runs in its own thread with its own runtime and client, so a test may block
 //! (e.g. on the `netcanary run` child process) while pods start. Dropping it stops that
@@ -30,7 +40,7 @@
 #![allow(dead_code)] // Each integration test uses a different part of the harness.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -39,11 +49,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
+use super::kubelet_api::{ContainerLogs, KubeletApi, KubeletTls};
 use super::netns::{ChildGuard, TestNet};
 
 /// The one node every pod is bound to.
@@ -61,6 +73,10 @@ const FIRST_HOST: u8 = 10;
 const TARGET_READY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long dnsmasq may take to answer.
 const DNS_READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an exited container's output may take to reach its log.
+const LOG_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Where pods sit: every address the node bed gives out (`10.66.N.H`) and its own.
+pub const POD_CIDR: &str = "10.66.0.0/16";
 
 /// Decides which pods are never started (they stay Pending, unbound, without an IP).
 pub type PodFilter = Arc<dyn Fn(&Pod) -> bool + Send + Sync>;
@@ -71,11 +87,34 @@ pub struct KubeletOptions {
     pub subnets: BTreeMap<String, u8>,
     /// Pods it returns true for are never started.
     pub never_start: PodFilter,
+    /// The certificates of the kubelet's HTTPS endpoint; `None`: no endpoint, no logs.
+    pub tls: Option<KubeletTls>,
+    /// The node's address on the hub's bridge (which the caller puts there), when the bed
+    /// has a node (see the module documentation).
+    pub node_ip: Option<Ipv4Addr>,
+    /// How many bytes of a terminated container's message the pod's status keeps. A kubelet
+    /// reads at most the last 4 KiB of the file, then keeps the first 12 KiB / N of it, N
+    /// counting the pod's containers, init and ephemeral containers: [`MESSAGE_BYTES`] for
+    /// netcanary's pods as created, less for one a mesh or an injector added containers to.
+    pub termination_message_budget: usize,
+    /// The node's IPv6 address, when pods are to report their IPv6 address first (as in a
+    /// cluster whose primary family is IPv6): netcanary then probes over IPv6.
+    pub node_ip6: Option<Ipv6Addr>,
 }
+
+/// What a kubelet keeps of the message of a pod with at most three containers.
+pub const MESSAGE_BYTES: usize = 4096;
 
 impl KubeletOptions {
     pub fn new(subnets: &[(&str, u8)]) -> Self {
-        Self { subnets: subnets.iter().map(|(ns, n)| (ns.to_string(), *n)).collect(), never_start: Arc::new(|_| false) }
+        Self {
+            subnets: subnets.iter().map(|(ns, n)| (ns.to_string(), *n)).collect(),
+            never_start: Arc::new(|_| false),
+            tls: None,
+            node_ip: None,
+            termination_message_budget: MESSAGE_BYTES,
+            node_ip6: None,
+        }
     }
 }
 
@@ -87,6 +126,8 @@ pub struct FakeKubelet {
     thread: Option<JoinHandle<()>>,
     /// Processes started for the test's own pods (the DNS server); killed on drop.
     extras: Mutex<Vec<ChildGuard>>,
+    /// The HTTPS endpoint, stopped on drop.
+    api: Option<KubeletApi>,
 }
 
 /// What the kubelet thread and the test share.
@@ -99,6 +140,13 @@ struct Shared {
     hosts: AtomicUsize,
     /// `namespace/name` of every pod held back by [`KubeletOptions::never_start`].
     held_back: Mutex<Vec<String>>,
+    /// Where each running pod's container log is, for the HTTPS endpoint.
+    logs: ContainerLogs,
+    node_ip: Option<Ipv4Addr>,
+    node_ip6: Option<Ipv6Addr>,
+    termination_message_budget: usize,
+    /// The folder of the cluster DNS's hosts file, once there is a cluster DNS.
+    dns_hosts: Mutex<Option<PathBuf>>,
     stop: AtomicBool,
 }
 
@@ -121,16 +169,37 @@ impl Shared {
         self.net.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds a host with `ip` (and an IPv6 address derived from it) and the Service range
-    /// on-link; returns its name.
+    /// Adds a host with `ip` (and an IPv6 address derived from it) and a route to Services:
+    /// through the node when there is one, else the Service range on-link. Returns its name.
     fn add_host(&self, ip: Ipv4Addr) -> String {
         let name = format!("p{}", self.hosts.fetch_add(1, Ordering::Relaxed));
-        let [_, _, subnet, host] = ip.octets();
         let mut net = self.net();
-        net.add_host(&name, &format!("{ip}/16"), &format!("fd00:66::{subnet}:{host}/64"));
-        let out = net.exec(&name, &["ip", "route", "add", SERVICE_CIDR, "dev", "eth0"]);
-        assert!(out.status.success(), "route the Service range in {name}: {}", String::from_utf8_lossy(&out.stderr));
+        net.add_host(&name, &format!("{ip}/16"), &format!("{}/64", ipv6_of(ip)));
+        let route = match self.node_ip {
+            Some(node) => {
+                vec!["ip".to_string(), "route".into(), "add".into(), "default".into(), "via".into(), node.to_string()]
+            }
+            None => {
+                vec!["ip".to_string(), "route".into(), "add".into(), SERVICE_CIDR.into(), "dev".into(), "eth0".into()]
+            }
+        };
+        let route: Vec<&str> = route.iter().map(String::as_str).collect();
+        let out = net.exec(&name, &route);
+        assert!(out.status.success(), "{route:?} in {name}: {}", String::from_utf8_lossy(&out.stderr));
         name
+    }
+
+    /// A pod's addresses as its status lists them, the primary first.
+    fn pod_ips(&self, ip: Ipv4Addr) -> Vec<String> {
+        match self.node_ip6 {
+            Some(_) => vec![ipv6_of(ip).to_string(), ip.to_string()],
+            None => vec![ip.to_string()],
+        }
+    }
+
+    /// What a pod's status says of its node: the node's address, or loopback.
+    fn host_ip(&self) -> String {
+        self.node_ip.map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string())
     }
 }
 
@@ -140,7 +209,9 @@ impl FakeKubelet {
     /// Create the namespaces a test uses before this, so its first pods are not refused.
     pub async fn start(net: TestNet, config: kube::Config, options: KubeletOptions) -> FakeKubelet {
         let client = Client::try_from(config.clone()).expect("a client for the fake kubelet");
-        register_node(&client).await;
+        let logs = ContainerLogs::default();
+        let api = options.tls.as_ref().map(|tls| KubeletApi::start(tls, Arc::clone(&logs)));
+        register_node(&client, options.node_ip, options.node_ip6, api.as_ref().map(KubeletApi::port)).await;
         let mut accounts = HashSet::new();
         ensure_service_accounts(&client, &mut accounts).await.expect("create the default ServiceAccounts");
         let shared = Arc::new(Shared {
@@ -149,6 +220,11 @@ impl FakeKubelet {
             next_host: Mutex::new(HashMap::new()),
             hosts: AtomicUsize::new(0),
             held_back: Mutex::new(Vec::new()),
+            logs,
+            node_ip: options.node_ip,
+            node_ip6: options.node_ip6,
+            termination_message_budget: options.termination_message_budget,
+            dns_hosts: Mutex::new(None),
             stop: AtomicBool::new(false),
         });
         let thread_shared = Arc::clone(&shared);
@@ -169,12 +245,13 @@ impl FakeKubelet {
                         accounts,
                         pods: HashMap::new(),
                         ignored: HashSet::new(),
+                        dns_records: String::new(),
                     };
                     kubelet.run().await;
                 });
             })
             .expect("start the fake kubelet's thread");
-        FakeKubelet { shared, client, thread: Some(thread), extras: Mutex::new(Vec::new()) }
+        FakeKubelet { shared, client, thread: Some(thread), extras: Mutex::new(Vec::new()), api }
     }
 
     /// The network, e.g. to load nftables rules into its hub with [`TestNet::nft_hub`].
@@ -203,19 +280,33 @@ impl FakeKubelet {
     }
 
     /// The cluster DNS: pod `kube-system/coredns-0` (label `k8s-app=kube-dns`, ports 53
-    /// named `dns` and `dns-tcp`) served by dnsmasq, which answers `answers` (name → IPv4),
-    /// and the Service `kube-system/kube-dns` with `cluster_ip`. The ClusterIP sits on the
-    /// DNS host itself, since no kube-proxy translates it. Returns the pod's IP.
+    /// named `dns` and `dns-tcp`) served by dnsmasq, the Service `kube-system/kube-dns` with
+    /// `cluster_ip` and its EndpointSlice. dnsmasq answers `answers` (name → IPv4) and
+    /// `NAME.NAMESPACE.svc.cluster.local` with the ClusterIP of every Service, which the
+    /// kubelet keeps in a hosts file dnsmasq watches (`--hostsdir`): the part of a cluster
+    /// DNS the probes and the bed's scenarios use, from the server the bed already runs.
+    /// Without a node the ClusterIP sits on the DNS host itself, since no kube-proxy
+    /// translates it; in a node bed kube-proxy does. Returns the pod's IP.
     pub async fn add_dns(&self, cluster_ip: Ipv4Addr, answers: &[(&str, &str)]) -> Ipv4Addr {
         let ip = self.shared.allocate("kube-system").unwrap_or_else(|e| panic!("{e}"));
         let host = self.shared.add_host(ip);
-        let records: Vec<String> = answers.iter().map(|(name, answer)| format!("--address=/{name}/{answer}")).collect();
+        let mut records: Vec<String> =
+            answers.iter().map(|(name, answer)| format!("--address=/{name}/{answer}")).collect();
         {
             let net = self.net();
-            let out = net.exec(&host, &["ip", "addr", "add", &format!("{cluster_ip}/32"), "dev", "eth0"]);
-            assert!(out.status.success(), "add the ClusterIP: {}", String::from_utf8_lossy(&out.stderr));
-            let dnsmasq = net.spawn_dnsmasq(&host, &format!("{ip},{cluster_ip}"), &records);
-            wait_for_dns(&net, &host, cluster_ip, answers.first().map_or("localhost", |(name, _)| name), &dnsmasq);
+            let hosts = net.dir().join("cluster-dns");
+            std::fs::create_dir_all(&hosts).expect("the cluster DNS's hosts folder");
+            records.push(format!("--hostsdir={}", hosts.display()));
+            *self.shared.dns_hosts.lock().unwrap_or_else(|e| e.into_inner()) = Some(hosts);
+            let (listen, server) = if self.shared.node_ip.is_some() {
+                (ip.to_string(), ip)
+            } else {
+                let out = net.exec(&host, &["ip", "addr", "add", &format!("{cluster_ip}/32"), "dev", "eth0"]);
+                assert!(out.status.success(), "add the ClusterIP: {}", String::from_utf8_lossy(&out.stderr));
+                (format!("{ip},{cluster_ip}"), cluster_ip)
+            };
+            let dnsmasq = net.spawn_dnsmasq(&host, &listen, &records);
+            wait_for_dns(&net, &host, server, answers.first().map_or("localhost", |(name, _)| name), &dnsmasq);
             self.extras.lock().unwrap_or_else(|e| e.into_inner()).push(dnsmasq);
         }
         let pod: Pod = serde_json::from_value(json!({
@@ -247,6 +338,20 @@ impl FakeKubelet {
             .create(&PostParams::default(), &service)
             .await
             .expect("create the DNS Service");
+        // What the controller-manager's EndpointSlice controller would write.
+        let slice: EndpointSlice = serde_json::from_value(json!({
+            "metadata": {"name": "kube-dns-bed", "namespace": "kube-system",
+                         "labels": {"kubernetes.io/service-name": "kube-dns", "endpointslice.kubernetes.io/managed-by": "fake-kubelet"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [ip.to_string()], "conditions": {"ready": true}, "nodeName": NODE,
+                           "targetRef": {"kind": "Pod", "namespace": "kube-system", "name": "coredns-0"}}],
+            "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]
+        }))
+        .expect("a valid EndpointSlice");
+        Api::<EndpointSlice>::namespaced(self.client.clone(), "kube-system")
+            .create(&PostParams::default(), &slice)
+            .await
+            .expect("create the DNS Service's EndpointSlice");
         ip
     }
 
@@ -257,7 +362,8 @@ impl FakeKubelet {
             panic!("create pod {namespace}/{}: {e}", pod.name_any());
         });
         bind(&api, &created.name_any()).await.expect("bind the pod");
-        api.patch_status(&created.name_any(), &PatchParams::default(), &Patch::Merge(running_status(&created, ip)))
+        let status = running_status(&created, &self.shared.pod_ips(ip), &self.shared.host_ip());
+        api.patch_status(&created.name_any(), &PatchParams::default(), &Patch::Merge(status))
             .await
             .expect("report the pod running");
     }
@@ -271,6 +377,7 @@ impl Drop for FakeKubelet {
             let _ = thread.join();
         }
         self.extras.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.api = None;
         // The TestNet goes with the last `shared`, deleting every namespace.
     }
 }
@@ -286,14 +393,20 @@ struct Kubelet {
     pods: HashMap<String, PodRun>,
     /// Pods never to start, by uid.
     ignored: HashSet<String>,
+    /// What the cluster DNS's hosts file holds.
+    dns_records: String,
 }
 
 /// A started pod.
 struct PodRun {
+    /// Namespace and name.
+    pod: (String, String),
     host: String,
     /// `None` once it exited and its status says so.
     child: Option<ChildGuard>,
     termination_log: PathBuf,
+    /// The container's log, written when it exits.
+    log: PathBuf,
 }
 
 impl Kubelet {
@@ -312,6 +425,7 @@ impl Kubelet {
     /// One pass over netcanary's pods, as a kubelet's sync loop.
     async fn sync(&mut self) -> Result<(), kube::Error> {
         ensure_service_accounts(&self.client, &mut self.accounts).await?;
+        self.sync_dns_records().await?;
         let listed = Api::<Pod>::all(self.client.clone()).list(&ListParams::default().labels(MANAGED)).await?;
         let mut seen = HashSet::new();
         for pod in &listed.items {
@@ -342,6 +456,33 @@ impl Kubelet {
         Ok(())
     }
 
+    /// Writes a hosts line per Service with a ClusterIP for the cluster DNS, when it changed.
+    async fn sync_dns_records(&mut self) -> Result<(), kube::Error> {
+        let Some(folder) = self.shared.dns_hosts.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return Ok(());
+        };
+        let services = Api::<Service>::all(self.client.clone()).list(&ListParams::default()).await?;
+        let mut records = String::new();
+        for service in &services.items {
+            let ip = service.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()).unwrap_or("None");
+            if ip != "None" && !ip.is_empty() {
+                let namespace = service.namespace().unwrap_or_default();
+                records.push_str(&format!("{ip} {}.{namespace}.svc.cluster.local\n", service.name_any()));
+            }
+        }
+        if records != self.dns_records {
+            // Renamed into place: dnsmasq reads a file of its folder when one is moved there.
+            let staged = folder.with_extension("staged");
+            let written =
+                std::fs::write(&staged, &records).and_then(|()| std::fs::rename(&staged, folder.join("services")));
+            match written {
+                Ok(()) => self.dns_records = records,
+                Err(error) => eprintln!("fake-kubelet: the cluster DNS's records: {error}"),
+            }
+        }
+        Ok(())
+    }
+
     async fn start(&mut self, pod: &Pod, uid: String) {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
         let name = pod.name_any();
@@ -354,7 +495,7 @@ impl Kubelet {
         let status = match started {
             Ok((run, ip)) => {
                 self.pods.insert(uid, run);
-                running_status(pod, ip)
+                running_status(pod, &self.shared.pod_ips(ip), &self.shared.host_ip())
             }
             Err(reason) => {
                 eprintln!("fake-kubelet: pod {}/{name} cannot start: {reason}", pod.namespace().unwrap_or_default());
@@ -375,6 +516,7 @@ impl Kubelet {
         let host = self.shared.add_host(ip);
         let net = self.shared.net();
         let termination_log = net.dir().join(format!("{host}.termination-log"));
+        let log = net.dir().join(format!("{host}.log"));
         let mut command: Vec<String> = vec!["env".into()];
         for var in container.env.iter().flatten() {
             command.push(format!("{}={}", var.name, var.value.clone().unwrap_or_default()));
@@ -391,17 +533,30 @@ impl Kubelet {
         {
             eprintln!("fake-kubelet: {name}: {reason}");
         }
-        Ok((PodRun { host, child: Some(child), termination_log }, ip))
+        let key = (pod.namespace().unwrap_or_default(), name);
+        self.shared.logs.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), log.clone());
+        Ok((PodRun { pod: key, host, child: Some(child), termination_log, log }, ip))
     }
 
     /// Writes the terminated state of a pod whose process exited.
     async fn report_exit(&mut self, pod: &Pod, uid: &str) {
         let Some(run) = self.pods.get_mut(uid) else { return };
         let Some(status) = run.child.as_mut().and_then(ChildGuard::try_wait) else { return };
-        run.child = None;
+        if let Some(mut child) = run.child.take() {
+            // Written before the status says it exited, so a reader of the log finds it all.
+            let mut log = child.stderr();
+            for line in child.remaining_stdout(LOG_DRAIN_TIMEOUT) {
+                log.push_str(&line);
+                log.push('\n');
+            }
+            if let Err(error) = std::fs::write(&run.log, log) {
+                eprintln!("fake-kubelet: log of {}/{}: {error}", run.pod.0, run.pod.1);
+            }
+        }
         // Killed by a signal: 128 + its number, as a container runtime reports it.
         let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-        let message = std::fs::read_to_string(&run.termination_log).unwrap_or_default();
+        let written = std::fs::read_to_string(&run.termination_log).unwrap_or_default();
+        let message = kept_message(&written, self.shared.termination_message_budget);
         let (phase, reason) = if code == 0 { ("Succeeded", "Completed") } else { ("Failed", "Error") };
         let started = running_since(pod);
         let mut container = container_status(pod, false);
@@ -445,21 +600,40 @@ impl Kubelet {
         if let Some(mut run) = self.pods.remove(uid) {
             run.child = None;
             self.shared.net().remove_host(&run.host);
+            self.shared.logs.lock().unwrap_or_else(|e| e.into_inner()).remove(&run.pod);
             let _ = std::fs::remove_file(&run.termination_log);
+            let _ = std::fs::remove_file(&run.log);
         }
     }
 }
 
-async fn register_node(client: &Client) {
+/// Registers [`NODE`] and reports its status as a kubelet does: its addresses (see the
+/// module documentation), the port of its HTTPS endpoint, Ready.
+async fn register_node(client: &Client, node_ip: Option<Ipv4Addr>, node_ip6: Option<Ipv6Addr>, api_port: Option<u16>) {
     let node: Node = serde_json::from_value(json!({
-        "metadata": {"name": NODE, "labels": {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux"}}
+        "metadata": {"name": NODE, "labels": {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux"}},
+        "spec": {"podCIDR": POD_CIDR, "podCIDRs": [POD_CIDR]}
     }))
     .expect("a valid Node");
-    match Api::<Node>::all(client.clone()).create(&PostParams::default(), &node).await {
+    let nodes = Api::<Node>::all(client.clone());
+    match nodes.create(&PostParams::default(), &node).await {
         Ok(_) => {}
         Err(kube::Error::Api(status)) if status.is_already_exists() => {}
         Err(error) => panic!("register node {NODE}: {error}"),
     }
+    let internal_ip = node_ip.map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string());
+    let mut addresses = vec![json!({"type": "InternalIP", "address": internal_ip})];
+    addresses.extend(node_ip6.map(|ip| json!({"type": "InternalIP", "address": ip.to_string()})));
+    addresses.push(json!({"type": "Hostname", "address": "localhost"}));
+    let status = json!({"status": {
+        "addresses": addresses,
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": api_port.unwrap_or(10250)}},
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "lastHeartbeatTime": now(), "lastTransitionTime": now()}],
+    }});
+    nodes
+        .patch_status(NODE, &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .unwrap_or_else(|e| panic!("report the status of node {NODE}: {e}"));
 }
 
 /// Makes the `default` ServiceAccount in namespaces not in `done` (the controller-manager's
@@ -496,15 +670,16 @@ async fn bind(api: &Api<Pod>, name: &str) -> Result<(), kube::Error> {
 
 /// The status of a pod whose container runs: Running with `ip`, containers ready, and Ready
 /// only when the pod has no readiness gate (nobody ever sets one here).
-fn running_status(pod: &Pod, ip: Ipv4Addr) -> Value {
+fn running_status(pod: &Pod, ips: &[String], host_ip: &str) -> Value {
     let mut container = container_status(pod, true);
     container["state"] = json!({"running": {"startedAt": now()}});
+    let pod_ips: Vec<Value> = ips.iter().map(|ip| json!({"ip": ip})).collect();
     json!({"status": {
         "phase": "Running",
-        "hostIP": "127.0.0.1",
-        "hostIPs": [{"ip": "127.0.0.1"}],
-        "podIP": ip.to_string(),
-        "podIPs": [{"ip": ip.to_string()}],
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
+        "podIP": ips[0],
+        "podIPs": pod_ips,
         "startTime": now(),
         "conditions": conditions(pod, true),
         "containerStatuses": [container],
@@ -532,6 +707,19 @@ fn conditions(pod: &Pod, running: bool) -> Value {
         {"type": "ContainersReady", "status": status(running)},
         {"type": "Ready", "status": status(running && !gated)},
     ])
+}
+
+/// The IPv6 address of the pod with IPv4 address `10.66.N.H`: `fd00:66::N:H`.
+pub fn ipv6_of(ip: Ipv4Addr) -> Ipv6Addr {
+    let [_, _, subnet, host] = ip.octets();
+    format!("fd00:66::{subnet}:{host}").parse().expect("an IPv6 address")
+}
+
+/// What a kubelet keeps of a termination message: the file's last [`MESSAGE_BYTES`], then
+/// the first `budget` bytes of those (see [`KubeletOptions::termination_message_budget`]).
+fn kept_message(written: &str, budget: usize) -> String {
+    let tail = &written.as_bytes()[written.len().saturating_sub(MESSAGE_BYTES)..];
+    String::from_utf8_lossy(&tail[..tail.len().min(budget)]).into_owned()
 }
 
 /// When the container started, from the status the kubelet wrote.

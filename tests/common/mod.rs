@@ -3,8 +3,10 @@
 pub mod bed;
 pub mod kube_fixture;
 pub mod kubelet;
+pub mod kubelet_api;
 pub mod monitoring;
 pub mod netns;
+pub mod node;
 pub mod scratch;
 
 /// A file of the repository, by its path from the repository's root.

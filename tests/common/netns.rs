@@ -153,21 +153,31 @@ impl TestNet {
     /// Starts `cmd` inside `host`; stdout is readable through the guard, stderr goes to a
     /// file in [`TestNet::dir`]. The process is killed when the guard or the net drops.
     pub fn spawn(&self, host: &str, cmd: &[&str]) -> ChildGuard {
+        self.spawn_in(&self.host(host).netns, host, cmd)
+    }
+
+    /// [`spawn`](Self::spawn) in the hub: where a node's own daemons run.
+    pub fn spawn_in_hub(&self, cmd: &[&str]) -> ChildGuard {
+        self.spawn_in(&self.hub, "hub", cmd)
+    }
+
+    fn spawn_in(&self, netns: &str, name: &str, cmd: &[&str]) -> ChildGuard {
         static SPAWNED: AtomicUsize = AtomicUsize::new(0);
         let label = format!(
-            "{host}-{}-{}",
+            "{name}-{}-{}",
             Path::new(cmd[0]).file_name().unwrap_or_default().to_string_lossy(),
             SPAWNED.fetch_add(1, Ordering::Relaxed)
         );
         let stderr_path = self.dir.join(format!("{label}.stderr"));
         let stderr = File::create(&stderr_path).expect("stderr file");
-        let mut child = self
-            .command(host, cmd)
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", netns])
+            .args(cmd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {cmd:?} in {host}: {err}"));
+            .unwrap_or_else(|err| panic!("cannot start {cmd:?} in {name}: {err}"));
         let stdout = child.stdout.take().expect("stdout");
         let (lines_tx, lines) = channel();
         std::thread::spawn(move || {
@@ -197,6 +207,30 @@ impl TestNet {
         nft_in(&self.hub, ruleset);
     }
 
+    /// Gives the hub's bridge an address (CIDR form), as a node has on the bridge of its
+    /// pods: the source of the ICMP errors a filter in the hub sends.
+    pub fn add_hub_address(&self, cidr: &str) {
+        let nodad: &[&str] = if cidr.contains(':') { &["nodad"] } else { &[] };
+        let mut cmd = vec!["ip", "-n", &self.hub, "addr", "add", cidr, "dev", "br0"];
+        cmd.extend_from_slice(nodad);
+        self.must(&cmd);
+    }
+
+    /// Runs `cmd` in the hub and returns its output, whatever its status.
+    pub fn exec_hub(&self, cmd: &[&str]) -> Output {
+        exec_in(&self.hub, cmd, b"")
+    }
+
+    /// [`exec_hub`](Self::exec_hub) with `stdin`.
+    pub fn exec_hub_with_stdin(&self, cmd: &[&str], stdin: &[u8]) -> Output {
+        exec_in(&self.hub, cmd, stdin)
+    }
+
+    /// The name of the hub's network namespace (as `ip netns` knows it).
+    pub fn hub_netns(&self) -> &str {
+        &self.hub
+    }
+
     /// Removes every nftables rule from the hub.
     pub fn nft_flush_hub(&self) {
         nft_in(&self.hub, "flush ruleset\n");
@@ -205,12 +239,6 @@ impl TestNet {
     /// Removes every nftables rule from `host`.
     pub fn nft_flush(&self, host: &str) {
         self.nft(host, "flush ruleset\n");
-    }
-
-    fn command(&self, host: &str, cmd: &[&str]) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.host(host).netns]).args(cmd);
-        command
     }
 
     fn must(&self, cmd: &[&str]) {
@@ -278,6 +306,17 @@ impl ChildGuard {
     /// The exit status, if the process has exited.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
+    }
+
+    /// The stdout lines not read yet, up to the end of the output (or `timeout`, for a
+    /// process that keeps it open).
+    pub fn remaining_stdout(&mut self, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            lines.push(line);
+        }
+        lines
     }
 
     /// What the process wrote to stderr so far.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds kube-fixture (embedded etcd + kube-apiserver, and `kube-fixture kustomize DIR`
-# for rendering kustomizations; see main.go) once and caches it.
-# Prints the binary's path as the last line of stdout; everything else goes to stderr.
+# for rendering kustomizations; see main.go) once and caches it, and beside it kube-proxy
+# (go.mod's `tool`, from the same k8s.io/kubernetes version) for the node bed.
+# Prints the fixture's path as the last line of stdout; everything else goes to stderr.
 #
 #   tests/kube-fixture/build.sh            # build if needed, print the path
 #   NETCANARY_CACHE=/some/dir build.sh     # cache elsewhere (default ~/.cache/netcanary)
@@ -58,6 +59,10 @@ cd "$here"
 # -buildvcs=false: the module sits inside the netcanary repo; VCS stamping buys nothing here
 # and fails where git refuses the checkout's ownership.
 nice -n 19 go build -mod=readonly -buildvcs=false -trimpath -ldflags="-s -w" -o "$tmp" . >&2
+nice -n 19 go build -mod=readonly -buildvcs=false -trimpath -ldflags="-s -w" -o "$out_dir/kube-proxy.tmp.$$" \
+    k8s.io/kubernetes/cmd/kube-proxy >&2
+mv "$out_dir/kube-proxy.tmp.$$" "$out_dir/kube-proxy"
+# Last: the fixture's presence is what tells a later call the cache is complete.
 mv "$tmp" "$bin"
 echo "build.sh: built in $((SECONDS - start)) s" >&2
 echo "$bin"

@@ -24,6 +24,12 @@
 // There are no controllers: no controller-manager, scheduler or kubelet. Namespaces get no
 // `default` ServiceAccount and pods are never scheduled; tests create what they need.
 //
+// The API server reaches kubelets (pods/log, exec, port-forward) over TLS as a real one
+// does: it trusts DIR/ca.crt for their serving certificates and presents
+// DIR/kubelet-client.crt. DIR/kubelet.crt and DIR/kubelet.key are a serving certificate for
+// `localhost` and the loopback addresses, for a test's fake kubelet: the API server runs on
+// loopback, so that is the one place it can reach a kubelet.
+//
 // `kustomize DIR` prints the YAML that `kubectl kustomize DIR` (and so `kubectl apply -k
 // DIR`) would send: the same kustomize library, at the version kubectl v0.35 vendors, with
 // kubectl's defaults (loading only under DIR, no plugins, no Helm). The manifests' tests
@@ -183,6 +189,10 @@ func run(dir string, port int, exitOnStdinClose bool, extraArgs []string) error 
 		// Endpoints may not hold loopback addresses, so the `kubernetes` Service's endpoint
 		// reconciler would fail forever on 127.0.0.1.
 		"--endpoint-reconciler-type=none",
+		// Kubelets are verified, and verify the API server, as in a cluster (see above).
+		"--kubelet-certificate-authority=" + filepath.Join(dir, "ca.crt"),
+		"--kubelet-client-certificate=" + filepath.Join(dir, "kubelet-client.crt"),
+		"--kubelet-client-key=" + filepath.Join(dir, "kubelet-client.key"),
 		"--profiling=false",
 	}
 	cmd.SetArgs(append(args, extraArgs...))
@@ -451,6 +461,38 @@ func writePKI(dir string) (*pki, error) {
 		return nil, err
 	}
 
+	kubeletKey, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	_, kubeletPEM, err := sign(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: "kubelet"},
+		NotBefore:   now.Add(-time.Hour),
+		NotAfter:    now.Add(7 * 24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}, caCert, &kubeletKey.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+
+	kubeletClientKey, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	_, kubeletClientPEM, err := sign(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: "kube-apiserver-kubelet-client"},
+		NotBefore:   now.Add(-time.Hour),
+		NotAfter:    now.Add(7 * 24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, caCert, &kubeletClientKey.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+
 	saKey, err := newKey()
 	if err != nil {
 		return nil, err
@@ -472,14 +514,26 @@ func writePKI(dir string) (*pki, error) {
 	if err != nil {
 		return nil, err
 	}
+	kubeletKeyPEM, err := keyPEM(kubeletKey)
+	if err != nil {
+		return nil, err
+	}
+	kubeletClientKeyPEM, err := keyPEM(kubeletClientKey)
+	if err != nil {
+		return nil, err
+	}
 	files := map[string][]byte{
-		"ca.crt":      caPEM,
-		"serving.crt": servingPEM,
-		"serving.key": servingKeyPEM,
-		"admin.crt":   adminPEM,
-		"admin.key":   adminKeyPEM,
-		"sa.key":      saKeyPEM,
-		"sa.pub":      pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPub}),
+		"ca.crt":             caPEM,
+		"serving.crt":        servingPEM,
+		"serving.key":        servingKeyPEM,
+		"admin.crt":          adminPEM,
+		"admin.key":          adminKeyPEM,
+		"sa.key":             saKeyPEM,
+		"sa.pub":             pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPub}),
+		"kubelet.crt":        kubeletPEM,
+		"kubelet.key":        kubeletKeyPEM,
+		"kubelet-client.crt": kubeletClientPEM,
+		"kubelet-client.key": kubeletClientKeyPEM,
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {

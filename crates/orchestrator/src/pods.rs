@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, Pod, PodReadinessGate, PodSecurityContext, PodSpec, ResourceRequirements,
-    SeccompProfile, SecurityContext, Sysctl, TopologySpreadConstraint,
+    Capabilities, Container, ContainerPort, EnvVar, Pod, PodReadinessGate, PodSecurityContext, PodSpec,
+    ResourceRequirements, SeccompProfile, SecurityContext, Sysctl, TopologySpreadConstraint,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -58,7 +58,10 @@ pub fn pod_name(run_id: &str, role: &str, index: usize) -> String {
     format!("netcanary-{run_id}-{role}{index}")
 }
 
-/// A target pod for `mirror`, listening on the ports probed to it.
+/// A target pod for `mirror`, listening on the ports probed to it, which it declares with
+/// the names the workload gives them: a rule's named port (`port: http`) matches a pod
+/// through the pod's own port names, for the network as for the engine. Never Ready, so no
+/// Service routes to the names.
 pub fn target(settings: &PodSettings, index: usize, mirror: &Mirror) -> Pod {
     let ports = |protocol: Protocol| {
         let list: Vec<String> =
@@ -71,7 +74,21 @@ pub fn target(settings: &PodSettings, index: usize, mirror: &Mirror) -> Pod {
             args.extend([flag.to_string(), list]);
         }
     }
-    build(settings, &pod_name(&settings.run_id, "t", index), mirror, args, Vec::new())
+    let mut pod = build(settings, &pod_name(&settings.run_id, "t", index), mirror, args, Vec::new());
+    let declared = mirror
+        .listen
+        .iter()
+        .map(|p| ContainerPort {
+            container_port: i32::from(p.port),
+            protocol: Some(p.protocol.to_string()),
+            name: mirror.port_names.get(p).cloned(),
+            ..ContainerPort::default()
+        })
+        .collect();
+    if let Some(container) = pod.spec.as_mut().and_then(|spec| spec.containers.first_mut()) {
+        container.ports = Some(declared);
+    }
+    pod
 }
 
 /// A source pod for `mirror` that runs `plan` (the agent's JSON plan) once.
@@ -173,6 +190,10 @@ mod tests {
             workload: "db".into(),
             members: 1,
             listen: ["5432/TCP", "53/UDP", "53/TCP"].iter().map(|p| p.parse::<PortProto>().unwrap()).collect(),
+            port_names: [("53/UDP", "dns"), ("53/TCP", "dns-tcp")]
+                .iter()
+                .map(|(p, name)| (p.parse::<PortProto>().unwrap(), name.to_string()))
+                .collect(),
         }
     }
 
@@ -209,6 +230,13 @@ mod tests {
         assert_eq!(spec.active_deadline_seconds, Some(120));
         let container = &spec.containers[0];
         assert_eq!(container.args.as_ref().unwrap(), &["target", "--tcp", "53,5432", "--udp", "53"]);
+        let ports: Vec<(i32, &str, Option<&str>)> = container
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.container_port, p.protocol.as_deref().unwrap(), p.name.as_deref()))
+            .collect();
+        assert_eq!(ports, [(53, "TCP", Some("dns-tcp")), (53, "UDP", Some("dns")), (5432, "TCP", None)]);
         let security = container.security_context.as_ref().unwrap();
         assert_eq!(security.allow_privilege_escalation, Some(false));
         assert_eq!(security.read_only_root_filesystem, Some(true));
@@ -231,7 +259,7 @@ mod tests {
 
     #[test]
     fn source_pods_carry_their_plan_in_the_environment() {
-        let plan = AgentPlan { timeout_ms: 2000, concurrency: None, probes: Vec::new() };
+        let plan = AgentPlan { timeout_ms: 2000, concurrency: None, delay_ms: None, probes: Vec::new() };
         let pod = source(&settings(), "netcanary-r1-s0", &mirror(), &plan);
         let container = &pod.spec.unwrap().containers[0];
         assert_eq!(container.args.as_ref().unwrap(), &["agent"]);

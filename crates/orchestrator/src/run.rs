@@ -37,7 +37,9 @@ pub struct RunOptions {
     pub probe_timeout: Duration,
     /// Rounds a disagreeing probe gets before it is called a mismatch.
     pub rounds: u32,
-    /// Wait between rounds, for policy still being programmed.
+    /// Wait between rounds, for policy still being programmed. A retry round's source pods
+    /// spend it themselves, before their first probe (the plan's `delay_ms`): a network that
+    /// programs policy for each pod once it sees it has then done so for them too.
     pub round_wait: Duration,
     /// How long a pod may take to start before its probes are inconclusive.
     pub pod_start_timeout: Duration,
@@ -241,7 +243,7 @@ impl<S: SnapshotSource> Run<'_, S> {
         let phase = Instant::now();
         create_pods(self.client, created).await?;
         self.timings.create_seconds += phase.elapsed().as_secs_f64();
-        let states = self.wait(&names, |s| s.running && s.ip.is_some()).await?;
+        let states = self.wait(&names, Duration::ZERO, |s| s.running && s.ip.is_some()).await?;
         Ok(states.into_iter().map(|(name, state)| (names[&name].0, state)).collect())
     }
 
@@ -261,10 +263,7 @@ impl<S: SnapshotSource> Run<'_, S> {
         let mut judged_against = None;
         let mut pending: Vec<usize> = (0..plan.probes.len()).collect();
         for round in 0..self.options.rounds.max(1) {
-            if round > 0 {
-                sleep(self.options.round_wait).await;
-                self.timings.round_wait_seconds += self.options.round_wait.as_secs_f64();
-            }
+            let delay = if round > 0 { self.options.round_wait } else { Duration::ZERO };
             let mut by_source: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
             for &p in &pending {
                 by_source.entry(plan.probes[p].from).or_default().push(p);
@@ -274,7 +273,8 @@ impl<S: SnapshotSource> Run<'_, S> {
             let mut created = Vec::new();
             for (source, probe_ids) in &by_source {
                 let mirror = &plan.mirrors[*source];
-                let (agent_plan, ids) = self.agent_plan(plan, probe_ids, targets, snapshot, &mut observations);
+                let (mut agent_plan, ids) = self.agent_plan(plan, probe_ids, targets, snapshot, &mut observations);
+                agent_plan.delay_ms = (!delay.is_zero()).then(|| delay.as_millis().try_into().unwrap_or(u64::MAX));
                 let name = format!("{}r{round}", pods::pod_name(&self.run_id, "s", *source));
                 created.push(pods::source(settings, &name, mirror, &agent_plan));
                 names.insert(name.clone(), (*source, mirror.namespace.clone()));
@@ -283,7 +283,10 @@ impl<S: SnapshotSource> Run<'_, S> {
             let phase = Instant::now();
             create_pods(self.client, created).await?;
             self.timings.create_seconds += phase.elapsed().as_secs_f64();
-            let states = self.wait(&names, |s| s.terminated_message.is_some()).await?;
+            let states = self.wait(&names, delay, |s| s.terminated_message.is_some()).await?;
+            // The pods spent the round's wait before probing: it is the round's, not theirs.
+            self.timings.pods_seconds = (self.timings.pods_seconds - delay.as_secs_f64()).max(0.0);
+            self.timings.round_wait_seconds += delay.as_secs_f64();
             for (name, (source, namespace)) in &names {
                 let state = &states[name];
                 if let Some(ip) = state.ip {
@@ -359,34 +362,41 @@ impl<S: SnapshotSource> Run<'_, S> {
             }
         }
         let timeout_ms = u64::try_from(self.options.probe_timeout.as_millis()).unwrap_or(u64::MAX);
-        (AgentPlan { timeout_ms, concurrency: None, probes }, ids)
+        (AgentPlan { timeout_ms, concurrency: None, delay_ms: None, probes }, ids)
     }
 
     /// Reads a finished source pod's results: the termination message, or the log when the
-    /// message had to be truncated.
+    /// message is not whole: truncated by the agent, or cut by the kubelet, which keeps at
+    /// most 12 KiB of a pod's messages, divided among its containers (injected sidecars,
+    /// init and ephemeral containers included), so less than the agent's 4 KiB in a pod
+    /// that a mesh or an agent injector grew.
     async fn results(&self, name: &str, namespace: &str, state: &PodState) -> Result<AgentResults, String> {
         if let Some(reason) = &state.failed {
             return Err(format!("the probe pod never ran: {reason}"));
         }
         let message = state.terminated_message.as_deref().unwrap_or_default();
-        let compact = termination_log::decode(message).map_err(|e| format!("unreadable termination message: {e}"))?;
-        if !compact.truncated {
-            return Ok(compact
-                .results
-                .into_iter()
-                .map(|r| (r.id, RoundResult { observed: r.observed, millis: r.millis, detail: None }))
-                .collect());
-        }
+        let why = match termination_log::decode(message) {
+            Ok(compact) if !compact.truncated => {
+                return Ok(compact
+                    .results
+                    .into_iter()
+                    .map(|r| (r.id, RoundResult { observed: r.observed, millis: r.millis, detail: None }))
+                    .collect());
+            }
+            Ok(_) => "results were truncated".to_string(),
+            Err(e) => format!("unreadable termination message ({e})"),
+        };
+        info!(run.id = %self.run_id, pod = %format!("{namespace}/{name}"), %why, "reading the results from the pod's log");
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let log = pods
             .logs(name, &LogParams::default())
             .await
-            .map_err(|e| format!("results were truncated and the log is unavailable: {e}"))?;
+            .map_err(|e| format!("{why} and the log is unavailable: {e}"))?;
         let report: AgentReport = log
             .lines()
             .rev()
             .find_map(|line| serde_json::from_str(line).ok())
-            .ok_or("results were truncated and the log holds no report")?;
+            .ok_or_else(|| format!("{why} and the log holds no report"))?;
         Ok(report
             .results
             .into_iter()
@@ -411,17 +421,19 @@ impl<S: SnapshotSource> Run<'_, S> {
     }
 
     /// Waits until every named pod satisfies `done` or cannot anymore; pods that do not
-    /// start in time are marked failed, and each failed pod is a problem of the run.
+    /// start in time (the start-up timeout plus `delay`, what their plan waits before
+    /// probing) are marked failed, and each failed pod is a problem of the run.
     async fn wait(
         &mut self,
         names: &BTreeMap<String, (usize, String)>,
+        delay: Duration,
         done: impl Fn(&PodState) -> bool,
     ) -> Result<BTreeMap<String, PodState>, Error> {
         let started = Instant::now();
         let pods: Api<Pod> = Api::all(self.client.clone());
         let params = ListParams::default().labels(&format!("{RUN_ID_KEY}={}", self.run_id));
         // The time spent here is the kubelet's and the network's, not the controller's.
-        let result = self.wait_for(&pods, &params, names, &done, started).await;
+        let result = self.wait_for(&pods, &params, names, &done, started, delay).await;
         self.timings.pods_seconds += started.elapsed().as_secs_f64();
         result
     }
@@ -433,13 +445,14 @@ impl<S: SnapshotSource> Run<'_, S> {
         names: &BTreeMap<String, (usize, String)>,
         done: &impl Fn(&PodState) -> bool,
         started: Instant,
+        delay: Duration,
     ) -> Result<BTreeMap<String, PodState>, Error> {
         loop {
             let listed = with_backoff("list the run's pods", || pods.list(params)).await?;
             let mut states: BTreeMap<String, PodState> =
                 listed.items.iter().map(|p| (p.name_any(), pod_state(p))).collect();
             let finished = names.keys().all(|n| states.get(n).is_some_and(|s| done(s) || s.failed.is_some()));
-            if finished || started.elapsed() >= self.options.pod_start_timeout {
+            if finished || started.elapsed() >= self.options.pod_start_timeout + delay {
                 for (name, (_, namespace)) in names {
                     let state = states.entry(name.clone()).or_default();
                     if !done(state) && state.failed.is_none() {

@@ -22,6 +22,10 @@ pub struct Mirror {
     pub members: usize,
     /// Ports it answers on as a target; empty for a pure source.
     pub listen: BTreeSet<PortProto>,
+    /// The names the workload pod gives its ports: a target pod declares its ports with
+    /// them, since a rule's named port matches a pod only through the pod's own port names,
+    /// in the network as in the engine.
+    pub port_names: BTreeMap<PortProto, String>,
 }
 
 /// Why a probe is in the plan; the report groups by it.

@@ -6,7 +6,7 @@
 //!
 //! Also the enforcement canary, which every run adds to its plan.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use netcanary_policy::{Cluster, ContainerPort, Endpoint, Labels, PortProto, Protocol, Verdict, evaluate};
@@ -87,7 +87,11 @@ pub fn endpoint_id(mirror: &Mirror, role: Role) -> String {
 /// A probe pod as the engine sees it: the labels it really carries, its IP, its ports.
 fn endpoint(run_id: &str, mirror: &Mirror, ip: Option<IpAddr>, role: Role) -> Endpoint {
     let labels = with_netcanary_labels(mirror.labels.clone(), run_id);
-    let ports = mirror.listen.iter().map(|p| ContainerPort { name: None, port: p.port, protocol: p.protocol });
+    let ports = mirror.listen.iter().map(|p| ContainerPort {
+        name: mirror.port_names.get(p).cloned(),
+        port: p.port,
+        protocol: p.protocol,
+    });
     let id = endpoint_id(mirror, role);
     let name = id.split_once('/').map_or(id.as_str(), |(_, name)| name);
     let mut endpoint = Endpoint::pod(&mirror.namespace, name, labels).with_ips(ip).with_ports(ports);
@@ -113,6 +117,7 @@ pub fn add_canary(plan: &mut Plan, namespace: &str) -> usize {
         workload: CANARY_WORKLOAD.into(),
         members: 0,
         listen,
+        port_names: BTreeMap::new(),
     };
     plan.mirrors.push(mirror(BTreeSet::new()));
     plan.mirrors.push(mirror(BTreeSet::from([CANARY_PORT])));
@@ -151,11 +156,17 @@ mod tests {
             workload: format!("deployment/{name}"),
             members: 1,
             listen: listen.iter().copied().collect(),
+            port_names: BTreeMap::new(),
         }
     }
 
     /// shop/web admits only pods labelled app=api on 80/TCP; api and cron probe it.
     fn plan_and_cluster() -> (Plan, Cluster) {
+        plan_and_cluster_on(PortMatch::Range { first: 80, last: 80 })
+    }
+
+    /// The same, with web's rule on `port` (TCP).
+    fn plan_and_cluster_on(port: PortMatch) -> (Plan, Cluster) {
         let mut cluster = Cluster::new();
         cluster.add_policy(Policy {
             namespace: "shop".into(),
@@ -166,7 +177,7 @@ mod tests {
                     namespaces: NamespaceScope::Own,
                     pods: Selector::from_labels([("app", "api")]),
                 }],
-                ports: vec![RulePort { protocol: Protocol::Tcp, port: PortMatch::Range { first: 80, last: 80 } }],
+                ports: vec![RulePort { protocol: Protocol::Tcp, port }],
             }]),
             egress: None,
         });
@@ -204,6 +215,23 @@ mod tests {
         assert_eq!(target.labels.get("netcanary.io/run-id").map(String::as_str), Some("r1"));
         assert_eq!(target.ips, vec!["10.0.0.3".parse::<IpAddr>().unwrap()]);
         assert!(pods.cluster.endpoint("shop/netcanary-source-shop-cron-0").unwrap().ips.is_empty());
+    }
+
+    /// A rule's named port matches the target pod through the names it declares: with the
+    /// workload's name for the port, api is admitted; without it, the rule matches nothing.
+    #[test]
+    fn named_ports_match_the_names_the_target_pod_declares() {
+        let (mut plan, cluster) = plan_and_cluster_on(PortMatch::Named("http".into()));
+        let placement = Placement {
+            sources: HashMap::from([(0, "10.0.0.1".parse().unwrap())]),
+            targets: HashMap::from([(2, Some("10.0.0.3".parse().unwrap()))]),
+        };
+        for (names, admitted) in [(BTreeMap::from([(WEB, "http".to_string())]), true), (BTreeMap::new(), false)] {
+            plan.mirrors[2].port_names = names.clone();
+            let pods = ProbePodCluster::new(&cluster, &plan, "r1", &placement, &[]);
+            let verdict = pods.verdict(&plan, 0).expect("both probe pods exist");
+            assert_eq!(verdict.allowed, admitted, "port names {names:?}: {verdict:?}");
+        }
     }
 
     #[test]

@@ -268,6 +268,11 @@ impl<'c> Planner<'c> {
             workload: endpoint.workload_name().to_string(),
             members: self.index.classes().members(class).len(),
             listen: BTreeSet::new(),
+            port_names: workload
+                .ports
+                .iter()
+                .filter_map(|p| Some((PortProto::new(p.port, p.protocol), p.name.clone()?)))
+                .collect(),
         });
         self.mirror_of.insert(class, self.mirrors.len() - 1);
         self.mirrors.len() - 1

@@ -18,9 +18,13 @@ pub const DEFAULT_CONCURRENCY: usize = 4096;
 /// How long past the probes' own deadlines the watchdog waits before giving up on them.
 pub const WATCHDOG_MARGIN: Duration = Duration::from_millis(500);
 
-/// Runs every probe of `plan` with at most `concurrency` in flight; results are in plan
-/// order. Never fails: a probe that cannot run is reported as `error`.
+/// Runs every probe of `plan` with at most `concurrency` in flight, after the plan's delay;
+/// results are in plan order. Never fails: a probe that cannot run is reported as `error`.
 pub async fn run_plan(plan: &ProbePlan, concurrency: usize) -> AgentReport {
+    if !plan.delay.is_zero() {
+        debug!(delay_ms = millis(plan.delay), "waiting before the first probe");
+        tokio::time::sleep(plan.delay).await;
+    }
     let started = Instant::now();
     let concurrency = concurrency.max(1);
     let timeout = plan.timeout;

@@ -29,9 +29,26 @@ pub async fn probe(name: &str, server: SocketAddr, transport: Transport, timeout
         Err(detail) => return Observation::error(detail),
     };
     match transport {
-        Transport::Udp => udp::exchange(server, timeout, &request, |reply| answer(id, reply)).await,
+        Transport::Udp => behind_a_service(udp::exchange(server, timeout, &request, |reply| answer(id, reply)).await),
         Transport::Tcp => over_tcp(server, timeout, id, &request).await,
     }
+}
+
+/// A DNS query over UDP that got an ICMP port unreachable is blocked, whoever sent it. The
+/// server is the cluster DNS Service, and for a connection to a Service address connection
+/// tracking rewrites every ICMP error about it to come from that address: a filter's reject
+/// on the node (kube-router's, after kube-proxy translated the address) then reads exactly
+/// like a DNS pod where nothing listens (see [`crate::refusal`]). Either way no name
+/// resolves. Over TCP a reset still tells them apart.
+fn behind_a_service(outcome: Observation) -> Observation {
+    if outcome.observed != Observed::Refused {
+        return outcome;
+    }
+    let detail = outcome.detail.unwrap_or_default();
+    Observation::new(
+        Observed::Unreachable,
+        format!("{detail}; behind a Service's address a filter's reject cannot be told from a closed port: no answer"),
+    )
 }
 
 fn build_query(name: &str) -> Result<(u16, Vec<u8>), String> {

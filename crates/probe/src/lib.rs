@@ -9,6 +9,7 @@
 //! # Layout
 //! - [`plan`]: the plan as the agent reads it, validated probe by probe.
 //! - [`observation`]: one probe's outcome and detail, and the OS-error classification behind it.
+//! - [`refusal`]: whether a refusal came from the destination or from a filter that rejected it.
 //! - [`tcp`], [`udp`], [`dns`]: one probe of each kind, each bounded by its own deadline.
 //! - [`resolve`]: host names resolved before probing (a failure is `error`, never `blocked`).
 //! - [`agent`]: runs a whole plan concurrently under a global watchdog.
@@ -22,6 +23,7 @@ pub mod fd_limit;
 pub mod header;
 pub mod observation;
 pub mod plan;
+pub mod refusal;
 pub mod resolve;
 pub mod target;
 pub mod tcp;

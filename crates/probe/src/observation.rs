@@ -48,7 +48,8 @@ impl Observation {
 
 /// Maps a socket error to an outcome by its raw OS error code.
 ///
-/// - `ECONNREFUSED`: a TCP RST, or ICMP port unreachable on a connected UDP socket.
+/// - `ECONNREFUSED`: a TCP RST, or ICMP port unreachable on a connected UDP socket; the
+///   TCP and UDP probes ask [`crate::refusal`] whether a filter sent it instead.
 /// - `EHOSTUNREACH`/`ENETUNREACH`: ICMP host/net unreachable, ICMPv4 admin-prohibited
 ///   (Linux maps "communication administratively prohibited" to `EHOSTUNREACH`), or no route.
 /// - `EACCES`: ICMPv6 admin-prohibited (Linux maps it so).

@@ -34,6 +34,8 @@ pub struct ProbePlan {
     pub timeout: Duration,
     /// How many probes may be in flight at once, when the plan asks for a bound.
     pub concurrency: Option<usize>,
+    /// How long to wait before the first probe (see the plan's `delay_ms`).
+    pub delay: Duration,
     pub probes: Vec<PlanEntry>,
 }
 
@@ -104,6 +106,8 @@ pub enum PlanError {
     Timeout { source_name: String, got: u64 },
     #[error("plan {source_name}: `concurrency` must be at least 1")]
     Concurrency { source_name: String },
+    #[error("plan {source_name}: `delay_ms` must be at most {MAX_TIMEOUT_MS}, got {got}")]
+    Delay { source_name: String, got: u64 },
 }
 
 /// The top level is checked strictly (with the JSON path on error); probes are kept as raw
@@ -114,6 +118,8 @@ struct RawPlan {
     timeout_ms: Option<u64>,
     #[serde(default)]
     concurrency: Option<usize>,
+    #[serde(default)]
+    delay_ms: Option<u64>,
     probes: Vec<Value>,
 }
 
@@ -171,8 +177,12 @@ impl ProbePlan {
         if raw.concurrency == Some(0) {
             return Err(PlanError::Concurrency { source_name: source_name.to_owned() });
         }
+        let delay = match raw.delay_ms.unwrap_or(0) {
+            ms @ 0..=MAX_TIMEOUT_MS => Duration::from_millis(ms),
+            got => return Err(PlanError::Delay { source_name: source_name.to_owned(), got }),
+        };
         let probes = raw.probes.iter().enumerate().map(|(index, value)| parse_probe(index, value)).collect();
-        Ok(ProbePlan { timeout, concurrency: raw.concurrency, probes: reject_duplicate_ids(probes) })
+        Ok(ProbePlan { timeout, concurrency: raw.concurrency, delay, probes: reject_duplicate_ids(probes) })
     }
 
     /// How many probes are valid and will really be sent.
@@ -367,6 +377,7 @@ mod tests {
         let written = AgentPlan {
             timeout_ms: 250,
             concurrency: Some(4),
+            delay_ms: Some(1500),
             probes: vec![
                 AgentProbe {
                     id: "1".into(),
@@ -385,6 +396,7 @@ mod tests {
         let plan = parse(&serde_json::to_string(&written).unwrap());
         assert_eq!(plan.timeout, Duration::from_millis(250));
         assert_eq!(plan.concurrency, Some(4));
+        assert_eq!(plan.delay, Duration::from_millis(1500));
         let specs: Vec<ProbeSpec> = plan.probes.iter().map(|p| p.spec.clone().unwrap()).collect();
         assert_eq!(specs[0], ProbeSpec::Tcp(HostPort { host: Host::Ip("fd00::2".parse().unwrap()), port: 8080 }));
         assert_eq!(specs[1], ProbeSpec::Udp(HostPort { host: Host::Ip("10.0.0.2".parse().unwrap()), port: 53 }));
@@ -470,6 +482,8 @@ mod tests {
         let err = ProbePlan::parse(r#"{"timeout_ms": 0, "probes": []}"#, "p").unwrap_err();
         assert!(matches!(err, PlanError::Timeout { got: 0, .. }), "{err}");
 
+        let err = ProbePlan::parse(r#"{"delay_ms": 60001, "probes": []}"#, "p").unwrap_err();
+        assert!(err.to_string().contains("`delay_ms` must be at most 60000, got 60001"), "{err}");
         let err = ProbePlan::parse(r#"{"concurrency": 0, "probes": []}"#, "p").unwrap_err();
         assert!(matches!(err, PlanError::Concurrency { .. }), "{err}");
 

@@ -1,8 +1,9 @@
 //! The TCP probe: a non-blocking connect, classified as connected, refused (RST), timeout,
-//! unreachable (ICMP or a local filter) or error.
+//! unreachable (ICMP, a filter's reject or a local filter) or error.
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use rustix::io::Errno;
@@ -11,6 +12,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::observation::Observation;
+use crate::refusal;
 
 /// The first look for a soft error; an ICMP from next door arrives well within it.
 const FIRST_SOFT_ERROR_CHECK: Duration = Duration::from_millis(5);
@@ -42,7 +44,7 @@ pub(crate) async fn connect(addr: SocketAddr, deadline: Instant, timeout: Durati
     match socket.connect(&addr.into()) {
         Ok(()) => {}
         Err(err) if Errno::from_io_error(&err) == Some(Errno::INPROGRESS) => {}
-        Err(err) => return Err(Observation::from_io("connect", &err)),
+        Err(err) => return Err(failed("connect", &err, socket.as_fd(), addr)),
     }
     let stream = TcpStream::from_std(socket.into()).map_err(|err| Observation::error(format!("tcp socket: {err}")))?;
     let mut check_every = FIRST_SOFT_ERROR_CHECK;
@@ -52,13 +54,13 @@ pub(crate) async fn connect(addr: SocketAddr, deadline: Instant, timeout: Durati
             Ok(Ok(())) => {
                 return match pending_error(&stream) {
                     None => Ok(stream),
-                    Some(err) => Err(Observation::from_io("connect", &err)),
+                    Some(err) => Err(failed("connect", &err, stream.as_fd(), addr)),
                 };
             }
-            Ok(Err(err)) => return Err(Observation::from_io("connect", &err)),
+            Ok(Err(err)) => return Err(failed("connect", &err, stream.as_fd(), addr)),
             Err(_elapsed) => {
                 if let Some(err) = pending_error(&stream) {
-                    return Err(Observation::from_io("connect (ICMP during the handshake)", &err));
+                    return Err(failed("connect (ICMP during the handshake)", &err, stream.as_fd(), addr));
                 }
                 if Instant::now() >= deadline {
                     return Err(Observation::timeout(timeout));
@@ -67,6 +69,14 @@ pub(crate) async fn connect(addr: SocketAddr, deadline: Instant, timeout: Durati
             }
         }
     }
+}
+
+/// The outcome of a failed connect; a refusal is judged by who sent it (see [`refusal`]).
+fn failed(op: &str, err: &io::Error, socket: BorrowedFd<'_>, addr: SocketAddr) -> Observation {
+    if Errno::from_io_error(err) == Some(Errno::CONNREFUSED) {
+        return refusal::judge(op, refusal::Transport::Tcp, addr.ip(), refusal::tcp_evidence(socket));
+    }
+    Observation::from_io(op, err)
 }
 
 /// The socket's pending error (hard, else soft), via `SO_ERROR`.
@@ -83,5 +93,7 @@ fn new_socket(addr: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
     // The probe sends no data; no-delay only keeps a future payload from waiting on Nagle.
     socket.set_tcp_nodelay(true)?;
+    // The error queue then names the sender of an ICMP error, for the detail of a reject.
+    refusal::enable_recverr(socket.as_fd(), addr.is_ipv6())?;
     Ok(socket)
 }

@@ -1,22 +1,28 @@
 //! The UDP probe: send a datagram carrying a fresh nonce and wait for the target's echo.
 //!
 //! The socket is *connected*, which is what makes ICMP visible: Linux reports an ICMP port
-//! unreachable as `ECONNREFUSED` (refused) and ICMP host unreachable / admin-prohibited as
+//! unreachable as `ECONNREFUSED` and ICMP host unreachable / admin-prohibited as
 //! `EHOSTUNREACH`/`EACCES` (unreachable) on the next `send` or `recv` of a connected socket,
 //! and never on an unconnected one. `IP_RECVERR` is needed too: without it Linux drops the
-//! "soft" ICMP errors (host or net unreachable) for UDP and only reports the "hard" ones. UDP loses packets, so the datagram is sent again with
-//! growing intervals until the deadline; only silence for the whole timeout is `timeout`.
+//! "soft" ICMP errors (host or net unreachable) for UDP and only reports the "hard" ones; and
+//! its error queue names who sent a port unreachable: the destination (refused: nothing
+//! listens) or a filter on the way (unreachable; see [`refusal`]). UDP loses packets, so the
+//! datagram is sent again with growing intervals until the deadline; only silence for the
+//! whole timeout is `timeout`.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::time::Duration;
+
+use rustix::io::Errno;
 
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 use crate::header::{self, Nonce};
 use crate::observation::Observation;
+use crate::refusal;
 
 /// The first retry waits this long (or a quarter of the timeout, if shorter).
 const FIRST_RETRY: Duration = Duration::from_millis(100);
@@ -45,7 +51,7 @@ pub(crate) async fn exchange(
     let mut interval = FIRST_RETRY.min(timeout / 4);
     loop {
         if let Err(err) = socket.send(request).await {
-            return Observation::from_io("send", &err);
+            return failed("send", &err, &socket, addr);
         }
         let resend_at = (Instant::now() + interval).min(deadline);
         loop {
@@ -55,7 +61,7 @@ pub(crate) async fn exchange(
                         return outcome;
                     }
                 }
-                Ok(Err(err)) => return Observation::from_io("recv", &err),
+                Ok(Err(err)) => return failed("recv", &err, &socket, addr),
                 Err(_elapsed) => break,
             }
         }
@@ -72,7 +78,7 @@ async fn connected_socket(addr: SocketAddr) -> Result<UdpSocket, Observation> {
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
     let socket = UdpSocket::bind(local).await.map_err(|err| Observation::error(format!("udp socket: {err}")))?;
-    enable_recverr(&socket, addr.is_ipv6())
+    refusal::enable_recverr(socket.as_fd(), addr.is_ipv6())
         .map_err(|err| Observation::error(format!("udp socket: IP_RECVERR: {err}")))?;
     // Connecting a UDP socket sends nothing; it fails only when there is no route, which
     // the kernel reports as ENETUNREACH (unreachable) or EADDRNOTAVAIL (error).
@@ -80,22 +86,10 @@ async fn connected_socket(addr: SocketAddr) -> Result<UdpSocket, Observation> {
     Ok(socket)
 }
 
-/// Sets `IP_RECVERR` (or `IPV6_RECVERR`) so that every ICMP error reaches `send`/`recv`.
-/// Neither socket2 nor rustix exposes this option, hence the raw `setsockopt`.
-fn enable_recverr(socket: &UdpSocket, ipv6: bool) -> io::Result<()> {
-    let (level, name) =
-        if ipv6 { (libc::IPPROTO_IPV6, libc::IPV6_RECVERR) } else { (libc::IPPROTO_IP, libc::IP_RECVERR) };
-    let on: libc::c_int = 1;
-    // SAFETY: the descriptor belongs to `socket`, which is borrowed for the whole call; the
-    // option value points to a live `c_int` and its exact size is passed, as the option wants.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            name,
-            std::ptr::from_ref(&on).cast::<libc::c_void>(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+/// The outcome of a failed `send` or `recv`; a refusal is judged by who sent it.
+fn failed(op: &str, err: &io::Error, socket: &UdpSocket, addr: SocketAddr) -> Observation {
+    if Errno::from_io_error(err) == Some(Errno::CONNREFUSED) {
+        return refusal::judge(op, refusal::Transport::Udp, addr.ip(), refusal::udp_evidence(socket.as_fd()));
+    }
+    Observation::from_io(op, err)
 }

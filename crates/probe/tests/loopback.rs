@@ -185,6 +185,26 @@ async fn a_plan_with_bad_probes_still_runs_the_good_ones() {
     target.stop().await;
 }
 
+/// A listener that notes when its first connection arrived.
+#[tokio::test]
+async fn the_first_probe_waits_for_the_plans_delay() {
+    let listener = TcpListener::bind((V4, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let started = tokio::time::Instant::now();
+    let accepted = tokio::spawn(async move {
+        let _ = listener.accept().await;
+        started.elapsed()
+    });
+    let plan = format!(
+        r#"{{"delay_ms": 300, "probes": [{{"id": "1", "kind": "tcp", "host": "127.0.0.1", "port": {port}}}]}}"#
+    );
+    let report = run_plan(&ProbePlan::parse(&plan, "inline").unwrap(), 1).await;
+    assert_eq!(report.results[0].observed, Observed::Connected);
+    let waited = accepted.await.unwrap();
+    assert!(waited >= Duration::from_millis(300), "the probe was sent {waited:?} after the start");
+    assert!(report.elapsed_ms < 300, "elapsed counts the probes, not the delay: {}", report.elapsed_ms);
+}
+
 #[tokio::test]
 async fn two_thousand_loopback_probes_finish_in_about_one_timeout() {
     let target = InProcessTarget::start(V4);

@@ -73,6 +73,7 @@ fn mirror(name: &str, listen: &[PortProto]) -> Mirror {
         workload: format!("deployment/{name}"),
         members: 2,
         listen: listen.iter().copied().collect(),
+        port_names: Default::default(),
     }
 }
 

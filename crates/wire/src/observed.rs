@@ -10,11 +10,14 @@ use serde::{Deserialize, Serialize};
 pub enum Observed {
     /// TCP handshake done, UDP echo received, or a DNS answer (NXDOMAIN included).
     Connected,
-    /// TCP RST or ICMP port unreachable: the packet got through but nothing listens.
+    /// TCP RST, or ICMP port unreachable from the destination itself: the packet got
+    /// through but nothing listens.
     Refused,
     /// No answer before the deadline.
     Timeout,
-    /// ICMP unreachable/prohibited, or a local filter refused to send the packet.
+    /// ICMP unreachable/prohibited (a port unreachable included when a filter sent it: for
+    /// TCP, in place of a reset; for UDP, from another address than the destination), or a
+    /// local filter refused to send the packet.
     Unreachable,
     /// The probe itself failed (bad target, no address, socket error): inconclusive.
     Error,

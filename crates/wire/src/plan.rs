@@ -8,7 +8,8 @@
 //! ]}
 //! ```
 //!
-//! Optional keys: `"concurrency"` at the top; `"transport": "udp" | "tcp"` on a dns probe.
+//! Optional keys: `"concurrency"` and `"delay_ms"` at the top; `"transport": "udp" | "tcp"`
+//! on a dns probe.
 //! The agent reads plans leniently, one probe at a time, so that one bad probe does not
 //! cost the others (see the prober's plan parser); these types are the plan as it should
 //! be written.
@@ -34,6 +35,12 @@ pub struct AgentPlan {
     /// How many probes may be in flight at once, when the plan asks for a bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<usize>,
+    /// How long the agent waits before its first probe. A pod is new to the network when it
+    /// starts, and a network that programs policy per pod does so only once it sees the pod
+    /// (kube-router within a second or so): a probe sent at once can find the pod's policy
+    /// not in place yet. At most [`MAX_TIMEOUT_MS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
     pub probes: Vec<AgentProbe>,
 }
 
@@ -101,6 +108,7 @@ mod tests {
         let plan = AgentPlan {
             timeout_ms: 1000,
             concurrency: None,
+            delay_ms: None,
             probes: vec![
                 AgentProbe {
                     id: "1".into(),
