@@ -168,7 +168,7 @@ fn resolve(cluster: &mut Cluster, name: &str) -> anyhow::Result<usize> {
     }
 }
 
-fn parse_external_target(value: &str) -> Result<(IpAddr, PortProto), String> {
+pub(crate) fn parse_external_target(value: &str) -> Result<(IpAddr, PortProto), String> {
     let (address, protocol) = match value.rsplit_once('/') {
         Some((address, protocol)) => (address, Some(protocol)),
         None => (value, None),

@@ -4,6 +4,7 @@
 //! dev → production first.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
 
 use netcanary_policy::classes::selected_keys;
 use netcanary_policy::evaluate;
@@ -33,6 +34,10 @@ pub struct Options {
     /// in coverage: netcanary's own, where its canary policy isolates every probe pod, so a
     /// probe pod there could stand for none of the pods it mirrors.
     pub unprobed_namespaces: Vec<String>,
+    /// Addresses outside the cluster, each on one port, that every source class probes
+    /// (`--to`): what policy says of them is read from `ipBlock`s, and their own servers
+    /// answer.
+    pub external: Vec<(IpAddr, PortProto)>,
 }
 
 impl Default for Options {
@@ -44,6 +49,7 @@ impl Default for Options {
             not_ready_services: Vec::new(),
             witness_search_limit: 500,
             unprobed_namespaces: Vec::new(),
+            external: Vec::new(),
         }
     }
 }
@@ -53,6 +59,7 @@ pub fn plan(cluster: &Cluster, options: &Options) -> Plan {
     let probed = as_probe_pods(cluster);
     let mut planner = Planner::new(&probed, cluster, options);
     planner.dns();
+    planner.external();
     planner.rule_witnesses();
     planner.isolation();
     planner.samples();
@@ -103,6 +110,7 @@ struct Planner<'c> {
     mirror_of: HashMap<usize, usize>,
     probes: Vec<PlannedProbe>,
     planned: HashSet<(usize, usize, PortProto)>,
+    planned_external: HashSet<(usize, IpAddr, PortProto)>,
     coverage: Coverage,
     notes: Vec<String>,
     budget_exhausted: bool,
@@ -124,6 +132,7 @@ impl<'c> Planner<'c> {
             mirror_of: HashMap::new(),
             probes: Vec::new(),
             planned: HashSet::new(),
+            planned_external: HashSet::new(),
             coverage: Coverage::default(),
             notes: Vec::new(),
             budget_exhausted: false,
@@ -279,6 +288,40 @@ impl<'c> Planner<'c> {
                     let verdict = evaluate::verdict(self.cluster, self.representative(source), dns, port);
                     self.add(source, None, port, &verdict, Purpose::Dns);
                 }
+            }
+        }
+    }
+
+    /// Every source class to every address outside the cluster the run was given, before
+    /// the witnesses: an `ipBlock` rule to such an address has no pod pair to witness it.
+    fn external(&mut self) {
+        for (ip, port) in self.options.external.clone() {
+            if !self.options.protocols.contains(&port.protocol) {
+                continue;
+            }
+            let outside = Endpoint::external(ip);
+            for source in self.sources.clone() {
+                if self.probes.len() >= self.options.max_probes {
+                    self.budget_exhausted = true;
+                    return;
+                }
+                if !self.planned_external.insert((source, ip, port)) {
+                    continue;
+                }
+                let verdict = evaluate::verdict(self.cluster, self.representative(source), &outside, port);
+                let covers: Vec<RuleRef> = verdict.egress.allowed_by.iter().map(|hit| hit.rule.clone()).collect();
+                if verdict.allowed {
+                    self.coverage.covered.extend(covers.iter().cloned());
+                }
+                let from = self.mirror(source);
+                self.probes.push(PlannedProbe {
+                    from,
+                    to: Destination::External(ip),
+                    port,
+                    expected_allowed: verdict.allowed,
+                    purpose: Purpose::External,
+                    covers,
+                });
             }
         }
     }
