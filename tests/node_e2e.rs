@@ -643,3 +643,59 @@ async fn ipv6_pods_under_a_node_that_programs_no_ipv6_rule_raise_the_alarm() {
     assert_eq!(ran.record.canary, Canary::NotEnforced, "{}", summary(&ran.record));
     assert_eq!(ran.code, 1, "{}", ran.stderr);
 }
+
+/// `client` in namespace `egress-out` may send only to 443/TCP in 203.0.113.0/24 except
+/// 203.0.113.128/25: of the bed's internet (see `tests/common/node.rs`), it reaches
+/// 203.0.113.10 and not 203.0.113.200; no other pod is isolated.
+const INTERNET: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: egress-out}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: other}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: client-to-the-internet, namespace: egress-out}
+spec:
+  podSelector: {matchLabels: {app: client}}
+  policyTypes: [Egress]
+  egress:
+    - to: [{ipBlock: {cidr: 203.0.113.0/24, except: [203.0.113.128/25]}}]
+      ports: [{port: 443, protocol: TCP}]
+"#;
+
+/// What INTERNET says, by hand: client reaches 203.0.113.10:443 and nothing else (not the
+/// excepted 203.0.113.200, not DNS, no pod); every other pod reaches everything.
+const INTERNET_SAYS: &[Cell] = &[
+    ("egress-out/client-0", "203.0.113.10", 443, "TCP", "tcp", Allow),
+    ("egress-out/client-0", "*", 0, "*", "*", Deny),
+    ("*", "*", 0, "*", "*", Allow),
+];
+
+#[tokio::test]
+async fn ip_block_with_except_to_addresses_outside_the_cluster() {
+    let test = "ip_block_with_except_to_addresses_outside_the_cluster";
+    let subnets = [("egress-out", 1), ("other", 2), ("netcanary", 3), ("kube-system", 4)];
+    let Some(bed) = node::bed(test, KubeletOptions::new(&subnets), INTERNET).await else { return };
+    bed.kubelet.add_workload(&workload("egress-out", "client-0", "client", &[(8080, "TCP")])).await;
+    bed.kubelet.add_workload(&workload("other", "web-0", "web", &[(8080, "TCP")])).await;
+    bed.add_internet_host("allowed", "203.0.113.10", "443");
+    bed.add_internet_host("excepted", "203.0.113.200", "443");
+    bed.start_kube_router();
+    let mut command = run_command(&bed);
+    command.args(["--to", "203.0.113.10:443/TCP", "--to", "203.0.113.200:443/TCP"]);
+    let ran = bed.run_with(command).await;
+    assert_all_pass(&bed, &ran, INTERNET_SAYS);
+    assert_probed(
+        &ran,
+        &[
+            ("egress-out/client-0", "203.0.113.10", 443, "TCP"),
+            ("egress-out/client-0", "203.0.113.200", 443, "TCP"),
+            ("other/web-0", "203.0.113.200", 443, "TCP"),
+        ],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+}
