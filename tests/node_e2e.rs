@@ -120,8 +120,12 @@ fn pod(namespace: &str, name: &str, app: &str, ports: &[(u16, &str, &str)]) -> P
 /// only once it runs, so a first round may see it open or closed where policy says
 /// otherwise; a retry round's pods wait the round wait first.
 fn run_command(bed: &Bed) -> std::process::Command {
+    run_command_with_rounds(bed, 3)
+}
+
+fn run_command_with_rounds(bed: &Bed, rounds: u32) -> std::process::Command {
     let mut command = bed.netcanary("run");
-    command.args(["--round-wait", "2s", "--rounds", "3", "-o", "json", "--deadline", "45s"]);
+    command.args(["--round-wait", "2s", "--rounds", &rounds.to_string(), "-o", "json", "--deadline", "45s"]);
     command
 }
 
@@ -512,7 +516,10 @@ async fn probe_pods_running_before_the_node_enforces_are_never_a_mismatch() {
     let test = "probe_pods_running_before_the_node_enforces_are_never_a_mismatch";
     let Some(bed) = shop(test).await else { return };
     let started = Instant::now();
-    let child = run_command(&bed).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn();
+    // Rounds enough for a kube-router that starts slowly on a loaded machine: the last is
+    // at least 8 s into the run.
+    let mut command = run_command_with_rounds(&bed, 5);
+    let child = command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn();
     let child = child.expect("start netcanary");
     bed.wait_for_probe_pod(Duration::from_secs(30)).await;
     bed.start_kube_router();
