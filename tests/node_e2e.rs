@@ -120,8 +120,12 @@ fn pod(namespace: &str, name: &str, app: &str, ports: &[(u16, &str, &str)]) -> P
 /// only once it runs, so a first round may see it open or closed where policy says
 /// otherwise; a retry round's pods wait the round wait first.
 fn run_command(bed: &Bed) -> std::process::Command {
+    run_command_with_rounds(bed, 3)
+}
+
+fn run_command_with_rounds(bed: &Bed, rounds: u32) -> std::process::Command {
     let mut command = bed.netcanary("run");
-    command.args(["--round-wait", "2s", "--rounds", "3", "-o", "json", "--deadline", "45s"]);
+    command.args(["--round-wait", "2s", "--rounds", &rounds.to_string(), "-o", "json", "--deadline", "45s"]);
     command
 }
 
@@ -512,7 +516,10 @@ async fn probe_pods_running_before_the_node_enforces_are_never_a_mismatch() {
     let test = "probe_pods_running_before_the_node_enforces_are_never_a_mismatch";
     let Some(bed) = shop(test).await else { return };
     let started = Instant::now();
-    let child = run_command(&bed).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn();
+    // Rounds enough for a kube-router that starts slowly on a loaded machine: the last is
+    // at least 8 s into the run.
+    let mut command = run_command_with_rounds(&bed, 5);
+    let child = command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn();
     let child = child.expect("start netcanary");
     bed.wait_for_probe_pod(Duration::from_secs(30)).await;
     bed.start_kube_router();
@@ -642,4 +649,206 @@ async fn ipv6_pods_under_a_node_that_programs_no_ipv6_rule_raise_the_alarm() {
     assert!(ran.record.probes.iter().any(|p| p.outcome == Outcome::UnexpectedAllow), "{}", summary(&ran.record));
     assert_eq!(ran.record.canary, Canary::NotEnforced, "{}", summary(&ran.record));
     assert_eq!(ran.code, 1, "{}", ran.stderr);
+}
+
+/// `client` in namespace `egress-out` may send only to 443/TCP in 203.0.113.0/24 except
+/// 203.0.113.128/25: of the bed's internet (see `tests/common/node.rs`), it reaches
+/// 203.0.113.10 and not 203.0.113.200; no other pod is isolated.
+const INTERNET: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: egress-out}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: other}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: client-to-the-internet, namespace: egress-out}
+spec:
+  podSelector: {matchLabels: {app: client}}
+  policyTypes: [Egress]
+  egress:
+    - to: [{ipBlock: {cidr: 203.0.113.0/24, except: [203.0.113.128/25]}}]
+      ports: [{port: 443, protocol: TCP}]
+"#;
+
+/// What INTERNET says, by hand: client reaches 203.0.113.10:443 and nothing else (not the
+/// excepted 203.0.113.200, not DNS, no pod); every other pod reaches everything.
+const INTERNET_SAYS: &[Cell] = &[
+    ("egress-out/client-0", "203.0.113.10", 443, "TCP", "tcp", Allow),
+    ("egress-out/client-0", "*", 0, "*", "*", Deny),
+    ("*", "*", 0, "*", "*", Allow),
+];
+
+#[tokio::test]
+async fn ip_block_with_except_to_addresses_outside_the_cluster() {
+    let test = "ip_block_with_except_to_addresses_outside_the_cluster";
+    let subnets = [("egress-out", 1), ("other", 2), ("netcanary", 3), ("kube-system", 4)];
+    let Some(bed) = node::bed(test, KubeletOptions::new(&subnets), INTERNET).await else { return };
+    bed.kubelet.add_workload(&workload("egress-out", "client-0", "client", &[(8080, "TCP")])).await;
+    bed.kubelet.add_workload(&workload("other", "web-0", "web", &[(8080, "TCP")])).await;
+    bed.add_internet_host("allowed", "203.0.113.10", "443");
+    bed.add_internet_host("excepted", "203.0.113.200", "443");
+    bed.start_kube_router();
+    let mut command = run_command(&bed);
+    command.args(["--to", "203.0.113.10:443/TCP", "--to", "203.0.113.200:443/TCP"]);
+    let ran = bed.run_with(command).await;
+    assert_all_pass(&bed, &ran, INTERNET_SAYS);
+    assert_probed(
+        &ran,
+        &[
+            ("egress-out/client-0", "203.0.113.10", 443, "TCP"),
+            ("egress-out/client-0", "203.0.113.200", 443, "TCP"),
+            ("other/web-0", "203.0.113.200", 443, "TCP"),
+        ],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+}
+
+/// Conformance: random policy sets, restricted to what kube-router implements (pod and
+/// namespace selectors with matchLabels and matchExpressions, numeric and named ports over
+/// TCP and UDP, endPort ranges, ipBlocks with except over the pods' subnets, Ingress and
+/// Egress), each verified by a run that must find no mismatch. Here the expectations are
+/// netcanary's engine's, not a table: the question is whether kube-router and the engine
+/// agree. `NETCANARY_CONFORMANCE_SETS` (default 3) and `NETCANARY_CONFORMANCE_SEED`
+/// (default fixed, so that a failure replays) choose the sets; a failure prints the set.
+#[tokio::test]
+async fn conformance_random_policy_sets_find_no_mismatch() {
+    let sets: u64 = std::env::var("NETCANARY_CONFORMANCE_SETS").ok().and_then(|n| n.parse().ok()).unwrap_or(3);
+    let seed: u64 = std::env::var("NETCANARY_CONFORMANCE_SEED").ok().and_then(|n| n.parse().ok()).unwrap_or(20_261_129);
+    let app = "apiVersion: v1\nkind: Namespace\nmetadata: {name: alpha, labels: {env: prod}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: beta, labels: {env: dev}}\n";
+    let subnets = [("alpha", 1), ("beta", 2), ("netcanary", 3), ("kube-system", 4)];
+    let test = "conformance_random_policy_sets_find_no_mismatch";
+    let Some(bed) = node::bed(test, KubeletOptions::new(&subnets), app).await else { return };
+    let web = [(80, "TCP", "http"), (81, "TCP", ""), (5353, "UDP", "mdns")];
+    let api = [(80, "TCP", "http"), (8080, "TCP", "admin"), (8443, "TCP", "")];
+    bed.kubelet.add_workload(&pod("alpha", "web-0", "web", &web)).await;
+    bed.kubelet.add_workload(&pod("alpha", "api-0", "api", &api)).await;
+    bed.kubelet.add_workload(&pod("beta", "web-0", "web", &web)).await;
+    bed.kubelet.add_workload(&pod("beta", "db-0", "db", &[(5432, "TCP", "postgres"), (5353, "UDP", "")])).await;
+    bed.start_kube_router();
+    let policies: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(
+        bed.client.clone(),
+        &kube::api::ApiResource::erase::<k8s_openapi::api::networking::v1::NetworkPolicy>(&()),
+    );
+    for set in 0..sets {
+        let mut rng = fastrand::Rng::with_seed(seed.wrapping_add(set));
+        let yaml = random_policies(&mut rng);
+        for namespace in ["alpha", "beta"] {
+            let api: kube::Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
+                kube::Api::namespaced(bed.client.clone(), namespace);
+            api.delete_collection(&Default::default(), &Default::default()).await.expect("delete the last set");
+        }
+        common::bed::apply(&bed.client, &yaml).await;
+        let listed = policies.list(&Default::default()).await.expect("list policies");
+        let ran = run(&bed).await;
+        let mismatches: Vec<String> = ran
+            .record
+            .probes
+            .iter()
+            .filter(|p| p.outcome.is_mismatch() || p.outcome == Outcome::Inconclusive)
+            .map(|p| {
+                format!(
+                    "  {} -> {} {}/{}: {} {:?} ({})",
+                    p.source,
+                    p.destination,
+                    p.port,
+                    p.protocol,
+                    p.outcome.as_str(),
+                    p.observed,
+                    p.expected_because
+                )
+            })
+            .collect();
+        assert!(
+            mismatches.is_empty() && ran.record.canary == Canary::Enforced,
+            "set {set} (seed {seed}, {} policies) disagrees:\n{}\npolicies:\n{yaml}\nrun:\n{}\nnode rules:\n{}",
+            listed.items.len(),
+            mismatches.join("\n"),
+            summary(&ran.record),
+            bed.node_rules()
+        );
+        eprintln!(
+            "conformance set {set} (seed {}): {} probes, all as the engine says",
+            seed.wrapping_add(set),
+            ran.record.probes.len()
+        );
+    }
+}
+
+/// One to four policies in namespaces alpha and beta, from the features kube-router
+/// implements.
+fn random_policies(rng: &mut fastrand::Rng) -> String {
+    let pick = |rng: &mut fastrand::Rng, from: &[&str]| from[rng.usize(..from.len())].to_string();
+    let selector = |rng: &mut fastrand::Rng| match rng.u8(..4) {
+        0 => "{}".to_string(),
+        1 => format!("{{matchLabels: {{app: {}}}}}", pick(rng, &["web", "api", "db"])),
+        2 => format!(
+            "{{matchExpressions: [{{key: app, operator: In, values: [{}, {}]}}]}}",
+            pick(rng, &["web", "api"]),
+            pick(rng, &["db", "api"])
+        ),
+        _ => format!(
+            "{{matchExpressions: [{{key: app, operator: NotIn, values: [{}]}}]}}",
+            pick(rng, &["web", "api", "db"])
+        ),
+    };
+    let peer = |rng: &mut fastrand::Rng| match rng.u8(..4) {
+        0 => format!("{{podSelector: {}}}", selector(rng)),
+        1 => format!("{{namespaceSelector: {{matchLabels: {{env: {}}}}}}}", pick(rng, &["prod", "dev"])),
+        2 => format!(
+            "{{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {}}}}}, podSelector: {}}}",
+            pick(rng, &["alpha", "beta", "kube-system"]),
+            selector(rng)
+        ),
+        _ => {
+            let subnet = rng.u8(1..=2);
+            if rng.bool() {
+                format!("{{ipBlock: {{cidr: 10.66.{subnet}.0/24}}}}")
+            } else {
+                format!("{{ipBlock: {{cidr: 10.66.0.0/16, except: [10.66.{subnet}.0/24]}}}}")
+            }
+        }
+    };
+    let port = |rng: &mut fastrand::Rng| match rng.u8(..6) {
+        0 => "{port: 80, protocol: TCP}".to_string(),
+        1 => "{port: http}".to_string(),
+        2 => "{port: 8000, endPort: 8500, protocol: TCP}".to_string(),
+        3 => "{port: 5353, protocol: UDP}".to_string(),
+        4 => "{port: postgres}".to_string(),
+        _ => "{port: 81, protocol: TCP}".to_string(),
+    };
+    let rules = |rng: &mut fastrand::Rng, key: &str| {
+        let mut out = String::new();
+        for _ in 0..rng.usize(0..=2) {
+            let peers: Vec<String> = (0..rng.usize(0..=2)).map(|_| peer(rng)).collect();
+            let ports: Vec<String> = (0..rng.usize(0..=2)).map(|_| port(rng)).collect();
+            out.push_str(&format!("    - {key}: [{}]\n      ports: [{}]\n", peers.join(", "), ports.join(", ")));
+        }
+        out
+    };
+    let mut yaml = String::new();
+    for index in 0..rng.usize(1..=4) {
+        let namespace = pick(rng, &["alpha", "beta"]);
+        let (ingress, egress) = match rng.u8(..3) {
+            0 => (true, false),
+            1 => (false, true),
+            _ => (true, true),
+        };
+        let types: Vec<&str> = [(ingress, "Ingress"), (egress, "Egress")].iter().filter(|t| t.0).map(|t| t.1).collect();
+        yaml.push_str(&format!(
+            "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: random-{index}, namespace: {namespace}}}\nspec:\n  podSelector: {}\n  policyTypes: [{}]\n",
+            selector(rng),
+            types.join(", ")
+        ));
+        if ingress {
+            yaml.push_str(&format!("  ingress:\n{}", rules(rng, "from")));
+        }
+        if egress {
+            yaml.push_str(&format!("  egress:\n{}", rules(rng, "to")));
+        }
+    }
+    yaml
 }

@@ -113,7 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_external_target(value: &str) -> Result<(IpAddr, PortProto), String> {
+pub(crate) fn parse_external_target(value: &str) -> Result<(IpAddr, PortProto), String> {
     let (address, protocol) = match value.rsplit_once('/') {
         Some((address, protocol)) => (address, Some(protocol)),
         None => (value, None),

@@ -1,6 +1,7 @@
 //! `netcanary run`: one verification run against the current cluster.
 
 use std::io::Write;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use netcanary_metrics::Metrics;
 use netcanary_orchestrator::run::{RunOptions, plan, run};
 use netcanary_orchestrator::snapshot::{DnsService, Listed, SnapshotSource};
 use netcanary_planner::NamespaceFilter;
+use netcanary_policy::PortProto;
 use netcanary_policy::Selector;
 use netcanary_report::plan as report_plan;
 use netcanary_report::run as report;
@@ -113,6 +115,13 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "N", env = "NETCANARY_MAX_PROBES", default_value_t = 500)]
     max_probes: usize,
 
+    /// Also probe this address outside the cluster from every probed workload, e.g.
+    /// `1.1.1.1:443/TCP` (repeatable; comma-separated in the variable): what policy says of
+    /// it comes from `ipBlock` rules, and its own server must answer (a closed port is
+    /// refused, which counts as reachable).
+    #[arg(long = "to", value_name = "ADDR:PORT/PROTO", env = "NETCANARY_TO", value_delimiter = ',', value_parser = super::analyze::parse_external_target)]
+    external: Vec<(IpAddr, PortProto)>,
+
     /// How long a probe pod may take to start.
     #[arg(long, value_name = "DURATION", env = "NETCANARY_POD_START_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
     pod_start_timeout: Duration,
@@ -206,6 +215,7 @@ impl ProbeArgs {
                     names: (!self.namespaces.is_empty()).then(|| self.namespaces.iter().cloned().collect()),
                     selector: self.namespace_selector.clone(),
                 },
+                external: self.external.clone(),
                 ..netcanary_planner::Options::default()
             },
             dns: DnsService { namespace: namespace.into(), name: name.into() },

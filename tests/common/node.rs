@@ -76,6 +76,8 @@ pub struct Node {
     kube_router: Mutex<Option<ChildGuard>>,
     kube_proxy: Mutex<Option<ChildGuard>>,
     kube_proxy_binary: PathBuf,
+    /// The servers of the bed's internet.
+    internet: Mutex<Vec<ChildGuard>>,
     /// Whether kube-router also enforces IPv6 (`--enable-ipv6`).
     ipv6: bool,
     /// Declared last: dropped after kube-router, whose connections it carries.
@@ -100,6 +102,10 @@ pub async fn bed(test: &str, mut options: KubeletOptions, app: &str) -> Option<B
         "net.bridge.bridge-nf-call-ip6tables=1",
         // Every reject answers: ICMP errors are rate-limited per peer by default.
         "net.ipv4.icmp_ratelimit=0",
+        // What the node routes goes back out of the bridge it came in by (to the bed's
+        // internet, below): no redirect, so it keeps passing the node's routing.
+        "net.ipv4.conf.all.send_redirects=0",
+        "net.ipv4.conf.default.send_redirects=0",
         "net.ipv6.icmp.ratelimit=0",
     ];
     for sysctl in sysctls {
@@ -114,6 +120,7 @@ pub async fn bed(test: &str, mut options: KubeletOptions, app: &str) -> Option<B
         kube_router: Mutex::new(None),
         kube_proxy: Mutex::new(None),
         kube_proxy_binary: kube_proxy,
+        internet: Mutex::new(Vec::new()),
         ipv6: options.node_ip6.is_some(),
         bridge,
     };
@@ -128,7 +135,31 @@ pub async fn bed(test: &str, mut options: KubeletOptions, app: &str) -> Option<B
     Some(bed)
 }
 
+/// The bed's internet: `203.0.113.0/24` (TEST-NET-3), on the node's bridge but in a subnet
+/// of its own with the node (`203.0.113.1`) as its gateway, so pods reach it only through
+/// the node's routing, as they reach the world through a real node. Nothing in it leaves
+/// the bed's namespaces.
+pub const INTERNET_GATEWAY: &str = "203.0.113.1/24";
+
 impl Bed {
+    /// A host of the bed's internet at `ip` (in `203.0.113.0/24`) running `netcanary target`
+    /// on `tcp_ports`; killed with the bed.
+    pub fn add_internet_host(&self, name: &str, ip: &str, tcp_ports: &str) {
+        let mut net = self.kubelet.net();
+        if !String::from_utf8_lossy(&net.exec_hub(&["ip", "-4", "addr", "show", "dev", "br0"]).stdout)
+            .contains("203.0.113.1/")
+        {
+            net.add_hub_address(INTERNET_GATEWAY);
+        }
+        let [_, _, _, host] = ip.parse::<Ipv4Addr>().expect("an IPv4 address").octets();
+        net.add_host(name, &format!("{ip}/24"), &format!("fd00:203::{host}/64"));
+        let out = net.exec(name, &["ip", "route", "add", "default", "via", "203.0.113.1"]);
+        assert!(out.status.success(), "route {name} through the node: {}", String::from_utf8_lossy(&out.stderr));
+        let mut target = net.spawn(name, &[super::bed::BIN, "target", "--tcp", tcp_ports]);
+        target.wait_for_line("listening", Duration::from_secs(10));
+        self.node().internet.lock().unwrap_or_else(|e| e.into_inner()).push(target);
+    }
+
     fn node(&self) -> &Node {
         self.node.as_ref().expect("a node bed (tests/common/node.rs)")
     }

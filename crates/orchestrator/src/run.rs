@@ -344,6 +344,7 @@ impl<S: SnapshotSource> Run<'_, S> {
                         Err(format!("no cluster DNS Service {}/{}", self.options.dns.namespace, self.options.dns.name))
                     }
                 },
+                Destination::External(ip) => Ok(ProbeTarget::to_address(transport, ip, probe.port.port)),
                 Destination::Mirror(m) => match targets.get(&m).and_then(|s| s.ip) {
                     Some(ip) => Ok(ProbeTarget::to_address(transport, ip, probe.port.port)),
                     None => Err(targets

@@ -1,6 +1,7 @@
 //! What a run will do: the probe pods to start and the connections they try.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use netcanary_policy::{Labels, PortProto, RuleRef};
 
@@ -39,6 +40,8 @@ pub enum Purpose {
     Isolation,
     /// A sampled cross-namespace pair.
     Sample,
+    /// An address outside the cluster the run was asked to probe (`--to`).
+    External,
 }
 
 /// Where a probe goes.
@@ -47,6 +50,8 @@ pub enum Destination {
     Mirror(usize),
     /// The cluster DNS service.
     Dns,
+    /// An address outside the cluster, which answers for itself (no target pod).
+    External(IpAddr),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

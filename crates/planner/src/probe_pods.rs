@@ -70,6 +70,9 @@ impl ProbePodCluster {
                 self.cluster.endpoint(&endpoint_id(&plan.mirrors[m], Role::Target))?
             }
             Destination::Mirror(_) => return None,
+            Destination::External(ip) => {
+                return Some(evaluate::verdict(&self.cluster, source, &Endpoint::external(ip), probe.port));
+            }
         };
         Some(evaluate::verdict(&self.cluster, source, destination, probe.port))
     }

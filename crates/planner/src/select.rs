@@ -4,6 +4,7 @@
 //! dev → production first.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
 
 use netcanary_policy::classes::selected_keys;
 use netcanary_policy::evaluate;
@@ -38,6 +39,10 @@ pub struct Options {
     /// default. Where netcanary may create pods in some namespaces only (RBAC granted per
     /// namespace), the rest are left out like `unprobed_namespaces`.
     pub probed_namespaces: NamespaceFilter,
+    /// Addresses outside the cluster, each on one port, that every source class probes
+    /// (`--to`): what policy says of them is read from `ipBlock`s, and their own servers
+    /// answer.
+    pub external: Vec<(IpAddr, PortProto)>,
 }
 
 /// Which namespaces a run probes: by name, by labels, or both (a namespace must pass each
@@ -70,6 +75,7 @@ impl Default for Options {
             witness_search_limit: 500,
             unprobed_namespaces: Vec::new(),
             probed_namespaces: NamespaceFilter::default(),
+            external: Vec::new(),
         }
     }
 }
@@ -79,6 +85,7 @@ pub fn plan(cluster: &Cluster, options: &Options) -> Plan {
     let probed = as_probe_pods(cluster);
     let mut planner = Planner::new(&probed, cluster, options);
     planner.dns();
+    planner.external();
     planner.rule_witnesses();
     planner.isolation();
     planner.samples();
@@ -129,6 +136,7 @@ struct Planner<'c> {
     mirror_of: HashMap<usize, usize>,
     probes: Vec<PlannedProbe>,
     planned: HashSet<(usize, usize, PortProto)>,
+    planned_external: HashSet<(usize, IpAddr, PortProto)>,
     coverage: Coverage,
     notes: Vec<String>,
     budget_exhausted: bool,
@@ -150,6 +158,7 @@ impl<'c> Planner<'c> {
             mirror_of: HashMap::new(),
             probes: Vec::new(),
             planned: HashSet::new(),
+            planned_external: HashSet::new(),
             coverage: Coverage::default(),
             notes: Vec::new(),
             budget_exhausted: false,
@@ -329,6 +338,40 @@ impl<'c> Planner<'c> {
                     let verdict = evaluate::verdict(self.cluster, self.representative(source), dns, port);
                     self.add(source, None, port, &verdict, Purpose::Dns);
                 }
+            }
+        }
+    }
+
+    /// Every source class to every address outside the cluster the run was given, before
+    /// the witnesses: an `ipBlock` rule to such an address has no pod pair to witness it.
+    fn external(&mut self) {
+        for (ip, port) in self.options.external.clone() {
+            if !self.options.protocols.contains(&port.protocol) {
+                continue;
+            }
+            let outside = Endpoint::external(ip);
+            for source in self.sources.clone() {
+                if self.probes.len() >= self.options.max_probes {
+                    self.budget_exhausted = true;
+                    return;
+                }
+                if !self.planned_external.insert((source, ip, port)) {
+                    continue;
+                }
+                let verdict = evaluate::verdict(self.cluster, self.representative(source), &outside, port);
+                let covers: Vec<RuleRef> = verdict.egress.allowed_by.iter().map(|hit| hit.rule.clone()).collect();
+                if verdict.allowed {
+                    self.coverage.covered.extend(covers.iter().cloned());
+                }
+                let from = self.mirror(source);
+                self.probes.push(PlannedProbe {
+                    from,
+                    to: Destination::External(ip),
+                    port,
+                    expected_allowed: verdict.allowed,
+                    purpose: Purpose::External,
+                    covers,
+                });
             }
         }
     }

@@ -37,6 +37,7 @@ fn describe(plan: &Plan, probe: usize) -> String {
     let to = match p.to {
         Destination::Mirror(m) => plan.mirrors[m].stands_for.clone(),
         Destination::Dns => "dns".into(),
+        Destination::External(ip) => ip.to_string(),
     };
     format!("{} -> {to} {}", plan.mirrors[p.from].stands_for, p.port)
 }
@@ -59,6 +60,31 @@ fn every_reachable_rule_gets_a_witness() {
     assert_eq!(plan.coverage.rules, 10, "4 rules of the starter kits, 4 of production, 2 of staging");
     assert_eq!(plan.coverage.covered.len() + plan.coverage.uncovered.len(), plan.coverage.rules);
     assert!(plan.coverage.ratio() > 0.5 && plan.coverage.ratio() < 1.0);
+}
+
+/// An address outside the cluster, given to the run, is probed from every source class,
+/// expected as the `ipBlock`s say, and witnesses the rule no pod pair can: production's api
+/// may reach 443/TCP anywhere but the RFC 1918 ranges.
+#[test]
+fn addresses_outside_the_cluster_are_probed_from_every_source_and_witness_ip_blocks() {
+    let cluster = example();
+    let outside: PortProto = "443/TCP".parse().unwrap();
+    let (public, private) = ("1.1.1.1".parse().unwrap(), "10.1.2.3".parse().unwrap());
+    let plan = plan(&cluster, &Options { external: vec![(public, outside), (private, outside)], ..options() });
+    let external: Vec<usize> =
+        (0..plan.probes.len()).filter(|&i| plan.probes[i].purpose == Purpose::External).collect();
+    let sources: std::collections::BTreeSet<usize> = plan.probes.iter().map(|p| p.from).collect();
+    assert_eq!(external.len(), 2 * sources.len(), "every source class, to each address");
+    let expected = |from: &str, to: &str| {
+        let i = external.iter().copied().find(|&i| describe(&plan, i) == format!("{from} -> {to} 443/TCP"));
+        plan.probes[i.unwrap_or_else(|| panic!("no probe {from} -> {to}"))].expected_allowed
+    };
+    assert!(expected("production/deployment/api", "1.1.1.1"), "allowed by the internet rule");
+    assert!(!expected("production/deployment/api", "10.1.2.3"), "10.0.0.0/8 is excepted");
+    assert!(expected("dev/deployment/api", "10.1.2.3"), "dev isolates no egress");
+    assert!(!expected("staging/statefulset/db", "1.1.1.1"), "staging's default deny isolates the db's egress");
+    let internet = rule("production/allow-api-egress", Direction::Egress, 1);
+    assert!(plan.coverage.covered.contains(&internet), "{:#?}", plan.coverage.uncovered);
 }
 
 #[test]

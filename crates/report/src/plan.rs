@@ -26,12 +26,13 @@ pub fn table(plan: &Plan) -> String {
     );
     let _ = writeln!(
         out,
-        "  probes        {}: {} dns, {} allow-rule, {} isolation, {} sampled",
+        "  probes        {}: {} dns, {} allow-rule, {} isolation, {} sampled, {} outside the cluster",
         plan.probes.len(),
         count(Purpose::Dns),
         count(Purpose::AllowRule),
         count(Purpose::Isolation),
-        count(Purpose::Sample)
+        count(Purpose::Sample),
+        count(Purpose::External)
     );
     let coverage = &plan.coverage;
     let _ = writeln!(
@@ -58,6 +59,7 @@ pub fn json(plan: &Plan) -> serde_json::Value {
             let to = match p.to {
                 Destination::Mirror(m) => plan.mirrors[m].stands_for.clone(),
                 Destination::Dns => "cluster-dns".into(),
+                Destination::External(ip) => ip.to_string(),
             };
             serde_json::json!({
                 "from": plan.mirrors[p.from].stands_for,

@@ -160,6 +160,8 @@ fn probe_record(evidence: &Evidence, p: usize, verdict: Option<&Verdict>, unread
         Destination::Mirror(m) => {
             WorkloadRef { namespace: plan.mirrors[m].namespace.clone(), workload: plan.mirrors[m].workload.clone() }
         }
+        // Outside the cluster: no namespace, the address names it.
+        Destination::External(ip) => WorkloadRef { namespace: String::new(), workload: ip.to_string() },
     };
     let touches_unreadable =
         unreadable.contains(source.namespace.as_str()) || unreadable.contains(destination.namespace.as_str());
@@ -217,6 +219,7 @@ fn purpose(purpose: Purpose) -> &'static str {
         Purpose::AllowRule => "allow-rule",
         Purpose::Isolation => "isolation",
         Purpose::Sample => "sample",
+        Purpose::External => "external",
     }
 }
 

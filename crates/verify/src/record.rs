@@ -19,6 +19,10 @@ pub struct WorkloadRef {
 
 impl std::fmt::Display for WorkloadRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // An address outside the cluster has no namespace.
+        if self.namespace.is_empty() {
+            return f.write_str(&self.workload);
+        }
         write!(f, "{}/{}", self.namespace, self.workload)
     }
 }
