@@ -8,8 +8,11 @@ use std::collections::HashMap;
 use fixedbitset::FixedBitSet;
 
 use crate::classes::Classes;
+use crate::cluster_policy::{Action, ClusterPeer, ClusterPolicy, ClusterPort};
+use crate::evaluate::subject_selects;
 use crate::model::{Cluster, Direction, Endpoint, Governance, IpFamily, NamespaceScope, Peer, Policy};
 use crate::port::{PortProto, RulePort};
+use crate::verdict::Tier;
 
 /// The classes a peer (or a rule's list of peers) names. The far end's address depends on
 /// the connection's family, so ipBlocks get one set per family.
@@ -48,6 +51,26 @@ struct IndexedRule<'c> {
     peers: Option<PeerSet>,
 }
 
+struct IndexedClusterRule<'c> {
+    ports: &'c [ClusterPort],
+    /// The classes a peer surely names.
+    peers: PeerSet,
+    /// A peer names domains: every class the ports match may be named.
+    domains: bool,
+    action: Action,
+}
+
+/// The cluster policies of one tier whose subject is a class, grouped by priority (lower
+/// first); each policy as its rules' positions in `cluster_rules`, in order.
+type TierGroups = Vec<(u32, Vec<Vec<usize>>)>;
+
+/// Per class and direction, the cluster tiers around NetworkPolicy.
+#[derive(Default)]
+struct ClassTiers {
+    admin: TierGroups,
+    baseline: TierGroups,
+}
+
 /// Policies indexed by what they select and what their rules name, per class.
 pub struct PolicyIndex<'c> {
     cluster: &'c Cluster,
@@ -58,6 +81,10 @@ pub struct PolicyIndex<'c> {
     egress: Vec<Option<Vec<usize>>>,
     /// (policy position, direction, rule position) to the rule's index in `rules`.
     rule_ids: HashMap<(usize, Direction, usize), usize>,
+    cluster_rules: Vec<IndexedClusterRule<'c>>,
+    /// Per class: the cluster tiers of its ingress and egress; `None` when no cluster
+    /// policy's subject is the class.
+    tiers: Vec<Option<[ClassTiers; 2]>>,
 }
 
 impl<'c> PolicyIndex<'c> {
@@ -99,7 +126,8 @@ impl<'c> PolicyIndex<'c> {
                 }
             }
         }
-        Self { cluster, classes, rules, ingress, egress, rule_ids }
+        let (cluster_rules, tiers) = index_cluster_policies(cluster, &classes, &classes_by_namespace);
+        Self { cluster, classes, rules, ingress, egress, rule_ids, cluster_rules, tiers }
     }
 
     /// The classes a rule's peers can match (for any address family), or `None` when the
@@ -186,7 +214,263 @@ impl<'c> PolicyIndex<'c> {
             }
             ingress.push(row);
         }
-        Matrix { port, egress, ingress }
+        let mut matrix = Matrix { port, egress, ingress, extra: Vec::new() };
+        if !self.cluster_rules.is_empty() {
+            self.apply_tiers(&mut matrix, port, &mut vec![None; self.cluster_rules.len()]);
+        }
+        matrix
+    }
+
+    /// Rewrites each row through the cluster tiers: Admin before the NetworkPolicy answer
+    /// computed so far, Baseline after it where no NetworkPolicy isolates.
+    fn apply_tiers(&self, matrix: &mut Matrix, port: PortProto, port_sets: &mut [Option<FixedBitSet>]) {
+        let n = self.classes.len();
+        matrix.extra = vec![[None, None]; n];
+        for class in 0..n {
+            let Some(tiers) = &self.tiers[class] else { continue };
+            for (d, direction) in [Direction::Ingress, Direction::Egress].into_iter().enumerate() {
+                let class_tiers = &tiers[d];
+                if class_tiers.admin.is_empty() && class_tiers.baseline.is_empty() {
+                    continue;
+                }
+                let rule_set =
+                    |r: usize, port_sets: &mut [Option<FixedBitSet>]| -> (FixedBitSet, Option<FixedBitSet>) {
+                        let rule = &self.cluster_rules[r];
+                        match direction {
+                            Direction::Egress => {
+                                let ports = port_sets[r]
+                                    .get_or_insert_with(|| {
+                                        (0..n)
+                                            .filter(|&c| {
+                                                rule.ports.is_empty()
+                                                    || rule
+                                                        .ports
+                                                        .iter()
+                                                        .any(|p| p.matches(port, &self.representative(c).ports))
+                                            })
+                                            .collect_sized(n)
+                                    })
+                                    .clone();
+                                let mut hits = rule.peers.primary.clone();
+                                hits.intersect_with(&ports);
+                                let maybe = rule.domains.then(|| {
+                                    let mut maybe = ports;
+                                    maybe.difference_with(&hits);
+                                    maybe
+                                });
+                                (hits, maybe)
+                            }
+                            Direction::Ingress => {
+                                let own = self.representative(class);
+                                if rule.ports.is_empty() || rule.ports.iter().any(|p| p.matches(port, &own.ports)) {
+                                    (rule.peers.for_family(own.primary_family()).clone(), None)
+                                } else {
+                                    (FixedBitSet::with_capacity(n), None)
+                                }
+                            }
+                        }
+                    };
+                let admin = walk_groups(n, &class_tiers.admin, &self.cluster_rules, |r| rule_set(r, port_sets));
+                let baseline = walk_groups(n, &class_tiers.baseline, &self.cluster_rules, |r| rule_set(r, port_sets));
+                let (row, isolated) = match direction {
+                    Direction::Egress => (&mut matrix.egress[class], self.egress[class].is_some()),
+                    Direction::Ingress => (&mut matrix.ingress[class], self.ingress[class].is_some()),
+                };
+                let not = |set: &FixedBitSet| {
+                    let mut all = FixedBitSet::with_capacity(n);
+                    all.insert_range(..);
+                    all.difference_with(set);
+                    all
+                };
+                let or = |a: &FixedBitSet, b: &FixedBitSet| {
+                    let mut u = a.clone();
+                    u.union_with(b);
+                    u
+                };
+                let and = |a: &FixedBitSet, b: &FixedBitSet| {
+                    let mut u = a.clone();
+                    u.intersect_with(b);
+                    u
+                };
+                // After Admin: NetworkPolicy where it isolates, else Baseline, else allowed.
+                let (definite_after, can_allow_after, can_deny_after, tie_after) = if isolated {
+                    (row.clone(), row.clone(), not(row), FixedBitSet::with_capacity(n))
+                } else {
+                    let definite = not(&baseline.decided[1]);
+                    let can_allow = or(&or(&definite, &baseline.alternative[0]), &baseline.alternative[2]);
+                    let can_deny = or(&baseline.decided[1], &baseline.alternative[1]);
+                    (definite, can_allow, can_deny, baseline.tie)
+                };
+                let onward = not(&or(&admin.decided[0], &admin.decided[1]));
+                let definite = or(&admin.decided[0], &and(&onward, &definite_after));
+                let can_allow = or(
+                    &or(&admin.decided[0], &admin.alternative[0]),
+                    &and(&or(&onward, &admin.alternative[2]), &can_allow_after),
+                );
+                let can_deny = or(
+                    &or(&admin.decided[1], &admin.alternative[1]),
+                    &and(&or(&onward, &admin.alternative[2]), &can_deny_after),
+                );
+                let unknown = and(&can_allow, &can_deny);
+                let tie = or(&admin.tie, &and(&onward, &tie_after));
+                *row = definite;
+                if !unknown.is_clear() || !tie.is_clear() {
+                    matrix.extra[class][d] = Some(Box::new(Extra { unknown, tie }));
+                }
+            }
+        }
+    }
+}
+
+/// A cluster tier walked for one class and direction over every far-end class: what its
+/// first matching rules decide (Accept, Deny, Pass), what rules naming domains might
+/// decide instead, and where policies of equal priority disagree.
+struct Walked {
+    decided: [FixedBitSet; 3],
+    alternative: [FixedBitSet; 3],
+    tie: FixedBitSet,
+}
+
+fn action_index(action: Action) -> usize {
+    match action {
+        Action::Accept => 0,
+        Action::Deny => 1,
+        Action::Pass => 2,
+    }
+}
+
+fn walk_groups(
+    n: usize,
+    groups: &TierGroups,
+    rules: &[IndexedClusterRule<'_>],
+    mut rule_set: impl FnMut(usize) -> (FixedBitSet, Option<FixedBitSet>),
+) -> Walked {
+    let empty = || FixedBitSet::with_capacity(n);
+    let mut walked =
+        Walked { decided: [empty(), empty(), empty()], alternative: [empty(), empty(), empty()], tie: empty() };
+    let mut undecided = empty();
+    undecided.insert_range(..);
+    for (_, group) in groups {
+        if undecided.is_clear() {
+            break;
+        }
+        let mut any_action = [empty(), empty(), empty()];
+        let mut taken = empty();
+        for policy in group {
+            let mut local = undecided.clone();
+            for &r in policy {
+                if local.is_clear() {
+                    break;
+                }
+                let (mut hits, maybe) = rule_set(r);
+                let a = action_index(rules[r].action);
+                if let Some(mut maybe) = maybe {
+                    maybe.intersect_with(&local);
+                    walked.alternative[a].union_with(&maybe);
+                }
+                hits.intersect_with(&local);
+                any_action[a].union_with(&hits);
+                let mut first = hits.clone();
+                first.difference_with(&taken);
+                walked.decided[a].union_with(&first);
+                taken.union_with(&hits);
+                local.difference_with(&hits);
+            }
+        }
+        for i in 0..3 {
+            for j in i + 1..3 {
+                let mut both = any_action[i].clone();
+                both.intersect_with(&any_action[j]);
+                walked.tie.union_with(&both);
+            }
+        }
+        undecided.difference_with(&taken);
+    }
+    walked
+}
+
+/// Indexes every cluster policy: its rules' peer sets, and per class the policies whose
+/// subject it is, grouped by tier and priority.
+fn index_cluster_policies<'c>(
+    cluster: &'c Cluster,
+    classes: &Classes,
+    by_namespace: &HashMap<&str, Vec<usize>>,
+) -> (Vec<IndexedClusterRule<'c>>, Vec<Option<[ClassTiers; 2]>>) {
+    let n = classes.len();
+    let endpoint = |c: usize| &cluster.endpoints()[classes.representative(c)];
+    let mut policies: Vec<&ClusterPolicy> = cluster.cluster_policies().iter().collect();
+    policies.sort_by(|a, b| (a.tier, a.order_key()).cmp(&(b.tier, b.order_key())));
+    let mut cache: HashMap<&ClusterPeer, PeerSet> = HashMap::new();
+    let mut rules = Vec::new();
+    let mut tiers: Vec<Option<[ClassTiers; 2]>> = (0..n).map(|_| None).collect();
+    for policy in policies {
+        let selected: Vec<usize> = cluster
+            .namespaces()
+            .filter(|(_, labels)| policy.subject.namespaces.matches(labels))
+            .flat_map(|(ns, _)| by_namespace.get(ns).into_iter().flatten().copied())
+            .filter(|&c| subject_selects(cluster, policy, endpoint(c)))
+            .collect();
+        for (d, direction) in [Direction::Ingress, Direction::Egress].into_iter().enumerate() {
+            let first = rules.len();
+            for rule in policy.rules(direction) {
+                let mut peers = PeerSet { primary: FixedBitSet::with_capacity(n), by_family: None };
+                for peer in &rule.peers {
+                    let set =
+                        cache.entry(peer).or_insert_with(|| cluster_peer_set(cluster, classes, by_namespace, peer));
+                    peers.union_with(set);
+                }
+                rules.push(IndexedClusterRule {
+                    ports: &rule.ports,
+                    peers,
+                    domains: rule.has_domain_names(),
+                    action: rule.action,
+                });
+            }
+            let policy_rules: Vec<usize> = (first..rules.len()).collect();
+            if policy_rules.is_empty() {
+                continue;
+            }
+            for &class in &selected {
+                let class_tiers = &mut tiers[class].get_or_insert_with(Default::default)[d];
+                let groups =
+                    if policy.tier == Tier::Admin { &mut class_tiers.admin } else { &mut class_tiers.baseline };
+                match groups.last_mut() {
+                    Some((priority, group)) if *priority == policy.priority => group.push(policy_rules.clone()),
+                    _ => groups.push((policy.priority, vec![policy_rules.clone()])),
+                }
+            }
+        }
+    }
+    (rules, tiers)
+}
+
+fn cluster_peer_set(
+    cluster: &Cluster,
+    classes: &Classes,
+    by_namespace: &HashMap<&str, Vec<usize>>,
+    peer: &ClusterPeer,
+) -> PeerSet {
+    let n = classes.len();
+    let endpoint = |c: usize| &cluster.endpoints()[classes.representative(c)];
+    let by_address = |hit: &dyn Fn(std::net::IpAddr) -> bool| {
+        let set = |family: Option<IpFamily>| {
+            (0..n).filter(|&c| endpoint(c).address_for(family).is_some_and(hit)).collect_sized(n)
+        };
+        PeerSet { primary: set(None), by_family: Some([set(Some(IpFamily::V4)), set(Some(IpFamily::V6))]) }
+    };
+    match peer {
+        ClusterPeer::Pods { namespaces, pods } => {
+            let primary = cluster
+                .namespaces()
+                .filter(|(_, labels)| namespaces.matches(labels))
+                .flat_map(|(ns, _)| by_namespace.get(ns).into_iter().flatten().copied())
+                .filter(|&c| endpoint(c).governed() == Governance::Governed && pods.matches(&endpoint(c).labels))
+                .collect_sized(n);
+            PeerSet { primary, by_family: None }
+        }
+        ClusterPeer::Nodes(selector) => by_address(&|ip| cluster.node_address(selector, ip)),
+        ClusterPeer::Networks(networks) => by_address(&|ip| networks.iter().any(|net| net.contains(&ip))),
+        ClusterPeer::DomainNames(_) => PeerSet { primary: FixedBitSet::with_capacity(n), by_family: None },
     }
 }
 
@@ -198,11 +482,61 @@ pub struct Matrix {
     egress: Vec<FixedBitSet>,
     /// `ingress[d]`: the source classes the ingress of class `d` allows.
     ingress: Vec<FixedBitSet>,
+    /// Per class, for ingress and egress: the far-end classes whose answer is not known
+    /// (domain names) or the implementation's choice (equal priorities). Empty when no
+    /// cluster policy exists.
+    extra: Vec<[Option<Box<Extra>>; 2]>,
+}
+
+#[derive(Clone, Debug)]
+struct Extra {
+    unknown: FixedBitSet,
+    tie: FixedBitSet,
 }
 
 impl Matrix {
+    /// Both directions allow, when no domain name matches (see [`Matrix::unknown`]).
     pub fn allowed(&self, source: usize, destination: usize) -> bool {
         self.egress_allows(source, destination) && self.ingress_allows(source, destination)
+    }
+
+    fn extra(&self, class: usize, direction: Direction) -> Option<&Extra> {
+        let d = usize::from(direction == Direction::Egress);
+        self.extra.get(class).and_then(|e| e[d].as_deref())
+    }
+
+    /// Whether a direction's answer is not known from cluster objects (a rule naming domains
+    /// could decide either way).
+    pub fn direction_unknown(&self, direction: Direction, source: usize, destination: usize) -> bool {
+        match direction {
+            Direction::Egress => self.extra(source, direction).is_some_and(|e| e.unknown.contains(destination)),
+            Direction::Ingress => self.extra(destination, direction).is_some_and(|e| e.unknown.contains(source)),
+        }
+    }
+
+    /// Whether a direction's answer is the implementation's choice (cluster policies of equal
+    /// priority disagree).
+    pub fn direction_tie(&self, direction: Direction, source: usize, destination: usize) -> bool {
+        match direction {
+            Direction::Egress => self.extra(source, direction).is_some_and(|e| e.tie.contains(destination)),
+            Direction::Ingress => self.extra(destination, direction).is_some_and(|e| e.tie.contains(source)),
+        }
+    }
+
+    /// The cell's answer is not known: some direction is unknown and no known direction
+    /// denies (as [`crate::Verdict::unknown`]).
+    pub fn unknown(&self, source: usize, destination: usize) -> bool {
+        let egress_unknown = self.direction_unknown(Direction::Egress, source, destination);
+        let ingress_unknown = self.direction_unknown(Direction::Ingress, source, destination);
+        let known_deny = (!egress_unknown && !self.egress_allows(source, destination))
+            || (!ingress_unknown && !self.ingress_allows(source, destination));
+        (egress_unknown || ingress_unknown) && !known_deny
+    }
+
+    /// Cluster policies of equal priority make this cell the implementation's choice.
+    pub fn tie(&self, source: usize, destination: usize) -> bool {
+        self.direction_tie(Direction::Egress, source, destination)
+            || self.direction_tie(Direction::Ingress, source, destination)
     }
 
     pub fn egress_allows(&self, source: usize, destination: usize) -> bool {
