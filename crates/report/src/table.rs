@@ -79,11 +79,18 @@ pub fn render(analysis: &Analysis<'_>, width: usize) -> String {
 
 fn mark(analysis: &Analysis<'_>, block: &netcanary_policy::Block, row: &Entry, column: &Entry) -> String {
     let allowed = block.matrix.allowed(row.class, column.class);
-    let (text, style) = if allowed { (ALLOWED_MARK, style::ALLOWED) } else { (DENIED_MARK, style::DENIED) };
+    let (text, style) = if block.matrix.unknown(row.class, column.class) {
+        ("?", style::WARNING)
+    } else if allowed {
+        (ALLOWED_MARK, style::ALLOWED)
+    } else {
+        (DENIED_MARK, style::DENIED)
+    };
+    let tie = block.matrix.tie(row.class, column.class);
     // A one-member class on the diagonal is a pod reaching itself.
     let self_pair = row.class == column.class && row.members == 1 && !representative(analysis, row.class).is_external();
     let host_network = [row.class, column.class].into_iter().any(|c| representative(analysis, c).host_network);
-    paint(if self_pair || host_network { style::DIM } else { style }, text)
+    paint(if self_pair || host_network || tie { style::DIM } else { style }, text)
 }
 
 /// What a class's members share: external or not, on the host network or not.
