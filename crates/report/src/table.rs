@@ -20,14 +20,17 @@ pub fn render(analysis: &Analysis<'_>, width: usize) -> String {
         out.push_str("No destination ports to analyse: no container declares a port. Name ports with --port, e.g. --port 80/TCP.\n");
         return out;
     }
+    let tiers = !analysis.cluster().cluster_policies().is_empty();
     let _ = writeln!(
         out,
-        "{}: rows are sources, columns destinations\n{} allowed   {} denied   {} self pair{} (implementation-defined)\n",
+        "{}: rows are sources, columns destinations\n{} allowed   {} denied   {}{} self pair{}{} (implementation-defined)\n",
         paint(style::HEADING, "Reachability by policy"),
         paint(style::ALLOWED, ALLOWED_MARK),
         paint(style::DENIED, DENIED_MARK),
+        if tiers { format!("{} unknown (domain names)   ", paint(style::WARNING, "?")) } else { String::new() },
         paint(style::DIM, "dim"),
         if analysis.has_host_network() { " or host network" } else { "" },
+        if tiers { ", equal cluster policy priorities" } else { "" },
     );
     let digits = legend.entries.len().to_string().len();
     // Labels get at most half the width, so that some columns always fit beside them.
