@@ -1,10 +1,10 @@
 //! Policy engine at cluster scale: a synthetic cluster of 5,000 pods in 200 namespaces
-//! with 1,000 policies (mixed selectors, named ports, ipBlocks), the full pod × pod
-//! matrix on one port, and the obvious alternative (evaluating each pair on its own) on a
-//! sample, in the same run.
+//! with 1,000 policies (mixed selectors, named ports, ipBlocks) and 100 ClusterNetworkPolicies
+//! (Admin and Baseline, Accept, Deny and Pass), the full pod × pod matrix on one port, and
+//! the obvious alternative (evaluating each pair on its own) on a sample, in the same run.
 //!
 //! `cargo bench --bench engine` (options after `--`: `--pods N --namespaces N
-//! --policies N --sample N`).
+//! --policies N --cluster-policies N --sample N`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -15,8 +15,8 @@ use netcanary_policy::model::IpBlock;
 use netcanary_policy::port::{PortMatch, RulePort};
 use netcanary_policy::selector::{Operator, Requirement};
 use netcanary_policy::{
-    Cluster, ContainerPort, Endpoint, Labels, NamespaceScope, Peer, Policy, PolicyIndex, PortProto, Protocol, Rule,
-    Selector, evaluate,
+    Action, Cluster, ClusterPeer, ClusterPolicy, ClusterPolicyKind, ClusterPort, ClusterRule, ContainerPort, Endpoint,
+    Labels, NamespaceScope, Peer, Policy, PolicyIndex, PortProto, Protocol, Rule, Selector, Subject, Tier, evaluate,
 };
 use support::{Rng, option};
 
@@ -24,6 +24,7 @@ struct Config {
     pods: usize,
     namespaces: usize,
     policies: usize,
+    cluster_policies: usize,
     sample: usize,
 }
 
@@ -169,7 +170,66 @@ fn synthetic(config: &Config, unique_pods: bool) -> Cluster {
         };
         cluster.add_policy(Policy { namespace, name: format!("policy-{i}"), pod_selector, ingress, egress });
     }
+    add_cluster_policies(config, &mut cluster, &mut rng);
     cluster
+}
+
+/// Cluster policies in both tiers: subjects by namespace labels or by pod labels, rules
+/// with every action, peers by namespace, by pod and by network, with and without ports.
+fn add_cluster_policies(config: &Config, cluster: &mut Cluster, rng: &mut Rng) {
+    let teams = 20;
+    let actions = [Action::Accept, Action::Deny, Action::Pass];
+    for i in 0..config.cluster_policies {
+        let tier = if i % 5 < 3 { Tier::Admin } else { Tier::Baseline };
+        let subject = match i % 3 {
+            0 => Subject {
+                namespaces: Selector::from_labels([("team", format!("t{}", rng.below(teams)).as_str())]),
+                pods: Selector::everything(),
+            },
+            1 => Subject {
+                namespaces: Selector::from_labels([("env", ["production", "staging", "dev"][rng.below(3)])]),
+                pods: Selector::from_labels([("tier", ["frontend", "backend", "data"][rng.below(3)])]),
+            },
+            _ => Subject::default(),
+        };
+        let rule = |rng: &mut Rng, egress: bool| {
+            let action = if tier == Tier::Baseline { actions[rng.below(2)] } else { actions[rng.below(3)] };
+            let peer = match rng.below(if egress { 4 } else { 3 }) {
+                0 => ClusterPeer::Pods {
+                    namespaces: Selector::from_labels([("team", format!("t{}", rng.below(teams)).as_str())]),
+                    pods: Selector::everything(),
+                },
+                1 => ClusterPeer::Pods {
+                    namespaces: Selector::everything(),
+                    pods: Selector::from_labels([("app", format!("app-{}", rng.below(12)).as_str())]),
+                },
+                2 => ClusterPeer::Pods {
+                    namespaces: Selector::from_labels([("env", "dev")]),
+                    pods: Selector::new(vec![requirement("tier", Operator::In, &["frontend".into(), "data".into()])]),
+                },
+                _ => ClusterPeer::Networks(vec![format!("10.{}.0.0/16", rng.below(2)).parse().unwrap()]),
+            };
+            let ports = match rng.below(4) {
+                0 => vec![],
+                1 => vec![ClusterPort::Port(port(Protocol::Tcp, PortMatch::Range { first: 8080, last: 8080 }))],
+                2 => vec![ClusterPort::Port(port(Protocol::Tcp, PortMatch::Range { first: 8000, last: 8100 }))],
+                _ if egress => vec![ClusterPort::Port(port(Protocol::Udp, PortMatch::Range { first: 53, last: 53 }))],
+                _ => vec![ClusterPort::Named("http".into())],
+            };
+            ClusterRule { name: None, action, peers: vec![peer], ports }
+        };
+        let ingress = (0..rng.below(4)).map(|_| rule(rng, false)).collect();
+        let egress = (0..rng.below(4)).map(|_| rule(rng, true)).collect();
+        cluster.add_cluster_policy(ClusterPolicy {
+            kind: ClusterPolicyKind::ClusterNetworkPolicy,
+            name: format!("cnp-{i}"),
+            tier,
+            priority: rng.below(100) as u32,
+            subject,
+            ingress,
+            egress,
+        });
+    }
 }
 
 fn peak_rss_mib() -> f64 {
@@ -193,7 +253,9 @@ fn run(config: &Config, unique_pods: bool) {
 
     let started = Instant::now();
     let index = PolicyIndex::new(&cluster);
+    let indexed = started.elapsed();
     let matrix = index.matrix(port);
+    let computed = started.elapsed() - indexed;
     let n = cluster.endpoints().len();
     let class_of: Vec<usize> = (0..n).map(|i| index.classes().class_of(i)).collect();
     // Answer every pod pair: the full matrix, not just the class matrix.
@@ -224,13 +286,20 @@ fn run(config: &Config, unique_pods: bool) {
     let case = if unique_pods { "worst case: every pod its own class" } else { "realistic: replicas share labels" };
     println!("\n{case}");
     println!(
-        "  cluster          {n} pods, {} namespaces, {} policies (built in {})",
+        "  cluster          {n} pods, {} namespaces, {} policies, {} cluster policies (built in {})",
         config.namespaces + 1,
         cluster.policies().len(),
+        cluster.cluster_policies().len(),
         secs(built)
     );
     println!("  classes          {}", index.classes().len());
     println!("  full matrix      {n} x {n} = {} verdicts on {port} in {} ({} allowed)", n * n, secs(bulk), allowed);
+    println!(
+        "                   (index {}, class matrix {}, every pod pair read {})",
+        secs(indexed),
+        secs(computed),
+        secs(bulk - indexed - computed)
+    );
     println!("  bulk engine      {:>14.0} verdicts/s", bulk_rate);
     println!(
         "  per-pair (naive) {:>14.0} verdicts/s  (sample of {}, {}; all agree with the matrix)",
@@ -248,6 +317,7 @@ fn main() {
         pods: option("--pods", 5000),
         namespaces: option("--namespaces", 200),
         policies: option("--policies", 1000),
+        cluster_policies: option("--cluster-policies", 100),
         sample: option("--sample", 20_000),
     };
     println!(

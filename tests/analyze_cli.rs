@@ -303,3 +303,43 @@ fn host_network_verdicts_are_marked_in_the_table_and_explained() {
     let plain = stdout(&netcanary(&["analyze", "-f", "examples/cluster", "--color", "never"]));
     assert!(plain.contains("dim self pair (implementation-defined)"), "no host network, no mention:\n{plain}");
 }
+
+#[test]
+fn cluster_policies_name_tier_rule_and_action_and_unknown_cells_are_null() {
+    let doc = json(&["-f", "tests/scenarios/cluster-policies/tiers.yaml"]);
+    let v = find(&doc, "x/a", "y/b", 80, "TCP");
+    assert_eq!(v["allowed"], false);
+    assert_eq!(v["ingress"]["tier"], "Baseline");
+    assert_eq!(v["ingress"]["rule"], "ClusterNetworkPolicy/baseline ingress[0]");
+    assert_eq!(v["ingress"]["action"], "Deny");
+    assert_eq!(v["egress"]["tier"], "Default");
+    assert_eq!(v["egress"]["action"], "Accept");
+    assert_eq!(v["egress"]["rule"], Value::Null);
+    // y/b's egress: an Accept rule naming domains before a Deny of every IPv4 address.
+    let v = find(&doc, "y/b", "x/a", 80, "TCP");
+    assert_eq!(v["egress"]["allowed"], Value::Null);
+    assert!(v["egress"]["unknown"].as_str().unwrap().contains("names domains"), "{v}");
+    assert_eq!(v["allowed"], false, "the known Baseline Deny on x/a's ingress decides the cell");
+    let explained = stdout(&netcanary(&[
+        "analyze",
+        "-f",
+        "tests/scenarios/cluster-policies/tiers.yaml",
+        "--color",
+        "never",
+        "--explain",
+        "x/a",
+        "y/b",
+        "80/TCP",
+    ]));
+    let ingress = &explained[explained.find("ingress of y/b").expect("an ingress section")..];
+    let lines: Vec<&str> = ingress.lines().map(str::trim).collect();
+    let at = |prefix: &str| {
+        lines.iter().position(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}: {explained}"))
+    };
+    assert!(at("Admin tier") < at("Pass") && at("Pass") < at("NetworkPolicy tier"), "{explained}");
+    assert!(lines[at("Pass")].ends_with("passed to the NetworkPolicy tier"), "{explained}");
+    assert!(
+        explained.contains("decided by    Baseline tier: ClusterNetworkPolicy/baseline ingress[0] (Deny)"),
+        "{explained}"
+    );
+}

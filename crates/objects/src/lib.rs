@@ -5,12 +5,15 @@
 //! server's defaulting and validation, and every problem names its field.
 //!
 //! # Layout
+//! - [`cluster_policy`]: ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy
+//!   and Nodes to the model, with their CRDs' validation.
 //! - [`convert`]: Kubernetes objects to the model, with the API server's defaulting.
 //! - [`manifest`]: YAML/JSON files and folders to a [`Cluster`](netcanary_policy::Cluster),
 //!   with located diagnostics; field names checked on the raw manifest (`shape`).
 //! - [`unevaluated`]: the kinds that change who reaches whom but are not evaluated, which
 //!   `analyze` warns about and a run counts in the cluster.
 
+pub mod cluster_policy;
 pub mod convert;
 pub mod manifest;
 mod shape;

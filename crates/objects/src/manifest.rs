@@ -10,12 +10,14 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Pod, PodTemplateSpec};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use netcanary_policy::cluster_policy::ClusterPolicyKind;
 use netcanary_policy::model::{Cluster, Direction, Endpoint};
 use netcanary_policy::port::{PortMatch, Protocol};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::cluster_policy;
 use crate::convert::{self, Problems, Severity};
 use crate::shape;
 use crate::unevaluated::{UnevaluatedKind, unevaluated_kind};
@@ -79,8 +81,9 @@ const fn read(kind: &'static str, api_version: &'static str, former_groups: &'st
     ReadKind { kind, api_version, former_groups }
 }
 
-pub(crate) const READ_KINDS: [ReadKind; 9] = [
+pub(crate) const READ_KINDS: [ReadKind; 13] = [
     read("Namespace", "v1", &[]),
+    read("Node", "v1", &[]),
     read("Pod", "v1", &[]),
     read("NetworkPolicy", "networking.k8s.io/v1", &["extensions"]),
     read("Deployment", "apps/v1", &["extensions"]),
@@ -89,6 +92,9 @@ pub(crate) const READ_KINDS: [ReadKind; 9] = [
     read("ReplicaSet", "apps/v1", &["extensions"]),
     read("Job", "batch/v1", &[]),
     read("CronJob", "batch/v1", &[]),
+    read("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2", &[]),
+    read("AdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1", &[]),
+    read("BaselineAdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1", &[]),
 ];
 
 /// The API group of an apiVersion: `apps` of `apps/v1`, empty (the core group) for `v1`.
@@ -110,6 +116,9 @@ enum Handling {
 impl Handling {
     fn of(api_version: Option<&str>, kind: &str) -> Self {
         let read = READ_KINDS.iter().find(|r| r.kind == kind);
+        if read.is_some_and(|r| api_version.is_none_or(|v| v == r.api_version)) {
+            return Handling::Read;
+        }
         if let Some(unevaluated) = unevaluated_kind(api_version, kind)
             && (api_version.is_some() || read.is_none())
         {
@@ -188,7 +197,31 @@ impl Loader {
     /// against pods that may come after the policy).
     pub fn finish(mut self) -> Loaded {
         self.warn_unresolved_named_ports();
+        self.warn_both_generations();
         self.loaded
+    }
+
+    /// ClusterNetworkPolicy replaces AdminNetworkPolicy and BaselineAdminNetworkPolicy; no
+    /// API says how the two generations order against each other.
+    fn warn_both_generations(&mut self) {
+        let policies = self.loaded.cluster.cluster_policies();
+        let first = |v1alpha1: bool| policies.iter().find(|p| p.kind.is_v1alpha1() == v1alpha1);
+        if let (Some(new), Some(old)) = (first(false), first(true)) {
+            self.loaded.diagnostics.push(Diagnostic {
+                severity: Severity::Warning,
+                file: self.seen_in(old.kind.as_str(), "", &old.name),
+                object: Some(format!("{} {}", old.kind.as_str(), old.name)),
+                field: None,
+                message: format!(
+                    "both policy.networking.k8s.io/v1alpha1 and v1alpha2 policies are present (also {} {}): netcanary \
+                     puts them on one scale, AdminNetworkPolicy beside Admin-tier ClusterNetworkPolicies and the \
+                     BaselineAdminNetworkPolicy as Baseline priority 0, by priority; an implementation may order the \
+                     generations differently",
+                    new.kind.as_str(),
+                    new.name
+                ),
+            });
+        }
     }
 
     fn warn_unresolved_named_ports(&mut self) {
@@ -272,7 +305,13 @@ impl Loader {
         let object = match &handling {
             Handling::Unevaluated(u) if u.cluster_scoped => format!("{} {name}", u.name()),
             Handling::Unevaluated(u) => format!("{} {namespace}/{name}", u.name()),
-            _ if kind == "Namespace" => format!("{kind} {name}"),
+            _ if matches!(
+                kind.as_str(),
+                "Namespace" | "Node" | "ClusterNetworkPolicy" | "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy"
+            ) =>
+            {
+                format!("{kind} {name}")
+            }
             _ => format!("{kind} {namespace}/{name}"),
         };
         let mut problems = Problems::default();
@@ -299,6 +338,21 @@ impl Loader {
                     "Namespace" => self.namespace(&ctx, value, &mut problems),
                     "Pod" => self.pod(&ctx, value, &mut problems),
                     "NetworkPolicy" => self.network_policy(&ctx, value, &mut problems),
+                    "Node" => {
+                        if let Some(node) = cluster_policy::node(&value, &mut problems) {
+                            self.note_duplicate(&ctx, "Node", "", &node.name.clone(), &mut problems);
+                            self.loaded.cluster.add_node(node);
+                        }
+                    }
+                    "ClusterNetworkPolicy" => {
+                        self.cluster_policy(&ctx, ClusterPolicyKind::ClusterNetworkPolicy, &value, &mut problems)
+                    }
+                    "AdminNetworkPolicy" => {
+                        self.cluster_policy(&ctx, ClusterPolicyKind::AdminNetworkPolicy, &value, &mut problems)
+                    }
+                    "BaselineAdminNetworkPolicy" => {
+                        self.cluster_policy(&ctx, ClusterPolicyKind::BaselineAdminNetworkPolicy, &value, &mut problems)
+                    }
                     "Deployment" => {
                         self.workload::<Deployment>(&ctx, value, &mut problems, |d| d.spec.map(|s| s.template))
                     }
@@ -347,6 +401,19 @@ impl Loader {
         if let Some(policy) = convert::policy(&np, &self.default_namespace, problems) {
             self.note_duplicate(ctx, "NetworkPolicy", &policy.namespace, &policy.name, problems);
             self.loaded.cluster.add_policy(policy);
+        }
+    }
+
+    fn cluster_policy(
+        &mut self,
+        ctx: &ObjectContext<'_>,
+        kind: ClusterPolicyKind,
+        value: &Value,
+        problems: &mut Problems,
+    ) {
+        if let Some(policy) = cluster_policy::cluster_policy(kind, value, problems) {
+            self.note_duplicate(ctx, kind.as_str(), "", &policy.name.clone(), problems);
+            self.loaded.cluster.add_cluster_policy(policy);
         }
     }
 

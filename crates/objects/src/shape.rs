@@ -52,7 +52,7 @@ pub(crate) fn problems(kind: &str, object: &Value) -> Problems {
             &mut problems,
         ),
         "NetworkPolicy" => policy(object, &mut problems),
-        "Namespace" => {}
+        "Namespace" | "Node" | "ClusterNetworkPolicy" | "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy" => {}
         _ => pod_spec(object.pointer("/spec/template/spec"), "spec.template.spec", &mut problems),
     }
     problems

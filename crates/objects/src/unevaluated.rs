@@ -26,7 +26,7 @@ impl UnevaluatedKind {
     /// The kind as reports name it: qualified by its group where the bare kind is one
     /// netcanary reads (Calico's `NetworkPolicy` is `NetworkPolicy.crd.projectcalico.org`).
     pub fn name(&self) -> Cow<'static, str> {
-        if READ_KINDS.iter().any(|read| read.kind == self.kind) {
+        if READ_KINDS.iter().any(|read| read.kind == self.kind && group_of(read.api_version) != self.group) {
             Cow::Owned(format!("{}.{}", self.kind, self.group))
         } else {
             Cow::Borrowed(self.kind)

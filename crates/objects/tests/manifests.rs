@@ -47,10 +47,16 @@ fn unknown_kinds_are_skipped_with_a_note() {
 }
 
 #[test]
-fn cluster_network_policies_are_warned_about() {
+fn cluster_network_policies_are_read() {
     let loaded =
         load("apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata: {name: admin}\n");
-    assert_eq!(find(&loaded.diagnostics, "ClusterNetworkPolicy admin").severity, Severity::Warning);
+    assert_eq!(printed(&loaded), ["error: test.yaml: ClusterNetworkPolicy admin: spec: is required"]);
+    let loaded = load(
+        "apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata: {name: admin}\n\
+         spec: {tier: Admin, priority: 3, subject: {namespaces: {}}}\n",
+    );
+    assert_eq!(printed(&loaded), Vec::<String>::new());
+    assert_eq!(loaded.cluster.cluster_policies().len(), 1);
 }
 
 #[test]
@@ -483,10 +489,7 @@ fn network_policy_fields_that_are_missing_or_misspelt() {
 
 /// One object of each kind that changes who reaches whom but is not evaluated, with the
 /// object and message each is reported with.
-const UNEVALUATED: [(&str, &str, &str); 13] = [
-    ("policy.networking.k8s.io/v1alpha2", "ClusterNetworkPolicy", "ClusterNetworkPolicy p"),
-    ("policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy", "AdminNetworkPolicy p"),
-    ("policy.networking.k8s.io/v1alpha1", "BaselineAdminNetworkPolicy", "BaselineAdminNetworkPolicy p"),
+const UNEVALUATED: [(&str, &str, &str); 10] = [
     ("cilium.io/v2", "CiliumNetworkPolicy", "CiliumNetworkPolicy prod/p"),
     ("cilium.io/v2", "CiliumClusterwideNetworkPolicy", "CiliumClusterwideNetworkPolicy p"),
     ("crd.projectcalico.org/v1", "NetworkPolicy", "NetworkPolicy.crd.projectcalico.org prod/p"),
@@ -547,4 +550,36 @@ spec: {selector: all(), types: [Ingress]}
             (Severity::Warning, "NetworkPolicy.projectcalico.org production/deny-all".to_string()),
         ]
     );
+}
+
+#[test]
+fn invalid_cluster_policy_fields_are_located() {
+    let loaded = load(include_str!("../../../tests/scenarios/cluster-policies/invalid.yaml"));
+    let printed = printed(&loaded);
+    let expected = [
+        "error: test.yaml: ClusterNetworkPolicy bad: spec.tier: unsupported value \"Middle\": use \"Admin\" or \"Baseline\"",
+        "error: test.yaml: ClusterNetworkPolicy bad: spec.priority: 1001 must be from 0 to 1000",
+        "error: test.yaml: ClusterNetworkPolicy bad: spec.subject: must set exactly one of namespaces, pods, not namespaces and pods",
+        "error: test.yaml: ClusterNetworkPolicy bad: spec.ingress[0].action: unsupported value \"Allow\": use \"Accept\", \"Deny\" or \"Pass\"",
+        "error: test.yaml: ClusterNetworkPolicy bad: spec.ingress[1].from: must have at least 1 item(s)",
+        "error: test.yaml: ClusterNetworkPolicy bad: spec.ingress[2].from[0].networks: unknown field: the fields here are \"namespaces\", \"pods\"",
+        "error: test.yaml: ClusterNetworkPolicy bad: spec.ingress[2].from[0]: must set exactly one of namespaces, pods",
+        "error: test.yaml: ClusterNetworkPolicy bad: spec.ingress[2].protocols[0].tcp.destinationPort: is required (the entry must have at least one field)",
+        "error: test.yaml: ClusterNetworkPolicy bad: spec.ingress[2].protocols[1].udp.destinationPort.range: Start port must be less than End port (90 is not below 80)",
+        "error: test.yaml: ClusterNetworkPolicy bad: spec.ingress[2].protocols[2].sctp.destinationPort.number: 0 must be from 1 to 65535",
+        "error: test.yaml: ClusterNetworkPolicy bad: spec.ingress[2].protocols[3]: must set exactly one of tcp, udp, sctp, destinationNamedPort, not tcp and udp",
+        "error: test.yaml: ClusterNetworkPolicy bad: spec.egress[0].to[0].networks[0]: Invalid CIDR format provided: \"10.0.0.300/8\"",
+        "error: test.yaml: ClusterNetworkPolicy bad: spec.egress[0].to[1].domainNames[0]: \"*kubernetes.io\" is not a domain name (labels of letters, digits, '-' and '_', optionally after \"*.\")",
+        "error: test.yaml: ClusterNetworkPolicy bad: spec.egress[0].to[2]: must set exactly one of namespaces, pods, nodes, networks, domainNames, not nodes and pods",
+        "error: test.yaml: ClusterNetworkPolicy bad: spec.egress[0]: networks/nodes/domainNames peer cannot be set with named ports since there are no named ports for networks/nodes/domainNames",
+        "error: test.yaml: ClusterNetworkPolicy bad: spec.egress[1].to[0].pods.podSelector: is required ({} selects every pod)",
+        "error: test.yaml: BaselineAdminNetworkPolicy other: metadata.name: must be \"default\": only one BaselineAdminNetworkPolicy, named default, can exist in a cluster",
+        "error: test.yaml: BaselineAdminNetworkPolicy other: spec.priority: unknown field: the fields here are \"subject\", \"ingress\", \"egress\"",
+        "error: test.yaml: BaselineAdminNetworkPolicy other: spec.egress[0].action: unsupported value \"Pass\": use \"Allow\" or \"Deny\"",
+        "error: test.yaml: AdminNetworkPolicy old: spec.subject.pods.namespaceSelector: is required",
+        "error: test.yaml: AdminNetworkPolicy old: spec.ingress[0].from[0].namespaces.namespaceSelector: is the experimental v1alpha1 shape that network-policy-api v0.1.5 removed; today's CRD takes a label selector here (matchLabels, matchExpressions)",
+        "error: test.yaml: AdminNetworkPolicy old: spec.ingress[0].from[0].namespaces.sameLabels: is the experimental v1alpha1 shape that network-policy-api v0.1.5 removed; today's CRD takes a label selector here (matchLabels, matchExpressions)",
+    ];
+    assert_eq!(printed, expected);
+    assert!(loaded.cluster.cluster_policies().is_empty());
 }

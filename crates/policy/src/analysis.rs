@@ -118,11 +118,14 @@ pub struct Block {
     pub matrix: Matrix,
 }
 
-/// Allowed and denied counts of endpoint pairs for one port and namespace pair.
+/// Allowed, denied (and unknown) counts of endpoint pairs for one port and namespace pair.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
     pub allowed: u64,
     pub denied: u64,
+    /// Pairs whose answer a rule naming domains could decide either way: neither allowed
+    /// nor denied.
+    pub unknown: u64,
 }
 
 /// The name summaries use for the namespace of endpoints outside the cluster.
@@ -229,7 +232,9 @@ impl<'c> Analysis<'c> {
             for &(sc, sns, sw) in &sources {
                 for &(dc, dns, dw) in &destinations {
                     let counts = &mut grid[sns * width + dns];
-                    if block.matrix.allowed(sc, dc) {
+                    if block.matrix.unknown(sc, dc) {
+                        counts.unknown += sw * dw;
+                    } else if block.matrix.allowed(sc, dc) {
                         counts.allowed += sw * dw;
                     } else {
                         counts.denied += sw * dw;

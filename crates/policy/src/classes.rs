@@ -5,8 +5,10 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
+use crate::cluster_policy::ClusterPeer;
 use crate::model::{Cluster, Endpoint, Governance, IpBlock, IpFamily, Peer};
 use crate::port::ContainerPort;
+use crate::selector::Selector;
 
 /// Which endpoints are interchangeable for every policy of a cluster.
 #[derive(Clone, Debug)]
@@ -27,8 +29,9 @@ struct ClassKey<'a> {
     ports: &'a [ContainerPort],
     governance: Governance,
     primary_family: Option<IpFamily>,
-    /// For each distinct ipBlock, whether it contains the address used on IPv4, IPv6 and
-    /// primary-family connections, as three bits.
+    /// For each distinct ipBlock (and cluster policy network), then each distinct `nodes`
+    /// selector, whether it contains the address used on IPv4, IPv6 and primary-family
+    /// connections, as three bits.
     ip_blocks: Vec<u8>,
 }
 
@@ -44,8 +47,25 @@ impl Classes {
                 Peer::Pods { .. } => None,
             })
             .collect();
+        let networks: Vec<IpBlock> = cluster_peers(cluster)
+            .filter_map(|peer| match peer {
+                ClusterPeer::Networks(networks) => Some(networks),
+                _ => None,
+            })
+            .flatten()
+            .map(|cidr| IpBlock { cidr: *cidr, except: Vec::new() })
+            .collect();
+        blocks.extend(networks.iter());
         blocks.sort();
         blocks.dedup();
+        let mut node_selectors: Vec<&Selector> = cluster_peers(cluster)
+            .filter_map(|peer| match peer {
+                ClusterPeer::Nodes(selector) => Some(selector),
+                _ => None,
+            })
+            .collect();
+        node_selectors.sort();
+        node_selectors.dedup();
         let keys = selected_keys(cluster);
 
         let mut by_key: HashMap<ClassKey<'_>, usize> = HashMap::new();
@@ -63,7 +83,11 @@ impl Classes {
                 ports: &endpoint.ports,
                 governance: endpoint.governed(),
                 primary_family: endpoint.primary_family(),
-                ip_blocks: blocks.iter().map(|b| ip_bits(b, endpoint)).collect(),
+                ip_blocks: blocks
+                    .iter()
+                    .map(|b| ip_bits(|ip| b.contains(ip), endpoint))
+                    .chain(node_selectors.iter().map(|s| ip_bits(|ip| cluster.node_address(s, ip), endpoint)))
+                    .collect(),
             };
             let class = *by_key.entry(key).or_insert_with(|| {
                 members.push(Vec::new());
@@ -113,11 +137,24 @@ pub fn selected_keys(cluster: &Cluster) -> HashSet<&str> {
             keys.extend(selector.requirements().iter().map(|r| r.key.as_str()));
         }
     }
+    for policy in cluster.cluster_policies() {
+        keys.extend(policy.subject.pods.requirements().iter().map(|r| r.key.as_str()));
+    }
+    for peer in cluster_peers(cluster) {
+        if let ClusterPeer::Pods { pods, .. } = peer {
+            keys.extend(pods.requirements().iter().map(|r| r.key.as_str()));
+        }
+    }
     keys
 }
 
-fn ip_bits(block: &IpBlock, endpoint: &Endpoint) -> u8 {
-    let hit = |ip: Option<IpAddr>| ip.is_some_and(|ip| block.contains(ip));
+/// Every peer of every cluster policy rule.
+fn cluster_peers(cluster: &Cluster) -> impl Iterator<Item = &ClusterPeer> {
+    cluster.cluster_policies().iter().flat_map(|p| p.ingress.iter().chain(p.egress.iter())).flat_map(|r| r.peers.iter())
+}
+
+fn ip_bits(contains: impl Fn(IpAddr) -> bool, endpoint: &Endpoint) -> u8 {
+    let hit = |ip: Option<IpAddr>| ip.is_some_and(&contains);
     u8::from(hit(endpoint.address_for(Some(IpFamily::V4))))
         | (u8::from(hit(endpoint.address_for(Some(IpFamily::V6)))) << 1)
         | (u8::from(hit(endpoint.address_for(None))) << 2)

@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`selector`], [`port`]: label selectors and ports, with the API's validation.
 //! - [`model`]: the cluster as the engine sees it (endpoints, namespaces, policies).
+//! - [`cluster_policy`]: ClusterNetworkPolicy and the v1alpha1 Admin/Baseline policies.
 //! - [`evaluate`]: the reference, explained evaluation of one connection.
 //! - [`classes`], [`matrix`]: the same answers in bulk, over equivalence classes.
 //! - [`verdict`]: what an answer carries.
@@ -15,6 +16,7 @@
 
 pub mod analysis;
 pub mod classes;
+pub mod cluster_policy;
 pub mod evaluate;
 pub mod matrix;
 pub mod model;
@@ -24,8 +26,11 @@ pub mod verdict;
 
 pub use analysis::{Analysis, Block, Counts, ResolveError, Scope, resolve};
 pub use classes::Classes;
+pub use cluster_policy::{
+    Action, ClusterPeer, ClusterPolicy, ClusterPolicyKind, ClusterPort, ClusterRule, ClusterRuleRef, Subject,
+};
 pub use matrix::{Matrix, PolicyIndex};
-pub use model::{Cluster, Direction, Endpoint, EndpointKind, IpBlock, NamespaceScope, Peer, Policy, Rule};
+pub use model::{Cluster, Direction, Endpoint, EndpointKind, IpBlock, NamespaceScope, Node, Peer, Policy, Rule};
 pub use port::{ContainerPort, PortProto, Protocol};
 pub use selector::{Labels, Selector};
-pub use verdict::{DirectionVerdict, Note, RuleHit, RuleMiss, RuleRef, Tier, Verdict};
+pub use verdict::{Decision, DirectionVerdict, Note, RuleHit, RuleMiss, RuleRef, Tier, TierStep, Verdict};

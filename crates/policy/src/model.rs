@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::cluster_policy::ClusterPolicy;
 use crate::port::{ContainerPort, RulePort};
 use crate::selector::{Labels, NAMESPACE_NAME_LABEL, Selector};
 
@@ -248,6 +249,15 @@ impl Policy {
     }
 }
 
+/// A Node: `nodes` peers of cluster policies select it by labels and match its addresses
+/// (`status.addresses`), which host-network pods on it share.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    pub labels: Labels,
+    pub addresses: Vec<IpAddr>,
+}
+
 /// Everything the engine needs to know about a cluster.
 #[derive(Clone, Debug, Default)]
 pub struct Cluster {
@@ -257,6 +267,8 @@ pub struct Cluster {
     /// Endpoint id to its position in `endpoints`.
     endpoint_index: BTreeMap<String, usize>,
     policies: Vec<Policy>,
+    cluster_policies: Vec<ClusterPolicy>,
+    nodes: Vec<Node>,
 }
 
 impl Cluster {
@@ -304,6 +316,35 @@ impl Cluster {
         let before = self.policies.len();
         self.policies.retain(|p| !(p.namespace == namespace && p.name == name));
         before != self.policies.len()
+    }
+
+    /// Adds a cluster policy, replacing one of the same kind and name.
+    pub fn add_cluster_policy(&mut self, policy: ClusterPolicy) {
+        match self.cluster_policies.iter_mut().find(|p| p.kind == policy.kind && p.name == policy.name) {
+            Some(existing) => *existing = policy,
+            None => self.cluster_policies.push(policy),
+        }
+    }
+
+    /// Adds a Node, replacing one of the same name.
+    pub fn add_node(&mut self, node: Node) {
+        match self.nodes.iter_mut().find(|n| n.name == node.name) {
+            Some(existing) => *existing = node,
+            None => self.nodes.push(node),
+        }
+    }
+
+    pub fn cluster_policies(&self) -> &[ClusterPolicy] {
+        &self.cluster_policies
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Whether `ip` is an address of a Node that `selector` selects.
+    pub fn node_address(&self, selector: &crate::selector::Selector, ip: IpAddr) -> bool {
+        self.nodes.iter().any(|n| n.addresses.contains(&ip) && selector.matches(&n.labels))
     }
 
     pub fn endpoint_mut(&mut self, id: &str) -> Option<&mut Endpoint> {

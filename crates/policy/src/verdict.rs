@@ -2,27 +2,69 @@
 
 use std::fmt;
 
+use crate::cluster_policy::{Action, ClusterRuleRef};
 use crate::model::{Direction, Endpoint, EndpointKind};
 use crate::port::PortProto;
 
-/// The layer of policy that decided a direction. NetworkPolicy is the only tier modelled so
-/// far; the cluster-scoped tiers (ClusterNetworkPolicy Admin before it, Baseline after it)
-/// slot in around it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The layer of policy that decided a direction, in the order they are consulted: Admin
+/// (cluster policies), NetworkPolicy, Baseline (cluster policies), Default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Tier {
+    /// A cluster policy of the Admin tier (or an AdminNetworkPolicy) accepted or denied.
+    Admin,
     /// A NetworkPolicy isolates the pod in this direction: only its rules can allow.
     NetworkPolicy,
-    /// Nothing isolates the pod (or pod policy does not govern it): allowed by default.
+    /// A cluster policy of the Baseline tier (or the BaselineAdminNetworkPolicy) accepted or
+    /// denied.
+    Baseline,
+    /// No tier decided (or pod policy does not govern the pod): allowed by default.
     Default,
 }
 
 impl Tier {
     pub fn as_str(self) -> &'static str {
         match self {
+            Tier::Admin => "Admin",
             Tier::NetworkPolicy => "NetworkPolicy",
+            Tier::Baseline => "Baseline",
             Tier::Default => "Default",
         }
     }
+}
+
+/// What decided a direction: the tier, the rule (none when a NetworkPolicy isolates and no
+/// rule allows, or by default) and its action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub tier: Tier,
+    /// `ClusterNetworkPolicy/x egress "allow-dns"`, `ns/np ingress[0]`.
+    pub rule: Option<String>,
+    pub action: Action,
+}
+
+/// A cluster policy rule that matched (or, by domain name, may match), with what it says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterHit {
+    pub rule: ClusterRuleRef,
+    pub action: Action,
+    pub says: String,
+}
+
+/// One cluster tier (Admin or Baseline) as it was walked for a direction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TierStep {
+    pub tier: Tier,
+    /// The policies of the tier whose subject is the pod, in the order consulted.
+    pub policies: Vec<String>,
+    /// Rules consulted before the deciding one that did not match, and why.
+    pub misses: Vec<(ClusterRuleRef, String)>,
+    /// The first matching rule; `None` when no rule of the tier matched.
+    pub hit: Option<ClusterHit>,
+    /// Rules whose domain names might name the far end: no cluster object says.
+    pub maybe: Vec<ClusterHit>,
+    /// Policies of equal priority that match with different actions: which one applies is
+    /// the implementation's choice.
+    pub tie: Option<String>,
 }
 
 /// A rule of a policy, named as `namespace/name` plus direction and position.
@@ -63,7 +105,16 @@ pub struct DirectionVerdict {
     pub allowed: bool,
     /// Some policy selecting the pod has this direction in its policyTypes.
     pub isolated: bool,
+    /// The tier that decided (the same as `decision.tier`).
     pub tier: Tier,
+    pub decision: Decision,
+    /// The cluster tiers consulted, in order (none when no cluster policy selects the pod).
+    pub steps: Vec<TierStep>,
+    /// Why the answer is not known from cluster objects (a rule naming domains could decide
+    /// either way); `allowed` is then the answer if no domain name matches.
+    pub unknown: Option<String>,
+    /// Why the answer is the implementation's choice (cluster policies of equal priority).
+    pub tie: Option<String>,
     /// The policies that select the pod for this direction, as `namespace/name`.
     pub policies: Vec<String>,
     /// Every rule that allows the connection (all of them, not just the first).
@@ -129,6 +180,10 @@ impl DirectionVerdict {
             allowed: true,
             isolated: false,
             tier: Tier::Default,
+            decision: Decision { tier: Tier::Default, rule: None, action: Action::Accept },
+            steps: Vec::new(),
+            unknown: None,
+            tie: None,
             policies: Vec::new(),
             allowed_by: Vec::new(),
             misses: Vec::new(),
@@ -160,7 +215,17 @@ impl Verdict {
     /// Whether CNIs may differ from policy's answer here without being wrong: a self pair,
     /// or a host-network end.
     pub fn implementation_defined(&self) -> bool {
-        self.self_pair || self.host_network
+        self.self_pair || self.host_network || self.egress.tie.is_some() || self.ingress.tie.is_some()
+    }
+
+    /// Why policy's answer is not known (a rule naming domains might decide it), unless a
+    /// direction that is known denies anyway.
+    pub fn unknown(&self) -> Option<&str> {
+        let known_deny = [&self.egress, &self.ingress].iter().any(|d| d.unknown.is_none() && !d.allowed);
+        if known_deny {
+            return None;
+        }
+        self.egress.unknown.as_deref().or(self.ingress.unknown.as_deref())
     }
 
     /// The direction that decided a denial (egress first, as the packet meets it first).

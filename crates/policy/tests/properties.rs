@@ -10,8 +10,9 @@ use netcanary_policy::model::IpBlock;
 use netcanary_policy::port::{PortMatch, RulePort};
 use netcanary_policy::selector::{Operator, Requirement};
 use netcanary_policy::{
-    Cluster, ContainerPort, Endpoint, Labels, NamespaceScope, Peer, Policy, PolicyIndex, PortProto, Protocol, Rule,
-    Selector,
+    Action, Cluster, ClusterPeer, ClusterPolicy, ClusterPolicyKind, ClusterPort, ClusterRule, ContainerPort, Direction,
+    Endpoint, Labels, NamespaceScope, Node, Peer, Policy, PolicyIndex, PortProto, Protocol, Rule, Selector, Subject,
+    Tier,
 };
 use proptest::prelude::*;
 
@@ -103,6 +104,82 @@ fn policy() -> impl Strategy<Value = Policy> {
     )
 }
 
+fn cluster_port() -> impl Strategy<Value = ClusterPort> {
+    prop_oneof![
+        (protocol(), 79u16..82, 0u16..2).prop_map(|(protocol, first, extra)| ClusterPort::Port(RulePort {
+            protocol,
+            port: PortMatch::Range { first, last: first + extra }
+        })),
+        prop::sample::select(&PORT_NAMES[..]).prop_map(|n| ClusterPort::Named(n.to_string())),
+    ]
+}
+
+fn cluster_peer(direction: Direction) -> BoxedStrategy<ClusterPeer> {
+    let pods = (selector(), selector()).prop_map(|(namespaces, pods)| ClusterPeer::Pods { namespaces, pods });
+    match direction {
+        Direction::Ingress => pods.boxed(),
+        Direction::Egress => prop_oneof![
+            3 => pods,
+            1 => selector().prop_map(ClusterPeer::Nodes),
+            1 => prop::collection::vec(prop::sample::select(&CIDRS[..]), 1..3)
+                .prop_map(|c| ClusterPeer::Networks(c.into_iter().map(|c| c.parse().unwrap()).collect())),
+            1 => Just(ClusterPeer::DomainNames(vec!["example.com".into()])),
+        ]
+        .boxed(),
+    }
+}
+
+fn cluster_rules(direction: Direction) -> impl Strategy<Value = Vec<ClusterRule>> {
+    let action = prop::sample::select(&[Action::Accept, Action::Deny, Action::Pass][..]);
+    prop::collection::vec(
+        (
+            action,
+            prop::collection::vec(cluster_peer(direction), 1..3),
+            prop::collection::vec(cluster_port(), 0..3),
+            any::<bool>(),
+        )
+            .prop_map(|(action, peers, ports, named)| ClusterRule {
+                name: named.then(|| "r".to_string()),
+                action,
+                peers,
+                ports,
+            }),
+        0..3,
+    )
+}
+
+fn cluster_policy() -> impl Strategy<Value = ClusterPolicy> {
+    (
+        0..3usize,
+        any::<bool>(),
+        0u32..3,
+        (selector(), selector()),
+        cluster_rules(Direction::Ingress),
+        cluster_rules(Direction::Egress),
+    )
+        .prop_map(|(kind, admin, priority, (namespaces, pods), ingress, egress)| ClusterPolicy {
+            kind: [
+                ClusterPolicyKind::ClusterNetworkPolicy,
+                ClusterPolicyKind::AdminNetworkPolicy,
+                ClusterPolicyKind::BaselineAdminNetworkPolicy,
+            ][kind],
+            name: String::new(),
+            tier: if admin { Tier::Admin } else { Tier::Baseline },
+            priority,
+            subject: Subject { namespaces, pods },
+            ingress,
+            egress,
+        })
+}
+
+fn node() -> impl Strategy<Value = Node> {
+    (labels(), prop::collection::vec(prop::sample::select(&ADDRESSES[..]), 0..3)).prop_map(|(labels, addresses)| Node {
+        name: String::new(),
+        labels,
+        addresses: addresses.into_iter().map(|a| a.parse().unwrap()).collect(),
+    })
+}
+
 fn endpoint() -> impl Strategy<Value = Endpoint> {
     let ports = prop::collection::vec(
         (prop::option::of(prop::sample::select(&PORT_NAMES[..])), 79u16..82, protocol())
@@ -129,8 +206,10 @@ fn cluster() -> impl Strategy<Value = Cluster> {
         prop::collection::vec(labels(), 3),
         prop::collection::vec(endpoint(), 1..10),
         prop::collection::vec(policy(), 0..6),
+        prop::collection::vec(cluster_policy(), 0..5),
+        prop::collection::vec(node(), 0..3),
     )
-        .prop_map(|(ns_labels, endpoints, policies)| {
+        .prop_map(|(ns_labels, endpoints, policies, cluster_policies, nodes)| {
             let mut cluster = Cluster::new();
             for (ns, labels) in NAMESPACES.iter().zip(ns_labels) {
                 cluster.set_namespace(ns, labels);
@@ -142,6 +221,14 @@ fn cluster() -> impl Strategy<Value = Cluster> {
             for (i, mut policy) in policies.into_iter().enumerate() {
                 policy.name = format!("p{i}");
                 cluster.add_policy(policy);
+            }
+            for (i, mut policy) in cluster_policies.into_iter().enumerate() {
+                policy.name = format!("c{i}");
+                cluster.add_cluster_policy(policy);
+            }
+            for (i, mut node) in nodes.into_iter().enumerate() {
+                node.name = format!("node{i}");
+                cluster.add_node(node);
             }
             cluster
         })
@@ -163,6 +250,11 @@ proptest! {
                 prop_assert_eq!(matrix.egress_allows(cf, ct), v.egress.allowed, "egress {} -> {} {}", from.id, to.id, port);
                 prop_assert_eq!(matrix.ingress_allows(cf, ct), v.ingress.allowed, "ingress {} -> {} {}", from.id, to.id, port);
                 prop_assert_eq!(v.allowed, v.egress.allowed && v.ingress.allowed);
+                prop_assert_eq!(matrix.direction_unknown(Direction::Egress, cf, ct), v.egress.unknown.is_some(), "egress unknown {} -> {} {}", from.id, to.id, port);
+                prop_assert_eq!(matrix.direction_unknown(Direction::Ingress, cf, ct), v.ingress.unknown.is_some(), "ingress unknown {} -> {} {}", from.id, to.id, port);
+                prop_assert_eq!(matrix.direction_tie(Direction::Egress, cf, ct), v.egress.tie.is_some(), "egress tie {} -> {} {}", from.id, to.id, port);
+                prop_assert_eq!(matrix.direction_tie(Direction::Ingress, cf, ct), v.ingress.tie.is_some(), "ingress tie {} -> {} {}", from.id, to.id, port);
+                prop_assert_eq!(matrix.unknown(cf, ct), v.unknown().is_some());
             }
         }
     }
@@ -177,8 +269,9 @@ proptest! {
             let first = &endpoints[members[0]];
             for &m in &members[1..] {
                 for other in endpoints {
-                    prop_assert_eq!(evaluate::verdict(&cluster, first, other, port).allowed, evaluate::verdict(&cluster, &endpoints[m], other, port).allowed);
-                    prop_assert_eq!(evaluate::verdict(&cluster, other, first, port).allowed, evaluate::verdict(&cluster, other, &endpoints[m], port).allowed);
+                    let same = |a: &netcanary_policy::Verdict, b: &netcanary_policy::Verdict| (a.allowed, a.unknown().is_some(), a.egress.tie.is_some() || a.ingress.tie.is_some()) == (b.allowed, b.unknown().is_some(), b.egress.tie.is_some() || b.ingress.tie.is_some());
+                    prop_assert!(same(&evaluate::verdict(&cluster, first, other, port), &evaluate::verdict(&cluster, &endpoints[m], other, port)));
+                    prop_assert!(same(&evaluate::verdict(&cluster, other, first, port), &evaluate::verdict(&cluster, other, &endpoints[m], port)));
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! `analyze -o json`: one verdict per (source, destination, destination port), per the
-//! stable contract in DESIGN.md. Extra keys (`implementationDefined`, `tier`, `allowedBy`,
-//! `notes`) add evidence without changing the contract's keys.
+//! stable contract in DESIGN.md. Extra keys (`implementationDefined`, `tier`, `rule`,
+//! `action`, `unknown`, `allowedBy`, `notes`) add evidence without changing the contract's
+//! keys; `allowed` is `null` only where policy's answer is unknown.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -15,7 +16,10 @@ struct VerdictJson<'a> {
     to: &'a str,
     port: u16,
     protocol: &'static str,
-    allowed: bool,
+    /// `null` when a rule naming domains could decide either way (see `unknown`).
+    allowed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unknown: Option<&'a str>,
     egress: DirectionJson<'a>,
     ingress: DirectionJson<'a>,
     /// A pod reaching its own IP, or a host-network pod at either end: CNIs differ, and
@@ -26,10 +30,16 @@ struct VerdictJson<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DirectionJson<'a> {
-    allowed: bool,
+    allowed: Option<bool>,
     isolated: bool,
     policies: &'a [String],
     tier: &'static str,
+    rule: Option<&'a str>,
+    action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unknown: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    implementation_defined: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     allowed_by: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -40,10 +50,14 @@ impl<'a> DirectionJson<'a> {
     /// `d` for the connection from `from` to `to`, whose notes it names.
     fn new(d: &'a DirectionVerdict, from: &Endpoint, to: &Endpoint) -> Self {
         Self {
-            allowed: d.allowed,
+            allowed: d.unknown.is_none().then_some(d.allowed),
             isolated: d.isolated,
             policies: &d.policies,
             tier: d.tier.as_str(),
+            rule: d.decision.rule.as_deref(),
+            action: d.decision.action.as_str(),
+            unknown: d.unknown.as_deref(),
+            implementation_defined: d.tie.as_deref(),
             allowed_by: d.allowed_by.iter().map(|hit| hit.rule.to_string()).collect(),
             notes: d.describe_notes(from, to),
         }
@@ -71,10 +85,14 @@ pub fn write(analysis: &Analysis<'_>, diagnostics: &impl Serialize, out: &mut im
                     to: &to.id,
                     port: block.port.port,
                     protocol: block.port.protocol.as_str(),
-                    allowed: verdict.allowed,
+                    allowed: verdict.unknown().is_none().then_some(verdict.allowed),
+                    unknown: verdict.unknown(),
                     egress: DirectionJson::new(&verdict.egress, from, to),
                     ingress: DirectionJson::new(&verdict.ingress, from, to),
-                    implementation_defined: verdict.host_network || evaluate::is_self_pair(from, to),
+                    implementation_defined: verdict.host_network
+                        || evaluate::is_self_pair(from, to)
+                        || verdict.egress.tie.is_some()
+                        || verdict.ingress.tie.is_some(),
                 };
                 out.write_all(if first { b"\n  " } else { b",\n  " })?;
                 first = false;

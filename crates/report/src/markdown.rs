@@ -34,7 +34,13 @@ pub fn render(analysis: &Analysis<'_>) -> String {
         for r in &rows {
             let _ = write!(out, "| **{}** `{}` |", r.number, r.name);
             for c in &columns {
-                out.push_str(if block.matrix.allowed(r.class, c.class) { " ✅ |" } else { " ❌ |" });
+                out.push_str(if block.matrix.unknown(r.class, c.class) {
+                    " ❓ |"
+                } else if block.matrix.allowed(r.class, c.class) {
+                    " ✅ |"
+                } else {
+                    " ❌ |"
+                });
             }
             out.push('\n');
         }

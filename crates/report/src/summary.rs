@@ -47,6 +47,19 @@ pub fn render(analysis: &Analysis<'_>) -> String {
     }
     let _ =
         writeln!(out, "{}", paint(style::HEADING, &line(["total", "", "", &allowed.to_string(), &denied.to_string()])));
+    let unknown: u64 = summary.values().map(|c| c.unknown).sum();
+    if unknown > 0 {
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(
+                style::WARNING,
+                &format!(
+                    "{unknown} pair(s) unknown: a cluster policy rule naming domains could decide them either way"
+                )
+            )
+        );
+    }
     let classes = analysis.index.classes().len();
     let _ = writeln!(
         out,

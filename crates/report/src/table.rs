@@ -20,14 +20,17 @@ pub fn render(analysis: &Analysis<'_>, width: usize) -> String {
         out.push_str("No destination ports to analyse: no container declares a port. Name ports with --port, e.g. --port 80/TCP.\n");
         return out;
     }
+    let tiers = !analysis.cluster().cluster_policies().is_empty();
     let _ = writeln!(
         out,
-        "{}: rows are sources, columns destinations\n{} allowed   {} denied   {} self pair{} (implementation-defined)\n",
+        "{}: rows are sources, columns destinations\n{} allowed   {} denied   {}{} self pair{}{} (implementation-defined)\n",
         paint(style::HEADING, "Reachability by policy"),
         paint(style::ALLOWED, ALLOWED_MARK),
         paint(style::DENIED, DENIED_MARK),
+        if tiers { format!("{} unknown (domain names)   ", paint(style::WARNING, "?")) } else { String::new() },
         paint(style::DIM, "dim"),
         if analysis.has_host_network() { " or host network" } else { "" },
+        if tiers { ", equal cluster policy priorities" } else { "" },
     );
     let digits = legend.entries.len().to_string().len();
     // Labels get at most half the width, so that some columns always fit beside them.
@@ -79,11 +82,18 @@ pub fn render(analysis: &Analysis<'_>, width: usize) -> String {
 
 fn mark(analysis: &Analysis<'_>, block: &netcanary_policy::Block, row: &Entry, column: &Entry) -> String {
     let allowed = block.matrix.allowed(row.class, column.class);
-    let (text, style) = if allowed { (ALLOWED_MARK, style::ALLOWED) } else { (DENIED_MARK, style::DENIED) };
+    let (text, style) = if block.matrix.unknown(row.class, column.class) {
+        ("?", style::WARNING)
+    } else if allowed {
+        (ALLOWED_MARK, style::ALLOWED)
+    } else {
+        (DENIED_MARK, style::DENIED)
+    };
+    let tie = block.matrix.tie(row.class, column.class);
     // A one-member class on the diagonal is a pod reaching itself.
     let self_pair = row.class == column.class && row.members == 1 && !representative(analysis, row.class).is_external();
     let host_network = [row.class, column.class].into_iter().any(|c| representative(analysis, c).host_network);
-    paint(if self_pair || host_network { style::DIM } else { style }, text)
+    paint(if self_pair || host_network || tie { style::DIM } else { style }, text)
 }
 
 /// What a class's members share: external or not, on the host network or not.
