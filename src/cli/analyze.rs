@@ -1,15 +1,14 @@
 //! `netcanary analyze`: offline, from manifests, who may reach whom on which port, and why.
 
-use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use netcanary_objects::{Diagnostic, Severity};
 use netcanary_policy::{Analysis, PortProto, Scope, resolve};
 use netcanary_report::{explain, json, markdown, summary, table};
+
+use super::manifests::ManifestArgs;
 
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "\
@@ -21,11 +20,8 @@ Examples:
 
 Exit status: 0 when the input was read, 2 when it has errors (unless --keep-going).")]
 pub struct Args {
-    /// Manifest files or folders (YAML or JSON; multi-document YAML, `kind: List` and typed
-    /// lists such as `PodList`).
-    /// Folders are read recursively for .yaml, .yml and .json files.
-    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true, num_args = 1..)]
-    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    manifests: ManifestArgs,
 
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Table, env = "NETCANARY_OUTPUT")]
@@ -50,19 +46,6 @@ pub struct Args {
     /// when unambiguous) or IP addresses.
     #[arg(long, num_args = 3, value_names = ["FROM", "TO", "PORT/PROTO"])]
     explain: Option<Vec<String>>,
-
-    /// Namespace for namespaced objects that do not name one.
-    #[arg(short, long, default_value = "default", env = "NETCANARY_NAMESPACE")]
-    namespace: String,
-
-    /// Analyse what could be read even when some objects have errors (they are left out).
-    #[arg(long)]
-    keep_going: bool,
-
-    /// List every diagnostic: objects skipped on purpose (unknown kinds, finished pods) and
-    /// every repetition of a warning, which are otherwise counted.
-    #[arg(long)]
-    all_diagnostics: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -78,12 +61,10 @@ enum Format {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let loaded = netcanary_objects::load_paths(&args.paths, &args.namespace);
-    report_diagnostics(&loaded.diagnostics, args.all_diagnostics);
-    if loaded.has_errors() && !args.keep_going {
-        eprintln!("\nThe input has errors (above): fix them, or pass --keep-going to analyse the rest.");
-        return Ok(ExitCode::from(2));
-    }
+    let loaded = match args.manifests.load() {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
     let mut cluster = loaded.cluster;
     let scope = Scope::with_external(&mut cluster, &args.ports, &args.external_targets, &args.external_sources);
 
@@ -126,50 +107,6 @@ pub(crate) fn parse_external_target(value: &str) -> Result<(IpAddr, PortProto), 
         None => socket.port().to_string(),
     };
     Ok((socket.ip(), port.parse()?))
-}
-
-/// How many diagnostics with the same message are listed before the rest are counted.
-const SAME_MESSAGE_LIMIT: usize = 5;
-
-pub(super) fn report_diagnostics(diagnostics: &[Diagnostic], all: bool) {
-    let mut stderr = anstream::stderr().lock();
-    let mut hidden_notes = 0;
-    let mut seen: HashMap<(Severity, &str), usize> = HashMap::new();
-    for d in diagnostics {
-        let style = match d.severity {
-            Severity::Error => anstyle::AnsiColor::Red.on_default().bold(),
-            Severity::Warning => anstyle::AnsiColor::Yellow.on_default().bold(),
-            Severity::Note if all => anstyle::Style::new().dimmed(),
-            Severity::Note => {
-                hidden_notes += 1;
-                continue;
-            }
-        };
-        let count = seen.entry((d.severity, d.message.as_str())).or_default();
-        *count += 1;
-        if *count > SAME_MESSAGE_LIMIT && !all {
-            continue;
-        }
-        let text = d.to_string();
-        let (label, rest) = text.split_once(": ").unwrap_or((&text, ""));
-        let _ = writeln!(stderr, "{style}{label}{style:#}: {rest}");
-    }
-    let mut repeated: Vec<_> = seen.into_iter().filter(|(_, n)| *n > SAME_MESSAGE_LIMIT && !all).collect();
-    repeated.sort();
-    for ((severity, message), n) in repeated {
-        let more = n - SAME_MESSAGE_LIMIT;
-        let _ = writeln!(
-            stderr,
-            "{}: … and {more} more like \"{message}\" (--all-diagnostics lists them)",
-            severity.as_str()
-        );
-    }
-    if hidden_notes > 0 {
-        let _ = writeln!(
-            stderr,
-            "note: {hidden_notes} object(s) skipped on purpose (kinds netcanary does not use, finished pods); --all-diagnostics lists them"
-        );
-    }
 }
 
 /// The width to fit tables to: the terminal's, else `COLUMNS`, else wide enough for files.

@@ -3,14 +3,13 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use netcanary_lint::{Level, Options, RULES, Sources, render};
 use netcanary_policy::resolve;
 
-use super::analyze::report_diagnostics;
+use super::manifests::ManifestArgs;
 
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "\
@@ -25,9 +24,8 @@ annotation netcanary.io/lint-disable: \"NC006,NC001\".
 Exit status: 0 when no finding is at or above --fail-on, 1 when one is, 2 when the input
 has errors (unless --keep-going).")]
 pub struct Args {
-    /// Manifest files or folders, read as `analyze` reads them.
-    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true, num_args = 1..)]
-    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    manifests: ManifestArgs,
 
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Text, env = "NETCANARY_LINT_OUTPUT")]
@@ -50,18 +48,6 @@ pub struct Args {
     /// (app.kubernetes.io/name: prometheus or app: prometheus) anywhere.
     #[arg(long, value_name = "NAMESPACE")]
     monitoring_namespace: Option<String>,
-
-    /// Namespace for namespaced objects that do not name one.
-    #[arg(short, long, default_value = "default", env = "NETCANARY_NAMESPACE")]
-    namespace: String,
-
-    /// Lint what could be read even when some objects have errors (they are left out).
-    #[arg(long)]
-    keep_going: bool,
-
-    /// List every diagnostic of the manifest reader (see `analyze --all-diagnostics`).
-    #[arg(long)]
-    all_diagnostics: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -89,19 +75,17 @@ fn parse_rule(value: &str) -> Result<String, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let loaded = netcanary_objects::load_paths(&args.paths, &args.namespace);
-    report_diagnostics(&loaded.diagnostics, args.all_diagnostics);
-    if loaded.has_errors() && !args.keep_going {
-        eprintln!("\nThe input has errors (above): fix them, or pass --keep-going to lint the rest.");
-        return Ok(ExitCode::from(2));
-    }
+    let loaded = match args.manifests.load() {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
     let mut cluster = loaded.cluster;
     let mut dns = Vec::new();
     for name in &args.dns {
         let index = resolve(&mut cluster, name).with_context(|| format!("--dns {name}"))?;
         dns.push(cluster.endpoints()[index].id.clone());
     }
-    let sources = Sources::read_paths(&args.paths, &args.namespace);
+    let sources = Sources::read_paths(&args.manifests.paths, &args.manifests.namespace);
     let options = Options {
         dns,
         monitoring_namespace: args.monitoring_namespace,

@@ -4,6 +4,7 @@ mod agent;
 mod analyze;
 mod lint;
 mod logging;
+mod manifests;
 mod run;
 mod serve;
 mod target;
