@@ -2,31 +2,16 @@
 //! JSON contract of DESIGN.md, external endpoints, explanations and bad input.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/scratch.rs"]
 mod scratch;
 
+use cli::{netcanary, stderr, stdout};
 use scratch::ScratchDir;
-
-fn netcanary(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_netcanary"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("NETCANARY_OUTPUT")
-        .output()
-        .expect("run netcanary")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 fn json(args: &[&str]) -> Value {
     let mut all = vec!["analyze", "-o", "json"];
@@ -225,9 +210,7 @@ fn missing_files_and_bad_flags_are_clear() {
 
 #[test]
 fn wide_matrices_are_split_to_fit_the_terminal() {
-    let output = Command::new(env!("CARGO_BIN_EXE_netcanary"))
-        .args(["analyze", "-f", "examples/cluster", "--port", "80", "--color", "never"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let output = cli::command(&["analyze", "-f", "examples/cluster", "--port", "80", "--color", "never"])
         .env("COLUMNS", "70")
         .output()
         .unwrap();

@@ -2,19 +2,15 @@
 //! worked out by hand from the manifests and checked against `analyze -o json`; and the
 //! output README quotes, checked against what `analyze` prints, so README cannot drift.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
+#[path = "common/cli.rs"]
+mod cli;
+
 fn netcanary(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_netcanary"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("NETCANARY_OUTPUT")
-        .env("NO_COLOR", "1")
-        .env("COLUMNS", "200")
-        .output()
-        .expect("run netcanary");
+    let output = cli::command(args).env("NO_COLOR", "1").env("COLUMNS", "200").output().expect("run netcanary");
     assert!(
         output.status.success(),
         "netcanary {} failed ({}):\n{}",

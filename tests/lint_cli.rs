@@ -1,32 +1,15 @@
 //! `netcanary lint` as a user runs it: the bundled example (findings worked out by hand from
 //! its manifests), the default-deny kit, every format, exit codes and switching rules off.
 
-use std::process::{Command, Output};
-
 use serde_json::Value;
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/scratch.rs"]
 mod scratch;
 
+use cli::{netcanary, stderr, stdout};
 use scratch::ScratchDir;
-
-fn netcanary(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_netcanary"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("NETCANARY_LINT_OUTPUT")
-        .env_remove("NETCANARY_NAMESPACE")
-        .output()
-        .expect("run netcanary")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 fn lint_json(args: &[&str]) -> (Option<i32>, Value) {
     let mut all = vec!["lint", "-o", "json"];
