@@ -11,20 +11,23 @@
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
-use common::bed::{NETCANARY_SA, apply, install_netcanary};
+use common::bed::{NETCANARY_SA, apply, cluster_role_grants, install_cluster_policy_crds, install_netcanary};
 use common::kube_fixture::KubeFixture;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
+use netcanary_objects::cluster_policy::CLUSTER_POLICY_APIS;
 use netcanary_orchestrator::pods::{self, PodSettings};
 use netcanary_orchestrator::run::RunOptions;
+use netcanary_orchestrator::snapshot::api_resource;
 use netcanary_planner::Mirror;
 use serde_json::{Value, json};
 
@@ -33,6 +36,19 @@ const APP: &str = r#"
 apiVersion: v1
 kind: Namespace
 metadata: {name: shop}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: node-1, labels: {zone: a}}
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: admin-deny}
+spec:
+  tier: Admin
+  priority: 10
+  subject: {namespaces: {}}
+  ingress: [{action: Deny, from: [{namespaces: {matchLabels: {env: dev}}}]}]
 ---
 apiVersion: v1
 kind: ServiceAccount
@@ -91,11 +107,26 @@ fn object<T: serde::de::DeserializeOwned>(value: Value) -> T {
     serde_json::from_value(value).expect("a valid object")
 }
 
+/// The cluster policy tiers and Nodes are read, never written: get, list and watch on
+/// exactly those resources, nothing else of their group, and nothing on Nodes but reading.
+#[test]
+fn the_cluster_role_reads_the_cluster_policy_tiers_and_nodes_and_nothing_more() {
+    let read: BTreeSet<String> = ["get", "list", "watch"].map(String::from).into();
+    let want: BTreeMap<(String, String), BTreeSet<String>> =
+        CLUSTER_POLICY_APIS.iter().map(|api| ((api.group.to_string(), api.plural.to_string()), read.clone())).collect();
+    let groups: Vec<&str> = CLUSTER_POLICY_APIS.iter().map(|api| api.group).collect();
+    assert_eq!(cluster_role_grants(&groups), want);
+    let core = cluster_role_grants(&[""]);
+    assert_eq!(core.get(&(String::new(), "nodes".to_string())), Some(&read));
+    assert!(!core.keys().any(|(_, resource)| resource.starts_with("nodes/")), "{core:?}");
+}
+
 #[tokio::test]
 async fn netcanary_service_account_has_least_privilege() {
     let Some(kube) = KubeFixture::start_or_skip("netcanary_service_account_has_least_privilege") else { return };
     let admin = kube.client().await;
     install_netcanary(&admin).await;
+    install_cluster_policy_crds(&admin).await;
     apply(&admin, APP).await;
 
     let sa = kube.client_as(NETCANARY_SA).await;
@@ -135,8 +166,73 @@ async fn netcanary_service_account_has_least_privilege() {
         object(json!({"metadata": {"name": "allow-all"}, "spec": {"podSelector": {}, "ingress": [{}]}}));
     let pp = PostParams::default();
     let all = ListParams::default();
+    let cluster_policies = |plural: &str| {
+        let api = CLUSTER_POLICY_APIS.iter().find(|a| a.plural == plural).expect("a cluster policy API");
+        Api::<DynamicObject>::all_with(sa.clone(), &api_resource(api))
+    };
+    let mut new_policy = DynamicObject::new("admin-accept", &api_resource(&CLUSTER_POLICY_APIS[0]));
+    new_policy.data = json!({"spec": {"tier": "Admin", "priority": 20, "subject": {"namespaces": {}},
+        "ingress": [{"action": "Accept", "from": [{"namespaces": {}}]}]}});
 
-    let cases = vec![
+    // The cluster policy tiers and Nodes: read (get, list, watch), never written.
+    let mut cases = Vec::new();
+    for api in &CLUSTER_POLICY_APIS {
+        let (what_list, what_watch) = match api.kind.as_str() {
+            "ClusterNetworkPolicy" => ("list ClusterNetworkPolicies", "watch ClusterNetworkPolicies"),
+            "AdminNetworkPolicy" => ("list AdminNetworkPolicies", "watch AdminNetworkPolicies"),
+            _ => ("list BaselineAdminNetworkPolicies", "watch BaselineAdminNetworkPolicies"),
+        };
+        let list = cluster_policies(api.plural);
+        let all = all.clone();
+        cases.push(case(what_list, Want::Allowed, async move { list.list(&all).await }));
+        let watch = cluster_policies(api.plural);
+        cases.push(case(what_watch, Want::Allowed, async move {
+            watch.watch(&WatchParams::default().timeout(1), "0").await
+        }));
+    }
+    cases.extend([
+        case("get a ClusterNetworkPolicy", Want::Allowed, {
+            let api = cluster_policies("clusternetworkpolicies");
+            async move { api.get("admin-deny").await }
+        }),
+        case("create a ClusterNetworkPolicy", Want::Forbidden, {
+            let api = cluster_policies("clusternetworkpolicies");
+            let pp = pp.clone();
+            async move { api.create(&pp, &new_policy).await }
+        }),
+        case("delete a ClusterNetworkPolicy", Want::Forbidden, {
+            let api = cluster_policies("clusternetworkpolicies");
+            async move { api.delete("admin-deny", &DeleteParams::default()).await }
+        }),
+        case("patch an AdminNetworkPolicy", Want::Forbidden, {
+            let api = cluster_policies("adminnetworkpolicies");
+            async move { api.patch("any", &PatchParams::default(), &Patch::Merge(json!({"spec": {"priority": 1}}))).await }
+        }),
+        case("list Nodes", Want::Allowed, {
+            let api = Api::<Node>::all(sa.clone());
+            let all = all.clone();
+            async move { api.list(&all).await }
+        }),
+        case("get a Node", Want::Allowed, {
+            let api = Api::<Node>::all(sa.clone());
+            async move { api.get("node-1").await }
+        }),
+        case("watch Nodes", Want::Allowed, {
+            let api = Api::<Node>::all(sa.clone());
+            async move { api.watch(&WatchParams::default().timeout(1), "0").await }
+        }),
+        case("label a Node", Want::Forbidden, {
+            let api = Api::<Node>::all(sa.clone());
+            let patch = json!({"metadata": {"labels": {"zone": "b"}}});
+            async move { api.patch("node-1", &PatchParams::default(), &Patch::Merge(patch)).await }
+        }),
+        case("delete a Node", Want::Forbidden, {
+            let api = Api::<Node>::all(sa.clone());
+            async move { api.delete("node-1", &DeleteParams::default()).await }
+        }),
+    ]);
+
+    cases.extend(vec![
         case("list secrets cluster-wide", Want::Forbidden, {
             let api = secrets(None);
             async move { api.list(&ListParams::default()).await }
@@ -212,7 +308,7 @@ async fn netcanary_service_account_has_least_privilege() {
             let patch = json!({"data": {"image": "example/tools"}});
             async move { api.patch("netcanary-fence", &PatchParams::default(), &Patch::Merge(patch)).await }
         }),
-    ];
+    ]);
 
     let mut wrong = Vec::new();
     for Case { what, want, request } in cases {

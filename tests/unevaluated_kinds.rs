@@ -7,35 +7,10 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::bed::{NETCANARY_SA, apply, install_netcanary, wait_for_crd};
+use common::bed::{NETCANARY_SA, apply, cluster_role_grants, install_netcanary, wait_for_crd};
 use common::kube_fixture::KubeFixture;
 use netcanary_objects::UNEVALUATED_KINDS;
 use netcanary_orchestrator::snapshot::unmodelled_policies;
-use serde::Deserialize;
-use serde_norway::Value;
-
-/// Every (apiGroup, resource) the ClusterRole grants in the unevaluated kinds' API groups,
-/// with the verbs of every rule that grants it.
-fn granted_in_unevaluated_groups() -> BTreeMap<(String, String), BTreeSet<String>> {
-    let text = common::read_repo_file("manifests/base/core/rbac.yaml");
-    let role = serde_norway::Deserializer::from_str(&text)
-        .map(|document| Value::deserialize(document).expect("valid YAML"))
-        .find(|object| object["kind"] == "ClusterRole" && object["metadata"]["name"] == "netcanary")
-        .expect("the netcanary ClusterRole");
-    let groups: BTreeSet<&str> = UNEVALUATED_KINDS.iter().map(|k| k.group).collect();
-    let strings = |value: &Value| -> Vec<String> {
-        value.as_sequence().into_iter().flatten().map(|v| v.as_str().expect("a string").to_string()).collect()
-    };
-    let mut granted: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    for rule in role["rules"].as_sequence().expect("rules") {
-        for group in strings(&rule["apiGroups"]).into_iter().filter(|g| groups.contains(g.as_str())) {
-            for resource in strings(&rule["resources"]) {
-                granted.entry((group.clone(), resource)).or_default().extend(strings(&rule["verbs"]));
-            }
-        }
-    }
-    granted
-}
 
 #[test]
 fn the_cluster_role_lists_exactly_the_unevaluated_kinds() {
@@ -43,8 +18,9 @@ fn the_cluster_role_lists_exactly_the_unevaluated_kinds() {
         .iter()
         .map(|k| ((k.group.to_string(), k.plural.to_string()), BTreeSet::from(["list".to_string()])))
         .collect();
+    let groups: Vec<&str> = UNEVALUATED_KINDS.iter().map(|k| k.group).collect();
     assert_eq!(
-        granted_in_unevaluated_groups(),
+        cluster_role_grants(&groups),
         want,
         "manifests/base/core/rbac.yaml must grant `list`, and only `list`, on each unevaluated kind, and nothing else in their groups"
     );

@@ -15,6 +15,7 @@
 
 #![allow(dead_code)] // Each integration test uses a different part of the harness.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output};
@@ -362,6 +363,42 @@ pub fn describe(object: &DynamicObject) -> String {
     match object.namespace() {
         Some(namespace) => format!("{kind} {namespace}/{}", object.name_any()),
         None => format!("{kind} {}", object.name_any()),
+    }
+}
+
+/// Every (apiGroup, resource) netcanary's ClusterRole (`manifests/base/core/rbac.yaml`)
+/// grants in `groups`, with the verbs of every rule that grants it.
+pub fn cluster_role_grants(groups: &[&str]) -> BTreeMap<(String, String), BTreeSet<String>> {
+    let text = super::read_repo_file("manifests/base/core/rbac.yaml");
+    let role = serde_norway::Deserializer::from_str(&text)
+        .map(|document| serde_norway::Value::deserialize(document).expect("valid YAML"))
+        .find(|object| object["kind"] == "ClusterRole" && object["metadata"]["name"] == "netcanary")
+        .expect("the netcanary ClusterRole");
+    let strings = |value: &serde_norway::Value| -> Vec<String> {
+        value.as_sequence().into_iter().flatten().map(|v| v.as_str().expect("a string").to_string()).collect()
+    };
+    let mut granted: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for rule in role["rules"].as_sequence().expect("rules") {
+        for group in strings(&rule["apiGroups"]).into_iter().filter(|g| groups.contains(&g.as_str())) {
+            for resource in strings(&rule["resources"]) {
+                granted.entry((group.clone(), resource)).or_default().extend(strings(&rule["verbs"]));
+            }
+        }
+    }
+    granted
+}
+
+/// The network-policy-api CRDs netcanary reads (`tests/crds/`): ClusterNetworkPolicy
+/// v1alpha2, AdminNetworkPolicy and BaselineAdminNetworkPolicy v1alpha1, served once this
+/// returns.
+pub async fn install_cluster_policy_crds(client: &Client) {
+    let plurals = ["clusternetworkpolicies", "adminnetworkpolicies", "baselineadminnetworkpolicies"];
+    for plural in plurals {
+        let name = format!("{plural}.policy.networking.k8s.io");
+        apply(client, &super::read_repo_file(&format!("tests/crds/{name}.yaml"))).await;
+    }
+    for plural in plurals {
+        wait_for_crd(client, &format!("{plural}.policy.networking.k8s.io")).await;
     }
 }
 

@@ -18,6 +18,59 @@ use serde_json::{Map, Value};
 
 use crate::convert::{self, Problems};
 
+/// Where the API server serves one kind of cluster policy: what a run lists and watches,
+/// and what the shipped RBAC grants get/list/watch on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClusterPolicyApi {
+    pub kind: ClusterPolicyKind,
+    pub group: &'static str,
+    pub version: &'static str,
+    /// The resource name in API paths and RBAC rules.
+    pub plural: &'static str,
+}
+
+pub const CLUSTER_POLICY_APIS: [ClusterPolicyApi; 3] = [
+    ClusterPolicyApi {
+        kind: ClusterPolicyKind::ClusterNetworkPolicy,
+        group: "policy.networking.k8s.io",
+        version: "v1alpha2",
+        plural: "clusternetworkpolicies",
+    },
+    ClusterPolicyApi {
+        kind: ClusterPolicyKind::AdminNetworkPolicy,
+        group: "policy.networking.k8s.io",
+        version: "v1alpha1",
+        plural: "adminnetworkpolicies",
+    },
+    ClusterPolicyApi {
+        kind: ClusterPolicyKind::BaselineAdminNetworkPolicy,
+        group: "policy.networking.k8s.io",
+        version: "v1alpha1",
+        plural: "baselineadminnetworkpolicies",
+    },
+];
+
+/// ClusterNetworkPolicy replaces AdminNetworkPolicy and BaselineAdminNetworkPolicy, and no
+/// API says how the two generations order against each other: when both are present, the
+/// warning that says how netcanary orders them, naming one policy of each.
+pub fn both_generations(policies: &[ClusterPolicy]) -> Option<(&ClusterPolicy, String)> {
+    let first = |v1alpha1: bool| policies.iter().find(|p| p.kind.is_v1alpha1() == v1alpha1);
+    let (new, old) = (first(false)?, first(true)?);
+    Some((
+        old,
+        format!(
+            "both policy.networking.k8s.io/v1alpha1 and v1alpha2 policies are present ({} {} and {} {}): netcanary \
+             puts them on one scale, AdminNetworkPolicy beside Admin-tier ClusterNetworkPolicies and the \
+             BaselineAdminNetworkPolicy as Baseline priority 0, by priority; an implementation may order the \
+             generations differently",
+            old.kind.as_str(),
+            old.name,
+            new.kind.as_str(),
+            new.name
+        ),
+    ))
+}
+
 /// The object's fields, reporting a non-object and every field not in `allowed`.
 fn object<'v>(
     value: &'v Value,

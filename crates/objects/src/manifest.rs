@@ -201,27 +201,20 @@ impl Loader {
         self.loaded
     }
 
-    /// ClusterNetworkPolicy replaces AdminNetworkPolicy and BaselineAdminNetworkPolicy; no
-    /// API says how the two generations order against each other.
+    /// Both generations of cluster policies: warned about once, at one v1alpha1 policy.
     fn warn_both_generations(&mut self) {
-        let policies = self.loaded.cluster.cluster_policies();
-        let first = |v1alpha1: bool| policies.iter().find(|p| p.kind.is_v1alpha1() == v1alpha1);
-        if let (Some(new), Some(old)) = (first(false), first(true)) {
-            self.loaded.diagnostics.push(Diagnostic {
-                severity: Severity::Warning,
-                file: self.seen_in(old.kind.as_str(), "", &old.name),
-                object: Some(format!("{} {}", old.kind.as_str(), old.name)),
-                field: None,
-                message: format!(
-                    "both policy.networking.k8s.io/v1alpha1 and v1alpha2 policies are present (also {} {}): netcanary \
-                     puts them on one scale, AdminNetworkPolicy beside Admin-tier ClusterNetworkPolicies and the \
-                     BaselineAdminNetworkPolicy as Baseline priority 0, by priority; an implementation may order the \
-                     generations differently",
-                    new.kind.as_str(),
-                    new.name
-                ),
-            });
-        }
+        let Some((old, message)) = cluster_policy::both_generations(self.loaded.cluster.cluster_policies()) else {
+            return;
+        };
+        let (kind, name) = (old.kind.as_str(), old.name.clone());
+        let file = self.seen_in(kind, "", &name);
+        self.loaded.diagnostics.push(Diagnostic {
+            severity: Severity::Warning,
+            file,
+            object: Some(format!("{kind} {name}")),
+            field: None,
+            message,
+        });
     }
 
     fn warn_unresolved_named_ports(&mut self) {

@@ -1,6 +1,6 @@
-//! Kinds that change who reaches whom but that netcanary does not evaluate: the
-//! cluster-scoped policy tiers around NetworkPolicy, the CNIs' own policy kinds, and
-//! secondary networks with their policies. Verdicts ignore them, so wherever they exist
+//! Kinds that change who reaches whom but that netcanary does not evaluate: the CNIs' own
+//! policy kinds, and secondary networks with their policies. (The cluster-scoped policy
+//! tiers around NetworkPolicy are evaluated: see [`crate::cluster_policy`].) Verdicts ignore them, so wherever they exist
 //! the verdicts may differ from what the cluster enforces. `analyze` warns about each one
 //! in its input; a run counts them in the cluster (and reads nothing else of them) and
 //! turns the mismatches they could explain into inconclusive results. The shipped RBAC
@@ -44,11 +44,7 @@ const fn kind(
     UnevaluatedKind { group, versions, kind, plural, cluster_scoped }
 }
 
-pub const UNEVALUATED_KINDS: [UnevaluatedKind; 13] = [
-    // The policy tiers before (Admin) and after (Baseline) NetworkPolicy.
-    kind("policy.networking.k8s.io", &["v1alpha2"], "ClusterNetworkPolicy", "clusternetworkpolicies", true),
-    kind("policy.networking.k8s.io", &["v1alpha1"], "AdminNetworkPolicy", "adminnetworkpolicies", true),
-    kind("policy.networking.k8s.io", &["v1alpha1"], "BaselineAdminNetworkPolicy", "baselineadminnetworkpolicies", true),
+pub const UNEVALUATED_KINDS: [UnevaluatedKind; 10] = [
     // CNI-specific policies, enforced beside NetworkPolicy.
     kind("cilium.io", &["v2"], "CiliumNetworkPolicy", "ciliumnetworkpolicies", false),
     kind("cilium.io", &["v2"], "CiliumClusterwideNetworkPolicy", "ciliumclusterwidenetworkpolicies", true),
@@ -96,7 +92,8 @@ mod tests {
         );
         assert_eq!(found(Some("networking.k8s.io/v1"), "NetworkPolicy"), None, "the kind netcanary reads");
         assert_eq!(found(None, "NetworkPolicy"), None);
-        assert_eq!(found(None, "AdminNetworkPolicy").as_deref(), Some("AdminNetworkPolicy"));
+        assert_eq!(found(None, "CiliumNetworkPolicy").as_deref(), Some("CiliumNetworkPolicy"));
+        assert_eq!(found(Some("policy.networking.k8s.io/v1alpha1"), "AdminNetworkPolicy"), None, "evaluated");
         assert_eq!(found(None, "GlobalNetworkPolicy"), None, "Calico serves it in two groups");
         assert_eq!(found(Some("v1"), "ConfigMap"), None);
     }

@@ -1,19 +1,22 @@
 //! A snapshot of what policy evaluation needs from the cluster: namespaces, pods,
-//! NetworkPolicies, and the Services that matter for probing (cluster DNS, and Services
-//! that publish not-ready addresses). Objects the engine cannot read are reported and
-//! skipped, never fatal.
+//! NetworkPolicies, the cluster policy tiers around them (ClusterNetworkPolicy,
+//! AdminNetworkPolicy, BaselineAdminNetworkPolicy, where their CRDs are installed) with the
+//! Nodes their `nodes` peers select, and the Services that matter for probing (cluster DNS,
+//! and Services that publish not-ready addresses). Objects the engine cannot read are
+//! reported and skipped, never fatal.
 
 use std::net::{IpAddr, SocketAddr};
 
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DynamicObject, ListParams, ObjectList};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Resource};
+use netcanary_objects::cluster_policy::{self as cluster_policy, CLUSTER_POLICY_APIS, ClusterPolicyApi};
 use netcanary_objects::convert::{self, Problems, Severity};
 use netcanary_objects::{UNEVALUATED_KINDS, UnevaluatedKind};
 use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
-use netcanary_policy::{Cluster, Selector};
+use netcanary_policy::{Cluster, ClusterPeer, ClusterPolicyKind, Selector};
 use netcanary_verify::SnapshotFacts;
 use serde::de::DeserializeOwned;
 use tracing::warn;
@@ -47,13 +50,26 @@ pub struct Snapshot {
     /// does not evaluate (`3 ClusterNetworkPolicy`, `1 CiliumNetworkPolicy`): they can
     /// decide any pair, whatever NetworkPolicy says.
     pub unmodelled: Vec<String>,
+    /// What limits the verdicts without making any unreadable: both generations of cluster
+    /// policies present, whose relative order no API defines.
+    pub warnings: Vec<String>,
 }
 
 impl Snapshot {
     /// What the snapshot could not model, for the comparator.
     pub fn facts(&self) -> SnapshotFacts {
-        SnapshotFacts { unreadable: self.unreadable.clone(), unevaluated: self.unmodelled.clone() }
+        SnapshotFacts {
+            unreadable: self.unreadable.clone(),
+            unevaluated: self.unmodelled.clone(),
+            warnings: self.warnings.clone(),
+        }
     }
+}
+
+/// The API of one cluster policy kind, for dynamic requests.
+pub fn api_resource(api: &ClusterPolicyApi) -> ApiResource {
+    let gvk = GroupVersionKind::gvk(api.group, api.version, api.kind.as_str());
+    ApiResource::from_gvk_with_plural(&gvk, api.plural)
 }
 
 /// Counts the objects of each kind of [`UNEVALUATED_KINDS`] the cluster serves, all kinds
@@ -115,6 +131,16 @@ impl SnapshotSource for Listed {
         for_each_page(Api::<Pod>::all(client.clone()), "list pods", |pod| builder.pod(pod)).await?;
         for_each_page(Api::<NetworkPolicy>::all(client.clone()), "list networkpolicies", |np| builder.policy(np))
             .await?;
+        for api in &CLUSTER_POLICY_APIS {
+            let what = format!("list {}", api.plural);
+            let each = |object| builder.cluster_policy(api.kind, object);
+            let listed = for_each_served(Api::all_with(client.clone(), &api_resource(api)), &what, each).await?;
+            builder.listed(api.kind.as_str(), listed);
+        }
+        if builder.needs_nodes() {
+            let listed = for_each_served(Api::<Node>::all(client.clone()), "list nodes", |n| builder.node(n)).await?;
+            builder.listed("Node", listed);
+        }
         let mut services = Vec::new();
         for_each_page(Api::<Service>::all(client.clone()), "list services", |s| services.push(s)).await?;
         let mut snapshot = builder.finish(&services, dns)?;
@@ -123,12 +149,23 @@ impl SnapshotSource for Listed {
     }
 }
 
+/// The cluster-scoped objects of a snapshot: cluster policies of each kind (none when its
+/// CRD is not installed) and Nodes.
+#[derive(Debug, Default)]
+pub struct ClusterScoped {
+    pub policies: Vec<(ClusterPolicyKind, DynamicObject)>,
+    pub nodes: Vec<Node>,
+    /// Kinds the API server refused to list (`ClusterNetworkPolicy`), with its message.
+    pub refused: Vec<(String, String)>,
+}
+
 /// Builds the snapshot from objects. Pods netcanary created (left over by a crashed run)
 /// are not part of it; objects the engine cannot read are recorded and skipped.
 pub fn build(
     namespaces: Vec<Namespace>,
     pods: Vec<Pod>,
     policies: Vec<NetworkPolicy>,
+    cluster_scoped: ClusterScoped,
     services: &[Service],
     dns: &DnsService,
 ) -> Result<Snapshot, Error> {
@@ -136,6 +173,10 @@ pub fn build(
     namespaces.into_iter().for_each(|ns| builder.namespace(ns));
     pods.into_iter().for_each(|pod| builder.pod(pod));
     policies.into_iter().for_each(|np| builder.policy(np));
+    let ClusterScoped { policies, nodes, refused } = cluster_scoped;
+    policies.into_iter().for_each(|(kind, object)| builder.cluster_policy(kind, object));
+    nodes.into_iter().for_each(|node| builder.node(node));
+    refused.into_iter().for_each(|(kind, reason)| builder.listed(&kind, Some(reason)));
     builder.finish(services, dns)
 }
 
@@ -172,8 +213,62 @@ impl Builder {
         }
     }
 
+    fn cluster_policy(&mut self, kind: ClusterPolicyKind, object: DynamicObject) {
+        let mut problems = Problems::default();
+        let name = format!("{} {}", kind.as_str(), object.metadata.name.clone().unwrap_or_default());
+        let converted = serde_json::to_value(&object)
+            .map_err(|e| problems.error("", format!("cannot be read as JSON: {e}")))
+            .ok()
+            .and_then(|value| cluster_policy::cluster_policy(kind, &value, &mut problems));
+        match converted {
+            Some(policy) => self.snapshot.cluster.add_cluster_policy(policy),
+            None => record_problems(&mut self.snapshot, name, String::new(), &problems),
+        }
+    }
+
+    /// Whether a cluster policy selects Nodes: only then are they listed.
+    fn needs_nodes(&self) -> bool {
+        self.snapshot.cluster.cluster_policies().iter().any(|policy| {
+            policy
+                .ingress
+                .iter()
+                .chain(&policy.egress)
+                .any(|rule| rule.peers.iter().any(|peer| matches!(peer, ClusterPeer::Nodes(_))))
+        })
+    }
+
+    fn node(&mut self, node: Node) {
+        let mut problems = Problems::default();
+        let name = format!("Node {}", node.metadata.name.clone().unwrap_or_default());
+        let converted = serde_json::to_value(&node)
+            .map_err(|e| problems.error("", format!("cannot be read as JSON: {e}")))
+            .ok()
+            .and_then(|value| cluster_policy::node(&value, &mut problems));
+        match converted {
+            Some(node) => self.snapshot.cluster.add_node(node),
+            None => record_problems(&mut self.snapshot, name, String::new(), &problems),
+        }
+    }
+
+    /// A cluster-scoped kind the API server refused to list (`Some` reason): any of its
+    /// objects could decide any pair, so every probe is inconclusive.
+    fn listed(&mut self, kind: &str, refused: Option<String>) {
+        if let Some(reason) = refused {
+            warn!(%kind, %reason, "cannot list a cluster-scoped kind policy reads");
+            self.snapshot.unreadable.push(Unreadable {
+                object: format!("every {kind}"),
+                namespace: String::new(),
+                reason: format!("the API server refused to list them: {reason}"),
+            });
+        }
+    }
+
     /// Services last: the cluster DNS Service's endpoints are pods.
     fn finish(mut self, services: &[Service], dns: &DnsService) -> Result<Snapshot, Error> {
+        if let Some((_, warning)) = cluster_policy::both_generations(self.snapshot.cluster.cluster_policies()) {
+            warn!(%warning, "cluster policies of both generations");
+            self.snapshot.warnings.push(warning);
+        }
         for service in services {
             let spec = service.spec.clone().unwrap_or_default();
             let namespace = service.metadata.namespace.clone().unwrap_or_default();
@@ -223,12 +318,14 @@ pub fn is_ours(pod: &Pod) -> bool {
 }
 
 fn report<K: Resource<DynamicType = ()>>(snapshot: &mut Snapshot, object: &K, problems: &Problems) {
-    let name = format!(
-        "{} {}/{}",
-        K::kind(&()),
-        object.meta().namespace.clone().unwrap_or_default(),
-        object.meta().name.clone().unwrap_or_default()
-    );
+    let namespace = object.meta().namespace.clone().unwrap_or_default();
+    let name = format!("{} {namespace}/{}", K::kind(&()), object.meta().name.clone().unwrap_or_default());
+    record_problems(snapshot, name, namespace, problems);
+}
+
+/// Records an object with errors as unreadable: `namespace` is empty for a cluster-scoped
+/// one, which can decide any pair.
+fn record_problems(snapshot: &mut Snapshot, name: String, namespace: String, problems: &Problems) {
     for problem in problems.list.iter().filter(|p| p.severity == Severity::Error) {
         warn!(object = %name, field = %problem.field, message = %problem.message, "cannot read object, skipped");
     }
@@ -240,11 +337,21 @@ fn report<K: Resource<DynamicType = ()>>(snapshot: &mut Snapshot, object: &K, pr
             .map(|p| format!("{}: {}", p.field, p.message))
             .collect::<Vec<_>>()
             .join("; ");
-        snapshot.unreadable.push(Unreadable {
-            object: name,
-            namespace: object.meta().namespace.clone().unwrap_or_default(),
-            reason,
-        });
+        snapshot.unreadable.push(Unreadable { object: name, namespace, reason });
+    }
+}
+
+/// Lists a kind the cluster may not serve: a kind not served (404) has no objects; one the
+/// API server refuses to list (403) is `Some` of its message; other errors are errors.
+async fn for_each_served<K>(api: Api<K>, what: &str, each: impl FnMut(K)) -> Result<Option<String>, Error>
+where
+    K: Clone + DeserializeOwned + std::fmt::Debug,
+{
+    match for_each_page(api, what, each).await {
+        Ok(()) => Ok(None),
+        Err(Error::Kube { source: kube::Error::Api(status), .. }) if status.code == 404 => Ok(None),
+        Err(Error::Kube { source: kube::Error::Api(status), .. }) if status.code == 403 => Ok(Some(status.message)),
+        Err(error) => Err(error),
     }
 }
 
@@ -285,12 +392,71 @@ mod tests {
                 "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}
             })),
         ];
-        let snapshot = build(Vec::new(), Vec::new(), policies, &[], &DnsService::default()).expect("a snapshot");
+        let snapshot = build(Vec::new(), Vec::new(), policies, ClusterScoped::default(), &[], &DnsService::default())
+            .expect("a snapshot");
         assert_eq!(snapshot.unreadable.len(), 1, "{:?}", snapshot.unreadable);
         let unreadable = &snapshot.unreadable[0];
         assert_eq!((unreadable.object.as_str(), unreadable.namespace.as_str()), ("NetworkPolicy dev/bad", "dev"));
         assert!(unreadable.reason.contains("ipBlock.cidr"), "{}", unreadable.reason);
         let read: Vec<&str> = snapshot.cluster.policies().iter().map(|p| p.name.as_str()).collect();
         assert_eq!(read, ["deny"]);
+    }
+
+    #[test]
+    fn cluster_policies_are_read_and_a_bad_or_refused_one_is_reported() {
+        let object = |kind: ClusterPolicyKind, value| {
+            let api = CLUSTER_POLICY_APIS.iter().find(|a| a.kind == kind).expect("an API");
+            let mut object: DynamicObject = serde_json::from_value(value).expect("an object");
+            object.types = Some(kube::core::TypeMeta {
+                api_version: format!("{}/{}", api.group, api.version),
+                kind: kind.as_str().into(),
+            });
+            (kind, object)
+        };
+        let cluster_scoped = ClusterScoped {
+            policies: vec![
+                object(
+                    ClusterPolicyKind::ClusterNetworkPolicy,
+                    json!({"metadata": {"name": "deny-dev"}, "spec": {"tier": "Admin", "priority": 10,
+                        "subject": {"namespaces": {}},
+                        "ingress": [{"action": "Deny", "from": [{"namespaces": {"matchLabels": {"env": "dev"}}}]}]}}),
+                ),
+                object(
+                    ClusterPolicyKind::ClusterNetworkPolicy,
+                    json!({"metadata": {"name": "bad"}, "spec": {"tier": "Middle", "priority": 1, "subject": {"namespaces": {}}}}),
+                ),
+                object(
+                    ClusterPolicyKind::BaselineAdminNetworkPolicy,
+                    json!({"metadata": {"name": "default"}, "spec": {"subject": {"namespaces": {}},
+                        "egress": [{"action": "Deny", "to": [{"nodes": {}}]}]}}),
+                ),
+            ],
+            nodes: vec![
+                serde_json::from_value(json!({"metadata": {"name": "n1", "labels": {"zone": "a"}},
+                    "status": {"addresses": [{"type": "InternalIP", "address": "172.18.0.2"}, {"type": "Hostname", "address": "n1"}]}}))
+                .expect("a Node"),
+            ],
+            refused: vec![("AdminNetworkPolicy".into(), "forbidden".into())],
+        };
+        let snapshot =
+            build(Vec::new(), Vec::new(), Vec::new(), cluster_scoped, &[], &DnsService::default()).expect("a snapshot");
+        let read: Vec<String> = snapshot.cluster.cluster_policies().iter().map(|p| p.id()).collect();
+        assert_eq!(read, ["ClusterNetworkPolicy/deny-dev", "BaselineAdminNetworkPolicy/default"]);
+        let nodes: Vec<(&str, Vec<std::net::IpAddr>)> =
+            snapshot.cluster.nodes().iter().map(|n| (n.name.as_str(), n.addresses.clone())).collect();
+        assert_eq!(nodes, [("n1", vec!["172.18.0.2".parse().unwrap()])]);
+        let unreadable: Vec<(&str, &str)> =
+            snapshot.unreadable.iter().map(|u| (u.object.as_str(), u.namespace.as_str())).collect();
+        assert_eq!(unreadable, [("ClusterNetworkPolicy bad", ""), ("every AdminNetworkPolicy", "")]);
+        assert!(
+            snapshot.unreadable[0].reason.contains("spec.tier: unsupported value \"Middle\""),
+            "{:?}",
+            snapshot.unreadable
+        );
+        assert!(
+            snapshot.warnings.iter().any(|w| w.contains("both policy.networking.k8s.io/v1alpha1 and v1alpha2")),
+            "{:?}",
+            snapshot.warnings
+        );
     }
 }

@@ -83,6 +83,7 @@ impl SnapshotSource for Watched {
             owned(&self.namespaces),
             owned(&self.pods),
             owned(&self.policies),
+            snapshot::ClusterScoped::default(),
             &owned(&self.services),
             dns,
         )?;

@@ -2,14 +2,16 @@
 //! that really ran, the enforcement canary, and the rules the run really exercised.
 //!
 //! A probe is inconclusive — never a pass, never a page — when it could not be sent, when
-//! there is nothing to expect (a probe pod never started), when a policy of its namespaces
-//! could not be read, or when it disagrees with policy and the cluster has policy kinds
+//! there is nothing to expect (a probe pod never started, or policy's answer is not known
+//! from cluster objects: a cluster policy rule naming domains, cluster policies of equal
+//! priority with different actions), when a policy of its namespaces (or a cluster-scoped
+//! one) could not be read, or when it disagrees with policy and the cluster has policy kinds
 //! netcanary does not evaluate (they may be what decided it).
 
 use std::collections::BTreeSet;
 
 use netcanary_planner::{Destination, Plan, ProbePodCluster, Purpose};
-use netcanary_policy::{RuleRef, Verdict};
+use netcanary_policy::{Action, DirectionVerdict, RuleRef, Tier, Verdict};
 use netcanary_wire::{Observed, Reachability};
 
 use crate::record::{Canary, Expectation, ProbeRecord, RuleCoverage, WorkloadRef};
@@ -31,6 +33,8 @@ pub struct SnapshotFacts {
     /// Kinds in the cluster that decide reachability and that netcanary does not evaluate,
     /// as people name them (`2 CiliumNetworkPolicy`).
     pub unevaluated: Vec<String>,
+    /// What else limits the verdicts, in words (cluster policies of both generations).
+    pub warnings: Vec<String>,
 }
 
 /// One round's answer for a probe.
@@ -146,7 +150,7 @@ fn facts_problems(facts: &SnapshotFacts) -> Vec<String> {
     });
     let unreadable =
         facts.unreadable.iter().map(|u| format!("{} cannot be read and was skipped: {}", u.object, u.reason));
-    unevaluated.into_iter().chain(unreadable).collect()
+    unevaluated.into_iter().chain(unreadable).chain(facts.warnings.iter().cloned()).collect()
 }
 
 fn probe_record(evidence: &Evidence, p: usize, verdict: Option<&Verdict>, unreadable: &BTreeSet<&str>) -> ProbeRecord {
@@ -163,15 +167,22 @@ fn probe_record(evidence: &Evidence, p: usize, verdict: Option<&Verdict>, unread
         // Outside the cluster: no namespace, the address names it.
         Destination::External(ip) => WorkloadRef { namespace: String::new(), workload: ip.to_string() },
     };
+    // A cluster-scoped object (its namespace empty) can decide any pair.
+    let cluster_wide_unreadable = unreadable.contains("");
     let touches_unreadable =
         unreadable.contains(source.namespace.as_str()) || unreadable.contains(destination.namespace.as_str());
+    let unknown = verdict.and_then(not_known);
     let observations: Vec<Observed> = observed.rounds.iter().map(|r| r.observed).collect();
     let (outcome, detail) = match (verdict, &observed.unsent) {
         (_, Some(reason)) => (Outcome::Inconclusive, Some(reason.clone())),
         (None, None) => (Outcome::Inconclusive, Some("no expectation: the pods involved never started".to_string())),
+        (Some(_), None) if cluster_wide_unreadable => {
+            (Outcome::Inconclusive, Some("a cluster-scoped policy or Node could not be read".to_string()))
+        }
         (Some(_), None) if touches_unreadable => {
             (Outcome::Inconclusive, Some("a policy in this namespace pair could not be read".to_string()))
         }
+        (Some(_), None) if unknown.is_some() => (Outcome::Inconclusive, unknown.clone()),
         (Some(v), None) => match judge_rounds(v.allowed, &observations) {
             outcome if outcome.is_mismatch() && !evidence.facts.unevaluated.is_empty() => (
                 Outcome::Inconclusive,
@@ -191,7 +202,10 @@ fn probe_record(evidence: &Evidence, p: usize, verdict: Option<&Verdict>, unread
             probe.port.protocol.as_str().to_ascii_lowercase()
         },
         purpose: if p == evidence.canary { "canary".into() } else { purpose(probe.purpose).into() },
-        expected: verdict.map_or(Expectation::Unknown, |v| Expectation::from_allowed(v.allowed)),
+        expected: match verdict {
+            Some(v) if unknown.is_none() => Expectation::from_allowed(v.allowed),
+            _ => Expectation::Unknown,
+        },
         expected_because: verdict.map(because).unwrap_or_default(),
         observed: observations,
         millis: observed.latest().and_then(|r| r.millis),
@@ -223,20 +237,55 @@ fn purpose(purpose: Purpose) -> &'static str {
     }
 }
 
-/// The expectation in words, for reports and events.
+/// Why policy's answer for a probe is not known from cluster objects: a cluster policy rule
+/// naming domains could decide it, or cluster policies of equal priority disagree (which
+/// applies is the implementation's choice).
+fn not_known(verdict: &Verdict) -> Option<String> {
+    let tie = || verdict.egress.tie.as_deref().or(verdict.ingress.tie.as_deref());
+    verdict.unknown().or_else(tie).map(|reason| format!("policy's answer is not known: {reason}"))
+}
+
+/// The expectation in words, for reports and events: the cluster policy rules that passed,
+/// and for each direction that decided, the tier, rule and action (or the NetworkPolicy
+/// rules that allow, or the isolation that denies).
 fn because(verdict: &Verdict) -> String {
-    if verdict.allowed {
-        let rules: Vec<String> =
-            verdict.egress.allowed_by.iter().chain(&verdict.ingress.allowed_by).map(|h| h.rule.to_string()).collect();
-        if rules.is_empty() {
-            "no policy isolates either side".into()
-        } else {
-            format!("allowed by {}", rules.join(", "))
-        }
+    let sides = [&verdict.egress, &verdict.ingress];
+    let passed = sides.into_iter().flat_map(|side| {
+        side.steps.iter().filter_map(move |step| {
+            let hit = step.hit.as_ref().filter(|hit| hit.action == Action::Pass)?;
+            Some(format!("{} passed on by {} tier {} (Pass)", side.direction, step.tier.as_str(), hit.rule))
+        })
+    });
+    let decided = if verdict.allowed {
+        let tiered: Vec<String> = sides.into_iter().filter_map(cluster_decision).collect();
+        let rules: Vec<String> = sides
+            .into_iter()
+            .filter(|side| cluster_decision(side).is_none())
+            .flat_map(|side| &side.allowed_by)
+            .map(|h| h.rule.to_string())
+            .collect();
+        let by_rules = (!rules.is_empty()).then(|| format!("allowed by {}", rules.join(", ")));
+        let said: Vec<String> = tiered.into_iter().chain(by_rules).collect();
+        if said.is_empty() { "no policy isolates either side".into() } else { said.join("; ") }
     } else {
         match verdict.denied_by() {
-            Some(side) => format!("{} isolated by {} and no rule allows it", side.direction, side.policies.join(", ")),
+            Some(side) => cluster_decision(side).unwrap_or_else(|| {
+                format!("{} isolated by {} and no rule allows it", side.direction, side.policies.join(", "))
+            }),
             None => "denied".into(),
         }
+    };
+    passed.chain(std::iter::once(decided)).collect::<Vec<_>>().join("; ")
+}
+
+/// `ingress denied by Admin tier ClusterNetworkPolicy/x ingress "deny-all" (Deny)`, when a
+/// cluster policy tier decided the direction.
+fn cluster_decision(side: &DirectionVerdict) -> Option<String> {
+    let decision = &side.decision;
+    if !matches!(decision.tier, Tier::Admin | Tier::Baseline) {
+        return None;
     }
+    let done = if side.allowed { "accepted" } else { "denied" };
+    let rule = decision.rule.as_deref().unwrap_or_default();
+    Some(format!("{} {done} by {} tier {rule} ({})", side.direction, decision.tier.as_str(), decision.action))
 }

@@ -11,8 +11,8 @@ use netcanary_planner::{
 };
 use netcanary_policy::port::{PortMatch, RulePort};
 use netcanary_policy::{
-    Cluster, ContainerPort, Direction, Endpoint, Labels, NamespaceScope, Peer, Policy, PortProto, Protocol, Rule,
-    RuleRef, Selector,
+    Action, Cluster, ClusterPeer, ClusterPolicy, ClusterPolicyKind, ClusterRule, ContainerPort, Direction, Endpoint,
+    Labels, NamespaceScope, Peer, Policy, PortProto, Protocol, Rule, RuleRef, Selector, Subject, Tier,
 };
 use netcanary_verify::{
     Canary, Evidence, Expectation, Judgement, Outcome, ProbeRounds, RoundResult, RuleCoverage, SnapshotFacts,
@@ -119,6 +119,8 @@ fn answered(rounds: &[Observed]) -> ProbeRounds {
 
 struct Scenario {
     canary_denied: bool,
+    /// Cluster policies added to [`cluster`].
+    cluster_policies: Vec<ClusterPolicy>,
     placement: Placement,
     facts: SnapshotFacts,
     observations: Vec<ProbeRounds>,
@@ -129,6 +131,7 @@ impl Scenario {
     fn agreeing() -> Self {
         Scenario {
             canary_denied: true,
+            cluster_policies: Vec::new(),
             placement: everyone_placed(),
             facts: SnapshotFacts::default(),
             observations: vec![
@@ -147,7 +150,8 @@ impl Scenario {
 
     fn judge(&self) -> Judgement {
         let plan = plan();
-        let cluster = cluster(self.canary_denied);
+        let mut cluster = cluster(self.canary_denied);
+        self.cluster_policies.iter().cloned().for_each(|p| cluster.add_cluster_policy(p));
         let pods = ProbePodCluster::new(&cluster, &plan, "r1", &self.placement, &["kube-system/coredns-1".into()]);
         let dns = WorkloadRef { namespace: "kube-system".into(), workload: "kube-dns".into() };
         judge_run(&Evidence {
@@ -221,9 +225,9 @@ fn each_cause_of_inconclusive_says_why() {
             namespace: "shop".into(),
             reason: "spec.ingress[0].ports[0].port: 70000 must be a port number".into(),
         }],
-        unevaluated: Vec::new(),
+        ..SnapshotFacts::default()
     };
-    let cilium = SnapshotFacts { unreadable: Vec::new(), unevaluated: vec!["1 CiliumNetworkPolicy".into()] };
+    let cilium = SnapshotFacts { unevaluated: vec!["1 CiliumNetworkPolicy".into()], ..SnapshotFacts::default() };
 
     let scenarios = [
         ("unsent", Scenario::agreeing().observe(API_TO_WEB, unsent.clone()), "the target pod never started"),
@@ -352,4 +356,176 @@ fn coverage_counts_rules_exercised_by_probes_that_answered() {
     let unjudged = Judgement::nothing_judged(Some(&SnapshotFacts::default()), Some(RuleCoverage::planned(&plan)));
     assert_eq!(unjudged.coverage.map(|c| (c.planned, c.exercised)), Some((1, 0)));
     assert_eq!(Judgement::nothing_judged(None, None).coverage, None);
+}
+
+/// A ClusterNetworkPolicy of `tier` and `priority` whose subject is shop's app=web pods,
+/// with these ingress rules.
+fn web_cluster_policy(name: &str, tier: Tier, priority: u32, ingress: Vec<ClusterRule>) -> ClusterPolicy {
+    ClusterPolicy {
+        kind: ClusterPolicyKind::ClusterNetworkPolicy,
+        name: name.into(),
+        tier,
+        priority,
+        subject: Subject {
+            namespaces: Selector::from_labels([("kubernetes.io/metadata.name", "shop")]),
+            pods: Selector::from_labels([("app", "web")]),
+        },
+        ingress,
+        egress: Vec::new(),
+    }
+}
+
+/// A rule for pods labelled `app` in any namespace, on any port.
+fn from_app(name: &str, action: Action, app: &str) -> ClusterRule {
+    ClusterRule {
+        name: Some(name.into()),
+        action,
+        peers: vec![ClusterPeer::Pods {
+            namespaces: Selector::everything(),
+            pods: Selector::from_labels([("app", app)]),
+        }],
+        ports: Vec::new(),
+    }
+}
+
+/// What, the cluster policies, the probe, what the network does, then what the run must
+/// expect, judge and say.
+type TierCase = (&'static str, Vec<ClusterPolicy>, usize, Observed, Expectation, Outcome, &'static str);
+
+#[test]
+fn cluster_policy_tiers_decide_expectations_and_say_which_rule() {
+    let admin = |name, priority, rules| web_cluster_policy(name, Tier::Admin, priority, rules);
+    let baseline = |name, rules| web_cluster_policy(name, Tier::Baseline, 0, rules);
+    let cases: Vec<TierCase> = vec![
+        (
+            "an Admin Deny overrides the NetworkPolicy that allows",
+            vec![admin("no-api", 10, vec![from_app("deny-api", Action::Deny, "api")])],
+            API_TO_WEB,
+            Timeout,
+            Expectation::Deny,
+            Outcome::Pass,
+            r#"ingress denied by Admin tier ClusterNetworkPolicy/no-api ingress "deny-api" (Deny)"#,
+        ),
+        (
+            "a network that ignores the Admin Deny fails",
+            vec![admin("no-api", 10, vec![from_app("deny-api", Action::Deny, "api")])],
+            API_TO_WEB,
+            Connected,
+            Expectation::Deny,
+            Outcome::UnexpectedAllow,
+            r#"ingress denied by Admin tier ClusterNetworkPolicy/no-api ingress "deny-api" (Deny)"#,
+        ),
+        (
+            "an Admin Accept admits what the NetworkPolicy isolates",
+            vec![admin("cron-ok", 10, vec![from_app("accept-cron", Action::Accept, "cron")])],
+            CRON_TO_WEB,
+            Connected,
+            Expectation::Allow,
+            Outcome::Pass,
+            r#"ingress accepted by Admin tier ClusterNetworkPolicy/cron-ok ingress "accept-cron" (Accept)"#,
+        ),
+        (
+            "a Pass hands over to the NetworkPolicy, which isolates; Baseline is not consulted",
+            vec![
+                admin("hand-over", 10, vec![from_app("pass-cron", Action::Pass, "cron")]),
+                baseline("default", vec![from_app("accept-cron", Action::Accept, "cron")]),
+            ],
+            CRON_TO_WEB,
+            Timeout,
+            Expectation::Deny,
+            Outcome::Pass,
+            "ingress passed on by Admin tier ClusterNetworkPolicy/hand-over ingress \"pass-cron\" (Pass); \
+             ingress isolated by shop/web-from-api and no rule allows it",
+        ),
+        (
+            "a Baseline Deny decides where no NetworkPolicy isolates",
+            vec![web_cluster_policy("default", Tier::Baseline, 0, Vec::new()), {
+                let mut dns = baseline("dns-closed", vec![from_app("deny-api", Action::Deny, "api")]);
+                dns.subject.namespaces = Selector::from_labels([("kubernetes.io/metadata.name", "kube-system")]);
+                dns.subject.pods = Selector::everything();
+                dns
+            }],
+            API_TO_DNS,
+            Timeout,
+            Expectation::Deny,
+            Outcome::Pass,
+            r#"ingress denied by Baseline tier ClusterNetworkPolicy/dns-closed ingress "deny-api" (Deny)"#,
+        ),
+    ];
+    for (what, policies, p, observed, expected, outcome, because) in cases {
+        let judgement =
+            Scenario { cluster_policies: policies, ..Scenario::agreeing() }.observe(p, answered(&[observed])).judge();
+        let record = &judgement.probes[p];
+        assert_eq!((record.expected, record.outcome), (expected, outcome), "{what}: {record:?}");
+        assert_eq!(record.expected_because, because, "{what}");
+        assert!(judgement.problems.is_empty(), "{what}: {:?}", judgement.problems);
+    }
+}
+
+#[test]
+fn cluster_policy_answers_not_known_from_cluster_objects_are_inconclusive() {
+    let domains = ClusterRule {
+        name: None,
+        action: Action::Accept,
+        peers: vec![ClusterPeer::DomainNames(vec!["example.com".into()])],
+        ports: Vec::new(),
+    };
+    let api_egress = ClusterPolicy {
+        kind: ClusterPolicyKind::AdminNetworkPolicy,
+        name: "api-out".into(),
+        tier: Tier::Admin,
+        priority: 5,
+        subject: Subject { namespaces: Selector::everything(), pods: Selector::from_labels([("app", "api")]) },
+        ingress: Vec::new(),
+        egress: vec![domains, from_app("deny-rest", Action::Deny, "web")],
+    };
+    let tie = vec![
+        web_cluster_policy("a", Tier::Admin, 7, vec![from_app("deny-cron", Action::Deny, "cron")]),
+        web_cluster_policy("b", Tier::Admin, 7, vec![from_app("accept-cron", Action::Accept, "cron")]),
+    ];
+    let cases = [
+        ("a rule naming domains", vec![api_egress], API_TO_WEB, "names domains"),
+        ("equal priorities with different actions", tie, CRON_TO_WEB, "the implementation's choice"),
+    ];
+    for (what, policies, p, why) in cases {
+        for observed in [Connected, Timeout] {
+            let judgement = Scenario { cluster_policies: policies.clone(), ..Scenario::agreeing() }
+                .observe(p, answered(&[observed]))
+                .judge();
+            let record = &judgement.probes[p];
+            assert_eq!((record.expected, record.outcome), (Expectation::Unknown, Outcome::Inconclusive), "{what}");
+            let detail = record.detail.as_deref().unwrap_or_default();
+            assert!(detail.starts_with("policy's answer is not known: ") && detail.contains(why), "{what}: {detail}");
+        }
+    }
+}
+
+#[test]
+fn a_cluster_scoped_object_not_read_leaves_every_probe_inconclusive() {
+    let facts = SnapshotFacts {
+        unreadable: vec![Unreadable {
+            object: "every ClusterNetworkPolicy".into(),
+            namespace: String::new(),
+            reason: "the API server refused to list them: forbidden".into(),
+        }],
+        warnings: vec!["both policy.networking.k8s.io/v1alpha1 and v1alpha2 policies are present".into()],
+        ..SnapshotFacts::default()
+    };
+    let judgement = Scenario { facts, ..Scenario::agreeing() }.judge();
+    assert_eq!(outcomes(&judgement), [Outcome::Inconclusive; 3]);
+    assert!(
+        judgement
+            .probes
+            .iter()
+            .all(|p| p.detail.as_deref() == Some("a cluster-scoped policy or Node could not be read")),
+        "{:?}",
+        judgement.probes
+    );
+    assert_eq!(
+        judgement.problems,
+        [
+            "every ClusterNetworkPolicy cannot be read and was skipped: the API server refused to list them: forbidden",
+            "both policy.networking.k8s.io/v1alpha1 and v1alpha2 policies are present"
+        ]
+    );
 }
