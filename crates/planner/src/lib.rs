@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - [`mirror`]: which labels a probe pod copies from the workload it stands in for.
-//! - [`select`]: the budgeted choice of probes.
+//! - [`select`]: the budgeted choice of probes (its `cluster_rules` module: witnesses for
+//!   the rules of ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy).
 //! - [`plan`]: what a plan holds, and coverage.
 //! - [`probe_pods`]: the probe pods once they exist, as the engine judges them, and the
 //!   enforcement canary.

@@ -17,6 +17,8 @@ use netcanary_policy::{
 use crate::mirror::{mirrored_labels, probe_pod_labels};
 use crate::plan::{Coverage, Destination, Mirror, Plan, PlannedProbe, Purpose};
 
+mod cluster_rules;
+
 /// What the planner may do.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -87,6 +89,7 @@ pub fn plan(cluster: &Cluster, options: &Options) -> Plan {
     planner.dns();
     planner.external();
     planner.rule_witnesses();
+    planner.cluster_rule_witnesses();
     planner.isolation();
     planner.samples();
     planner.finish()
@@ -297,11 +300,12 @@ impl<'c> Planner<'c> {
         if !self.planned.insert(key) {
             return false;
         }
-        let covers: Vec<RuleRef> =
+        let mut covers: Vec<RuleRef> =
             verdict.egress.allowed_by.iter().chain(&verdict.ingress.allowed_by).map(|hit| hit.rule.clone()).collect();
         if verdict.allowed {
             self.coverage.covered.extend(covers.iter().cloned());
         }
+        self.cover_cluster_rules(verdict, &mut covers);
         let from = self.mirror(source);
         let destination = match to {
             Some(class) => {
@@ -359,10 +363,11 @@ impl<'c> Planner<'c> {
                     continue;
                 }
                 let verdict = evaluate::verdict(self.cluster, self.representative(source), &outside, port);
-                let covers: Vec<RuleRef> = verdict.egress.allowed_by.iter().map(|hit| hit.rule.clone()).collect();
+                let mut covers: Vec<RuleRef> = verdict.egress.allowed_by.iter().map(|hit| hit.rule.clone()).collect();
                 if verdict.allowed {
                     self.coverage.covered.extend(covers.iter().cloned());
                 }
+                self.cover_cluster_rules(&verdict, &mut covers);
                 let from = self.mirror(source);
                 self.probes.push(PlannedProbe {
                     from,

@@ -318,3 +318,134 @@ fn dns_is_expected_of_the_real_dns_pods_and_their_probe_pod_of_its_own_labels() 
     assert_eq!(expected("kube-system/coredns-0 -> shop/web 80/TCP"), Some(true), "{described:#?}");
     assert_eq!(expected("kube-system/coredns-0 -> dns 53/UDP"), Some(false), "{described:#?}");
 }
+
+/// The cluster policy tiers around prod's default-deny, with hand-written consequences:
+/// - Admin `ops-out` denies ops → prod on every port;
+/// - Admin `db-from-api` accepts dev's app=api → prod's app=db on 5432/TCP, which prod's
+///   NetworkPolicy alone would deny;
+/// - Admin `prod-to-dev` passes prod → dev on to the NetworkPolicy tier (nothing isolates
+///   dev), then Baseline `dev-floor` denies it;
+/// - `ops-out`'s second rule names a namespace that does not exist, and `dev-floor`'s egress
+///   rule names domains only: no probe can exercise either.
+const TIERS: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: prod, labels: {env: prod}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: dev, labels: {env: dev}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: ops, labels: {env: ops}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db-0, namespace: prod, labels: {app: db, tier: data}}
+spec: {containers: [{name: db, image: db, ports: [{containerPort: 5432}]}]}
+status: {podIP: 10.0.1.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: api-0, namespace: dev, labels: {app: api}}
+spec: {containers: [{name: api, image: api, ports: [{containerPort: 8080}]}]}
+status: {podIP: 10.0.2.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: tool-0, namespace: ops, labels: {app: tool}}
+spec: {containers: [{name: tool, image: tool, ports: [{containerPort: 9090}]}]}
+status: {podIP: 10.0.3.1}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: default-deny, namespace: prod}
+spec: {podSelector: {}, policyTypes: [Ingress]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: ops-out}
+spec:
+  tier: Admin
+  priority: 10
+  subject: {namespaces: {matchLabels: {env: prod}}}
+  ingress:
+    - {name: deny-ops, action: Deny, from: [{namespaces: {matchLabels: {env: ops}}}]}
+    - {name: deny-ghosts, action: Deny, from: [{namespaces: {matchLabels: {env: nowhere}}}]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: db-from-api}
+spec:
+  tier: Admin
+  priority: 20
+  subject: {pods: {namespaceSelector: {matchLabels: {env: prod}}, podSelector: {matchLabels: {app: db}}}}
+  ingress:
+    - action: Accept
+      from: [{pods: {namespaceSelector: {matchLabels: {env: dev}}, podSelector: {matchLabels: {app: api}}}}]
+      protocols: [{tcp: {destinationPort: {number: 5432}}}]
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: prod-to-dev}
+spec:
+  tier: Admin
+  priority: 30
+  subject: {namespaces: {matchLabels: {env: dev}}}
+  ingress: [{action: Pass, from: [{namespaces: {matchLabels: {env: prod}}}]}]
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: dev-floor}
+spec:
+  tier: Baseline
+  priority: 0
+  subject: {namespaces: {matchLabels: {env: dev}}}
+  ingress: [{action: Deny, from: [{namespaces: {matchLabels: {env: prod}}}]}]
+  egress: [{action: Accept, to: [{domainNames: [example.com]}]}]
+"#;
+
+#[test]
+fn cluster_policy_rules_get_witnesses_counted_in_coverage() {
+    let cluster = load("tiers.yaml", TIERS);
+    let plan = plan(&cluster, &Options::default());
+    let cnp = |name: &str, direction, index| rule(&format!("ClusterNetworkPolicy/{name}"), direction, index);
+    let witness = |rule: &RuleRef| {
+        let i = plan.probes.iter().position(|p| p.covers.contains(rule));
+        let i = i.unwrap_or_else(|| panic!("no probe covers {rule}: {:#?}", plan.coverage));
+        (describe(&plan, i), plan.probes[i].expected_allowed, plan.probes[i].purpose)
+    };
+    // Deny: a denied probe the rule decides, from ops into prod.
+    let (probe, allowed, purpose) = witness(&cnp("ops-out", Direction::Ingress, 0));
+    assert!(probe.starts_with("ops/tool-0 -> prod/db-0 "), "{probe}");
+    assert_eq!((allowed, purpose), (false, Purpose::Isolation));
+    // Accept: the allowed probe on the rule's port.
+    assert_eq!(
+        witness(&cnp("db-from-api", Direction::Ingress, 0)),
+        ("dev/api-0 -> prod/db-0 5432/TCP".to_string(), true, Purpose::AllowRule)
+    );
+    // Pass, then the Baseline Deny: one denied probe prod → dev walks through both.
+    let pass = witness(&cnp("prod-to-dev", Direction::Ingress, 0));
+    assert_eq!(pass, ("prod/db-0 -> dev/api-0 8080/TCP".to_string(), false, Purpose::Isolation));
+    assert_eq!(witness(&cnp("dev-floor", Direction::Ingress, 0)), pass);
+
+    let uncovered = &plan.coverage.uncovered;
+    assert!(
+        uncovered[&cnp("ops-out", Direction::Ingress, 1)].contains("no probed pod pair reaches it"),
+        "{uncovered:#?}"
+    );
+    assert!(
+        uncovered[&cnp("dev-floor", Direction::Egress, 0)].contains("no probed pod pair reaches it"),
+        "{uncovered:#?}"
+    );
+    // 0 NetworkPolicy rules (default-deny has none) + 6 cluster policy rules.
+    assert_eq!(plan.coverage.rules, 6);
+    assert_eq!(plan.coverage.covered.len(), 4, "{:#?}", plan.coverage);
+    assert_eq!(uncovered.len(), 2);
+    // The probe pods carry what the subjects and peers select: app=db, app=api.
+    let labels = |stands_for: &str| plan.mirrors.iter().find(|m| m.stands_for == stands_for).map(|m| m.labels.clone());
+    assert_eq!(labels("prod/db-0").and_then(|l| l.get("app").cloned()).as_deref(), Some("db"));
+    assert_eq!(labels("dev/api-0").and_then(|l| l.get("app").cloned()).as_deref(), Some("api"));
+    assert!(labels("prod/db-0").is_some_and(|l| !l.contains_key("tier")), "no selector reads tier");
+}
