@@ -12,8 +12,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::bed::{Bed, CLUSTER_DNS, Ran, apply, enforcing_rules, output_within, summary, wait_for_crd};
-use common::kubelet::PodFilter;
+use common::bed::{
+    Bed, CLUSTER_DNS, Ran, apply, enforcing_rules, forward_rules, install_cluster_policy_crds, output_within, summary,
+};
+use common::kubelet::{FakeKubelet, PodFilter};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -27,7 +29,7 @@ use serde_json::json;
 ///   8080/TCP, so 9000/UDP and every other source are denied;
 /// - dev and kube-system have no policy, and nothing isolates egress: both admit everyone;
 /// - DNS (kind `dns`) goes to kube-system's DNS pods, which nothing isolates.
-const POLICY_SAYS: [(&str, &str, u16, &str, &str, Expectation); 10] = [
+const POLICY_SAYS: [Cell; 10] = [
     ("dev", "prod", 8080, "TCP", "tcp", Expectation::Allow),
     ("dev", "prod", 9000, "UDP", "udp", Expectation::Deny),
     ("prod", "prod", 8080, "TCP", "tcp", Expectation::Deny),
@@ -41,10 +43,19 @@ const POLICY_SAYS: [(&str, &str, u16, &str, &str, Expectation); 10] = [
     ("*", "kube-system", 53, "*", "*", Expectation::Allow),
 ];
 
-/// The hand-written expectation of a probe's cell; a cell the table lacks fails the test.
+/// A cell of a hand-written table: source namespace, destination namespace, port, protocol,
+/// kind (`*` matches any), and what policy says.
+type Cell = (&'static str, &'static str, u16, &'static str, &'static str, Expectation);
+
+/// The expectation of a probe's cell in the bed's own table.
 fn policy_says(p: &ProbeRecord) -> Expectation {
+    says(&POLICY_SAYS, p)
+}
+
+/// The hand-written expectation of a probe's cell; a cell the table lacks fails the test.
+fn says(table: &[Cell], p: &ProbeRecord) -> Expectation {
     let matches = |want: &str, got: &str| want == "*" || want == got;
-    POLICY_SAYS
+    table
         .iter()
         .find(|(from, to, port, protocol, kind, _)| {
             matches(from, &p.source.namespace)
@@ -67,8 +78,14 @@ fn allowed(p: &ProbeRecord) -> bool {
 }
 
 /// Asserts every probe's outcome at once, listing all that differ, and that the run
-/// expected of each cell what the hand-written table says.
+/// expected of each cell what the bed's hand-written table says.
 fn assert_outcomes(ran: &Ran, want: impl Fn(&ProbeRecord) -> Outcome) {
+    assert_outcomes_in(&POLICY_SAYS, ran, want)
+}
+
+/// [`assert_outcomes`] against `table`.
+fn assert_outcomes_in(table: &[Cell], ran: &Ran, want: impl Fn(&ProbeRecord) -> Outcome) {
+    let policy_says = |p: &ProbeRecord| says(table, p);
     let wrong: Vec<String> = ran
         .record
         .probes
@@ -336,64 +353,160 @@ async fn api_server_that_stops_answering_does_not_hold_the_run() {
     );
 }
 
-/// A ClusterNetworkPolicy (as the network-policy-api project ships it, reduced to what
-/// the API server needs) and one object of it.
-const CLUSTER_NETWORK_POLICY_CRD: &str = r#"
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: clusternetworkpolicies.policy.networking.k8s.io
-  annotations: {api-approved.kubernetes.io: "unapproved, test fixture"}
-spec:
-  group: policy.networking.k8s.io
-  scope: Cluster
-  names: {kind: ClusterNetworkPolicy, listKind: ClusterNetworkPolicyList, plural: clusternetworkpolicies, singular: clusternetworkpolicy}
-  versions:
-    - name: v1alpha2
-      served: true
-      storage: true
-      schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
-"#;
-
-const CLUSTER_NETWORK_POLICY: &str = r#"
+/// The cluster policy tiers on top of the bed's NetworkPolicies (all ClusterNetworkPolicy
+/// v1alpha2, validated by the real CRDs of `tests/crds/`):
+/// - Admin `dev-guard` (priority 10), for dev's pods: denies ingress from kube-system
+///   (`deny-kube-system`), passes ingress from prod on to the next tiers (`pass-prod`);
+/// - Admin `api-from-kube-system` (priority 20), for prod's app=api: accepts kube-system on
+///   8080/TCP (`accept-kube-system`), which prod's NetworkPolicies alone deny;
+/// - Baseline `dev-baseline`, for dev's pods: denies ingress from prod (`deny-prod`), which
+///   decides since no NetworkPolicy isolates dev.
+const CLUSTER_POLICIES: &str = r#"
 apiVersion: policy.networking.k8s.io/v1alpha2
 kind: ClusterNetworkPolicy
-metadata: {name: admin-allow-monitoring}
+metadata: {name: dev-guard}
 spec:
   tier: Admin
   priority: 10
-  subject: {namespaces: {}}
-  ingress: [{action: Accept, from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: dev}}}]}]
+  subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: dev}}}
+  ingress:
+    - name: deny-kube-system
+      action: Deny
+      from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: kube-system}}}]
+    - name: pass-prod
+      action: Pass
+      from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: prod}}}]
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: api-from-kube-system}
+spec:
+  tier: Admin
+  priority: 20
+  subject:
+    pods:
+      namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: prod}}
+      podSelector: {matchLabels: {app: api}}
+  ingress:
+    - name: accept-kube-system
+      action: Accept
+      from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: kube-system}}}]
+      protocols: [{tcp: {destinationPort: {number: 8080}}}]
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: dev-baseline}
+spec:
+  tier: Baseline
+  priority: 0
+  subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: dev}}}
+  ingress:
+    - name: deny-prod
+      action: Deny
+      from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: prod}}}]
 "#;
 
-/// Cluster-scoped policies the engine does not evaluate yet can decide any pair, so with
-/// one in the cluster what would be a mismatch is inconclusive, and the record says why:
-/// never a false alarm, never a false pass.
+/// What the bed's NetworkPolicies and [`CLUSTER_POLICIES`] say, by hand, for every cell a
+/// run may probe. The cells that differ from [`POLICY_SAYS`] are marked.
+const TIERS_SAY: [Cell; 10] = [
+    ("dev", "prod", 8080, "TCP", "tcp", Expectation::Allow),
+    ("dev", "prod", 9000, "UDP", "udp", Expectation::Deny),
+    ("prod", "prod", 8080, "TCP", "tcp", Expectation::Deny),
+    ("prod", "prod", 9000, "UDP", "udp", Expectation::Deny),
+    // Admin Accept, before prod's isolation.
+    ("kube-system", "prod", 8080, "TCP", "tcp", Expectation::Allow),
+    ("kube-system", "prod", 9000, "UDP", "udp", Expectation::Deny),
+    // Admin Pass, nothing isolates dev, then Baseline Deny.
+    ("prod", "dev", 8080, "TCP", "tcp", Expectation::Deny),
+    ("dev", "dev", 8080, "TCP", "tcp", Expectation::Allow),
+    // Admin Deny.
+    ("kube-system", "dev", 8080, "TCP", "tcp", Expectation::Deny),
+    ("*", "kube-system", 53, "*", "*", Expectation::Allow),
+];
+
+/// A CNI that enforces the bed's NetworkPolicies and [`CLUSTER_POLICIES`], written by hand
+/// in tier order, by subnet; without `admin_deny`, it ignores `dev-guard`'s Deny.
+fn tiered_rules(kubelet: &FakeKubelet, admin_deny: bool) -> String {
+    let subnet = |namespace| kubelet.subnet(namespace);
+    let (prod, dev, kube_system) = (subnet("prod"), subnet("dev"), subnet("kube-system"));
+    let deny_kube_system = format!("ip saddr {kube_system} ip daddr {dev} drop");
+    let rules = [
+        if admin_deny { deny_kube_system.as_str() } else { "" },
+        &format!("ip saddr {prod} ip daddr {dev} drop"),
+        &format!("ip saddr {kube_system} ip daddr {prod} tcp dport 8080 accept"),
+        &format!("ip saddr {dev} ip daddr {prod} tcp dport 8080 accept"),
+        &format!("ip daddr {prod} drop"),
+    ];
+    forward_rules(kubelet, &rules.join("\n    "))
+}
+
+/// A bed with the network-policy-api CRDs and [`CLUSTER_POLICIES`], its network enforcing
+/// them (the Admin Deny only if `admin_deny`); the run's record.
+async fn run_with_tiers(test: &str, admin_deny: bool) -> Option<Ran> {
+    let bed = Bed::new(test, None).await?;
+    install_cluster_policy_crds(&bed.client).await;
+    apply(&bed.client, CLUSTER_POLICIES).await;
+    bed.kubelet.net().nft_hub(&tiered_rules(&bed.kubelet, admin_deny));
+    Some(bed.run().await)
+}
+
+fn is_kube_system_to_dev(p: &ProbeRecord) -> bool {
+    p.kind != "dns" && p.source.namespace == "kube-system" && p.destination.namespace == "dev"
+}
+
+/// A run judges through the tiers: every cell as the table says, the explanations naming
+/// tier, policy, rule and action, and every cluster policy rule planned and exercised.
 #[tokio::test]
-async fn unevaluated_cluster_policies_make_disagreements_inconclusive() {
-    let Some(bed) = Bed::new("unevaluated_cluster_policies_make_disagreements_inconclusive", None).await else {
+async fn cluster_policy_tiers_are_judged_and_pass_where_enforced() {
+    let Some(ran) = run_with_tiers("cluster_policy_tiers_are_judged_and_pass_where_enforced", true).await else {
         return;
     };
-    apply(&bed.client, CLUSTER_NETWORK_POLICY_CRD).await;
-    wait_for_crd(&bed.client, "clusternetworkpolicies.policy.networking.k8s.io").await;
-    apply(&bed.client, CLUSTER_NETWORK_POLICY).await;
-    // The network enforces nothing: every probe policy denies connects.
-    let ran = bed.run().await;
-    assert_outcomes(&ran, |p| if allowed(p) { Outcome::Pass } else { Outcome::Inconclusive });
-    assert!(ran.record.probes.iter().any(|p| p.outcome == Outcome::Inconclusive));
+    assert_outcomes_in(&TIERS_SAY, &ran, |_| Outcome::Pass);
+    let because = |from: &str, to: &str, port: u16| {
+        let probe =
+            ran.record.probes.iter().find(|p| {
+                p.kind != "dns" && p.source.namespace == from && p.destination.namespace == to && p.port == port
+            });
+        probe
+            .unwrap_or_else(|| panic!("no probe {from} -> {to} {port}:\n{}", summary(&ran.record)))
+            .expected_because
+            .clone()
+    };
+    assert_eq!(
+        because("kube-system", "dev", 8080),
+        r#"ingress denied by Admin tier ClusterNetworkPolicy/dev-guard ingress "deny-kube-system" (Deny)"#
+    );
+    assert_eq!(
+        because("kube-system", "prod", 8080),
+        r#"ingress accepted by Admin tier ClusterNetworkPolicy/api-from-kube-system ingress "accept-kube-system" (Accept)"#
+    );
+    assert_eq!(
+        because("prod", "dev", 8080),
+        "ingress passed on by Admin tier ClusterNetworkPolicy/dev-guard ingress \"pass-prod\" (Pass); \
+         ingress denied by Baseline tier ClusterNetworkPolicy/dev-baseline ingress \"deny-prod\" (Deny)"
+    );
+    // api-from-dev's rule, and the four rules of the cluster policies.
+    let coverage = ran.record.coverage.expect("coverage");
+    assert_eq!((coverage.rules, coverage.planned, coverage.exercised), (5, 5, 5), "{}", summary(&ran.record));
+    assert_eq!(ran.record.canary, Canary::Enforced);
+    assert!(ran.record.problems.is_empty(), "{:?}", ran.record.problems);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+}
+
+/// A network that ignores the Admin Deny fails on exactly the cells it decides.
+#[tokio::test]
+async fn an_admin_deny_not_enforced_fails_on_exactly_its_cells() {
+    let Some(ran) = run_with_tiers("an_admin_deny_not_enforced_fails_on_exactly_its_cells", false).await else {
+        return;
+    };
     assert!(
-        ran.record.probes.iter().filter(|p| p.outcome == Outcome::Inconclusive).all(|p| p
-            .detail
-            .as_deref()
-            .is_some_and(|d| d.contains("1 ClusterNetworkPolicy may decide this pair; not evaluated"))),
-        "{}",
+        ran.record.probes.iter().any(is_kube_system_to_dev),
+        "no probe kube-system -> dev:\n{}",
         summary(&ran.record)
     );
-    assert!(
-        ran.record.problems.iter().any(|p| p.contains("does not evaluate (1 ClusterNetworkPolicy)")),
-        "{:?}",
-        ran.record.problems
-    );
-    assert!(matches!(ran.record.canary, Canary::Unknown(_)), "{:?}", ran.record.canary);
-    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert_outcomes_in(&TIERS_SAY, &ran, |p| {
+        if is_kube_system_to_dev(p) { Outcome::UnexpectedAllow } else { Outcome::Pass }
+    });
+    assert_eq!(ran.record.canary, Canary::Enforced);
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
 }

@@ -92,7 +92,7 @@ pub fn canary_only_rules(kubelet: &FakeKubelet) -> String {
 }
 
 /// A forward chain that isolates netcanary's probe pods, then applies `rules`.
-fn forward_rules(kubelet: &FakeKubelet, rules: &str) -> String {
+pub fn forward_rules(kubelet: &FakeKubelet, rules: &str) -> String {
     let canary = kubelet.subnet("netcanary");
     format!(
         "table inet netcanary_e2e {{

@@ -137,26 +137,65 @@ impl SnapshotSource for Listed {
             let listed = for_each_served(Api::all_with(client.clone(), &api_resource(api)), &what, each).await?;
             builder.listed(api.kind.as_str(), listed);
         }
-        if builder.needs_nodes() {
-            let listed = for_each_served(Api::<Node>::all(client.clone()), "list nodes", |n| builder.node(n)).await?;
-            builder.listed("Node", listed);
-        }
         let mut services = Vec::new();
         for_each_page(Api::<Service>::all(client.clone()), "list services", |s| services.push(s)).await?;
         let mut snapshot = builder.finish(&services, dns)?;
+        read_nodes(client, &mut snapshot).await?;
         snapshot.unmodelled = unmodelled_policies(client).await;
         Ok(snapshot)
     }
 }
 
-/// The cluster-scoped objects of a snapshot: cluster policies of each kind (none when its
-/// CRD is not installed) and Nodes.
+/// The cluster policies of a snapshot, of each kind (none when its CRD is not installed).
 #[derive(Debug, Default)]
 pub struct ClusterScoped {
     pub policies: Vec<(ClusterPolicyKind, DynamicObject)>,
-    pub nodes: Vec<Node>,
     /// Kinds the API server refused to list (`ClusterNetworkPolicy`), with its message.
     pub refused: Vec<(String, String)>,
+}
+
+/// Lists the Nodes into the snapshot when a cluster policy selects Nodes (a `nodes` peer):
+/// only then do their labels and addresses matter, so a cluster without such a policy is
+/// never asked for them.
+pub async fn read_nodes(client: &Client, snapshot: &mut Snapshot) -> Result<(), Error> {
+    let selects_nodes = snapshot.cluster.cluster_policies().iter().any(|policy| {
+        let mut peers = policy.ingress.iter().chain(&policy.egress).flat_map(|rule| &rule.peers);
+        peers.any(|peer| matches!(peer, ClusterPeer::Nodes(_)))
+    });
+    if !selects_nodes {
+        return Ok(());
+    }
+    let mut nodes = Vec::new();
+    let refused = for_each_served(Api::<Node>::all(client.clone()), "list nodes", |node| nodes.push(node)).await?;
+    nodes.into_iter().for_each(|node| add_node(snapshot, node));
+    refuse(snapshot, "Node", refused);
+    Ok(())
+}
+
+fn add_node(snapshot: &mut Snapshot, node: Node) {
+    let mut problems = Problems::default();
+    let name = format!("Node {}", node.metadata.name.clone().unwrap_or_default());
+    let converted = serde_json::to_value(&node)
+        .map_err(|e| problems.error("", format!("cannot be read as JSON: {e}")))
+        .ok()
+        .and_then(|value| cluster_policy::node(&value, &mut problems));
+    match converted {
+        Some(node) => snapshot.cluster.add_node(node),
+        None => record_problems(snapshot, name, String::new(), &problems),
+    }
+}
+
+/// A cluster-scoped kind the API server refused to list (`Some` reason): any of its
+/// objects could decide any pair, so every probe is inconclusive.
+fn refuse(snapshot: &mut Snapshot, kind: &str, refused: Option<String>) {
+    if let Some(reason) = refused {
+        warn!(%kind, %reason, "cannot list a cluster-scoped kind policy reads");
+        snapshot.unreadable.push(Unreadable {
+            object: format!("every {kind}"),
+            namespace: String::new(),
+            reason: format!("the API server refused to list them: {reason}"),
+        });
+    }
 }
 
 /// Builds the snapshot from objects. Pods netcanary created (left over by a crashed run)
@@ -173,9 +212,8 @@ pub fn build(
     namespaces.into_iter().for_each(|ns| builder.namespace(ns));
     pods.into_iter().for_each(|pod| builder.pod(pod));
     policies.into_iter().for_each(|np| builder.policy(np));
-    let ClusterScoped { policies, nodes, refused } = cluster_scoped;
+    let ClusterScoped { policies, refused } = cluster_scoped;
     policies.into_iter().for_each(|(kind, object)| builder.cluster_policy(kind, object));
-    nodes.into_iter().for_each(|node| builder.node(node));
     refused.into_iter().for_each(|(kind, reason)| builder.listed(&kind, Some(reason)));
     builder.finish(services, dns)
 }
@@ -226,41 +264,8 @@ impl Builder {
         }
     }
 
-    /// Whether a cluster policy selects Nodes: only then are they listed.
-    fn needs_nodes(&self) -> bool {
-        self.snapshot.cluster.cluster_policies().iter().any(|policy| {
-            policy
-                .ingress
-                .iter()
-                .chain(&policy.egress)
-                .any(|rule| rule.peers.iter().any(|peer| matches!(peer, ClusterPeer::Nodes(_))))
-        })
-    }
-
-    fn node(&mut self, node: Node) {
-        let mut problems = Problems::default();
-        let name = format!("Node {}", node.metadata.name.clone().unwrap_or_default());
-        let converted = serde_json::to_value(&node)
-            .map_err(|e| problems.error("", format!("cannot be read as JSON: {e}")))
-            .ok()
-            .and_then(|value| cluster_policy::node(&value, &mut problems));
-        match converted {
-            Some(node) => self.snapshot.cluster.add_node(node),
-            None => record_problems(&mut self.snapshot, name, String::new(), &problems),
-        }
-    }
-
-    /// A cluster-scoped kind the API server refused to list (`Some` reason): any of its
-    /// objects could decide any pair, so every probe is inconclusive.
     fn listed(&mut self, kind: &str, refused: Option<String>) {
-        if let Some(reason) = refused {
-            warn!(%kind, %reason, "cannot list a cluster-scoped kind policy reads");
-            self.snapshot.unreadable.push(Unreadable {
-                object: format!("every {kind}"),
-                namespace: String::new(),
-                reason: format!("the API server refused to list them: {reason}"),
-            });
-        }
+        refuse(&mut self.snapshot, kind, refused);
     }
 
     /// Services last: the cluster DNS Service's endpoints are pods.
@@ -431,17 +436,16 @@ mod tests {
                         "egress": [{"action": "Deny", "to": [{"nodes": {}}]}]}}),
                 ),
             ],
-            nodes: vec![
-                serde_json::from_value(json!({"metadata": {"name": "n1", "labels": {"zone": "a"}},
-                    "status": {"addresses": [{"type": "InternalIP", "address": "172.18.0.2"}, {"type": "Hostname", "address": "n1"}]}}))
-                .expect("a Node"),
-            ],
             refused: vec![("AdminNetworkPolicy".into(), "forbidden".into())],
         };
-        let snapshot =
+        let mut snapshot =
             build(Vec::new(), Vec::new(), Vec::new(), cluster_scoped, &[], &DnsService::default()).expect("a snapshot");
         let read: Vec<String> = snapshot.cluster.cluster_policies().iter().map(|p| p.id()).collect();
         assert_eq!(read, ["ClusterNetworkPolicy/deny-dev", "BaselineAdminNetworkPolicy/default"]);
+        // A Node's labels and IP addresses (its host name is no address).
+        let node = json!({"metadata": {"name": "n1", "labels": {"zone": "a"}}, "status": {"addresses": [
+            {"type": "InternalIP", "address": "172.18.0.2"}, {"type": "Hostname", "address": "n1"}]}});
+        add_node(&mut snapshot, serde_json::from_value(node).expect("a Node"));
         let nodes: Vec<(&str, Vec<std::net::IpAddr>)> =
             snapshot.cluster.nodes().iter().map(|n| (n.name.as_str(), n.addresses.clone())).collect();
         assert_eq!(nodes, [("n1", vec!["172.18.0.2".parse().unwrap()])]);

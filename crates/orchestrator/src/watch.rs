@@ -1,20 +1,26 @@
-//! Watch caches for `serve`: reflectors keep namespaces, pods, NetworkPolicies and
-//! Services current, so a scheduled run starts from memory instead of listing the cluster.
-//! Watch errors are retried with backoff and logged; a bad object never stops them.
+//! Watch caches for `serve`: reflectors keep namespaces, pods, NetworkPolicies, Services and
+//! the cluster policy tiers (ClusterNetworkPolicy, AdminNetworkPolicy,
+//! BaselineAdminNetworkPolicy) current, so a scheduled run starts from memory instead of
+//! listing the cluster. Watch errors are retried with backoff and logged; a bad object never
+//! stops them.
 
-use std::sync::Arc;
+use std::hash::Hash;
+use std::sync::{Arc, OnceLock};
 
 use futures::{StreamExt, future};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{DynamicObject, ListParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
+use netcanary_objects::cluster_policy::{CLUSTER_POLICY_APIS, ClusterPolicyApi};
 use serde::de::DeserializeOwned;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::error::Error;
-use crate::snapshot::{self, DnsService, Snapshot, SnapshotSource};
+use crate::retry::with_backoff;
+use crate::snapshot::{self, ClusterScoped, DnsService, Snapshot, SnapshotSource};
 
 /// Reflector stores for everything a snapshot needs.
 #[derive(Clone)]
@@ -24,17 +30,62 @@ pub struct Watched {
     pods: Store<Pod>,
     policies: Store<NetworkPolicy>,
     services: Store<Service>,
+    cluster_policies: Arc<[ClusterPolicyWatch; 3]>,
+}
+
+/// The watch of one cluster policy kind, started at the first run that finds its CRD
+/// served: most clusters have none of these CRDs, and a watch of a kind not served would
+/// only fail, over and over. A CRD installed later is picked up by the next run.
+struct ClusterPolicyWatch {
+    api: ClusterPolicyApi,
+    store: OnceLock<Store<DynamicObject>>,
+}
+
+/// What a run finds of one cluster policy kind.
+enum Found {
+    Objects(Vec<DynamicObject>),
+    /// The API server refused to list them, with its message.
+    Refused(String),
+}
+
+impl ClusterPolicyWatch {
+    async fn objects(&self, client: &Client) -> Result<Found, Error> {
+        let resource = snapshot::api_resource(&self.api);
+        if let Some(store) = self.store.get() {
+            return Ok(Found::Objects(owned(store)));
+        }
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let what = format!("list {}", self.api.plural);
+        let first = ListParams::default().limit(1);
+        match with_backoff(&what, || api.list_metadata(&first)).await {
+            Ok(_) => {}
+            Err(Error::Kube { source: kube::Error::Api(status), .. }) if status.code == 404 => {
+                return Ok(Found::Objects(Vec::new()));
+            }
+            Err(Error::Kube { source: kube::Error::Api(status), .. }) if status.code == 403 => {
+                return Ok(Found::Refused(status.message));
+            }
+            Err(error) => return Err(error),
+        }
+        info!(kind = %self.api.kind.as_str(), "served: watching it");
+        let store = self.store.get_or_init(|| reflect(api, resource));
+        // The first list is what this run reads; only a reflector whose task ended fails here.
+        let _ = store.wait_until_ready().await;
+        Ok(Found::Objects(owned(store)))
+    }
 }
 
 impl Watched {
     /// Starts the watches on the current runtime; they run until the process ends.
     pub fn start(client: &Client) -> Self {
+        let unstarted = |api| ClusterPolicyWatch { api, store: OnceLock::new() };
         Self {
             client: client.clone(),
-            namespaces: reflect(Api::all(client.clone())),
-            pods: reflect(Api::all(client.clone())),
-            policies: reflect(Api::all(client.clone())),
-            services: reflect(Api::all(client.clone())),
+            namespaces: reflect(Api::all(client.clone()), ()),
+            pods: reflect(Api::all(client.clone()), ()),
+            policies: reflect(Api::all(client.clone()), ()),
+            services: reflect(Api::all(client.clone()), ()),
+            cluster_policies: Arc::new(CLUSTER_POLICY_APIS.map(unstarted)),
         }
     }
 
@@ -49,20 +100,23 @@ impl Watched {
     }
 }
 
-fn reflect<K>(api: Api<K>) -> Store<K>
+fn reflect<K>(api: Api<K>, dyntype: K::DynamicType) -> Store<K>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
 {
-    let (reader, writer) = reflector::store();
+    let kind = K::kind(&dyntype).into_owned();
+    let writer = reflector::store::Writer::new(dyntype);
+    let reader = writer.as_reader();
     // Managed fields and annotations (kubectl's last-applied copy above all) are most of an
     // object's size and nothing policy reads: the cache keeps neither.
     let trimmed = watcher(api, watcher::Config::default()).modify(|object: &mut K| {
         object.managed_fields_mut().clear();
         object.annotations_mut().clear();
     });
-    let stream = reflector::reflector(writer, trimmed).default_backoff().for_each(|event| {
+    let stream = reflector::reflector(writer, trimmed).default_backoff().for_each(move |event| {
         if let Err(error) = event {
-            warn!(kind = %K::kind(&()), %error, "watch error; retrying");
+            warn!(%kind, %error, "watch error; retrying");
         }
         future::ready(())
     });
@@ -72,23 +126,33 @@ where
 
 fn owned<K>(store: &Store<K>) -> Vec<K>
 where
-    K: Resource<DynamicType = ()> + Clone + 'static,
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
 {
     store.state().iter().map(|object: &Arc<K>| K::clone(object)).collect()
 }
 
 impl SnapshotSource for Watched {
     async fn snapshot(&self, dns: &DnsService) -> Result<Snapshot, Error> {
+        let mut cluster_scoped = ClusterScoped::default();
+        for watch in self.cluster_policies.iter() {
+            let kind = watch.api.kind;
+            match watch.objects(&self.client).await? {
+                Found::Objects(objects) => cluster_scoped.policies.extend(objects.into_iter().map(|o| (kind, o))),
+                Found::Refused(reason) => cluster_scoped.refused.push((kind.as_str().to_string(), reason)),
+            }
+        }
         let mut snapshot = snapshot::build(
             owned(&self.namespaces),
             owned(&self.pods),
             owned(&self.policies),
-            snapshot::ClusterScoped::default(),
+            cluster_scoped,
             &owned(&self.services),
             dns,
         )?;
         // Rare and small: listed at each run rather than watched.
         snapshot.unmodelled = snapshot::unmodelled_policies(&self.client).await;
+        snapshot::read_nodes(&self.client, &mut snapshot).await?;
         Ok(snapshot)
     }
 }
