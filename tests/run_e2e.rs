@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::bed::{
-    Bed, CLUSTER_DNS, Ran, apply, enforcing_rules, forward_rules, install_cluster_policy_crds, output_within, summary,
+    Bed, CLUSTER_DNS, CLUSTER_POLICIES, Ran, apply, enforcing_rules, install_cluster_policy_crds, output_within,
+    summary, tiered_rules,
 };
-use common::kubelet::{FakeKubelet, PodFilter};
+use common::kubelet::PodFilter;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -353,61 +354,9 @@ async fn api_server_that_stops_answering_does_not_hold_the_run() {
     );
 }
 
-/// The cluster policy tiers on top of the bed's NetworkPolicies (all ClusterNetworkPolicy
-/// v1alpha2, validated by the real CRDs of `tests/crds/`):
-/// - Admin `dev-guard` (priority 10), for dev's pods: denies ingress from kube-system
-///   (`deny-kube-system`), passes ingress from prod on to the next tiers (`pass-prod`);
-/// - Admin `api-from-kube-system` (priority 20), for prod's app=api: accepts kube-system on
-///   8080/TCP (`accept-kube-system`), which prod's NetworkPolicies alone deny;
-/// - Baseline `dev-baseline`, for dev's pods: denies ingress from prod (`deny-prod`), which
-///   decides since no NetworkPolicy isolates dev.
-const CLUSTER_POLICIES: &str = r#"
-apiVersion: policy.networking.k8s.io/v1alpha2
-kind: ClusterNetworkPolicy
-metadata: {name: dev-guard}
-spec:
-  tier: Admin
-  priority: 10
-  subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: dev}}}
-  ingress:
-    - name: deny-kube-system
-      action: Deny
-      from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: kube-system}}}]
-    - name: pass-prod
-      action: Pass
-      from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: prod}}}]
----
-apiVersion: policy.networking.k8s.io/v1alpha2
-kind: ClusterNetworkPolicy
-metadata: {name: api-from-kube-system}
-spec:
-  tier: Admin
-  priority: 20
-  subject:
-    pods:
-      namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: prod}}
-      podSelector: {matchLabels: {app: api}}
-  ingress:
-    - name: accept-kube-system
-      action: Accept
-      from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: kube-system}}}]
-      protocols: [{tcp: {destinationPort: {number: 8080}}}]
----
-apiVersion: policy.networking.k8s.io/v1alpha2
-kind: ClusterNetworkPolicy
-metadata: {name: dev-baseline}
-spec:
-  tier: Baseline
-  priority: 0
-  subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: dev}}}
-  ingress:
-    - name: deny-prod
-      action: Deny
-      from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: prod}}}]
-"#;
-
-/// What the bed's NetworkPolicies and [`CLUSTER_POLICIES`] say, by hand, for every cell a
-/// run may probe. The cells that differ from [`POLICY_SAYS`] are marked.
+/// What the bed's NetworkPolicies and `CLUSTER_POLICIES` (tests/common/bed.rs) say, by
+/// hand, for every cell a run may probe. The cells that differ from [`POLICY_SAYS`] are
+/// marked.
 const TIERS_SAY: [Cell; 10] = [
     ("dev", "prod", 8080, "TCP", "tcp", Expectation::Allow),
     ("dev", "prod", 9000, "UDP", "udp", Expectation::Deny),
@@ -424,23 +373,7 @@ const TIERS_SAY: [Cell; 10] = [
     ("*", "kube-system", 53, "*", "*", Expectation::Allow),
 ];
 
-/// A CNI that enforces the bed's NetworkPolicies and [`CLUSTER_POLICIES`], written by hand
-/// in tier order, by subnet; without `admin_deny`, it ignores `dev-guard`'s Deny.
-fn tiered_rules(kubelet: &FakeKubelet, admin_deny: bool) -> String {
-    let subnet = |namespace| kubelet.subnet(namespace);
-    let (prod, dev, kube_system) = (subnet("prod"), subnet("dev"), subnet("kube-system"));
-    let deny_kube_system = format!("ip saddr {kube_system} ip daddr {dev} drop");
-    let rules = [
-        if admin_deny { deny_kube_system.as_str() } else { "" },
-        &format!("ip saddr {prod} ip daddr {dev} drop"),
-        &format!("ip saddr {kube_system} ip daddr {prod} tcp dport 8080 accept"),
-        &format!("ip saddr {dev} ip daddr {prod} tcp dport 8080 accept"),
-        &format!("ip daddr {prod} drop"),
-    ];
-    forward_rules(kubelet, &rules.join("\n    "))
-}
-
-/// A bed with the network-policy-api CRDs and [`CLUSTER_POLICIES`], its network enforcing
+/// A bed with the network-policy-api CRDs and `CLUSTER_POLICIES`, its network enforcing
 /// them (the Admin Deny only if `admin_deny`); the run's record.
 async fn run_with_tiers(test: &str, admin_deny: bool) -> Option<Ran> {
     let bed = Bed::new(test, None).await?;

@@ -1,7 +1,8 @@
 //! `netcanary serve` end to end, on the bed of `tests/common/bed.rs` (real binary, real
 //! kube-apiserver, fake kubelet over network namespaces): its endpoints, the DESIGN metrics
-//! after a run, how they follow the network when it stops enforcing policy, and a clean
-//! SIGTERM in the middle of a run.
+//! after a run, how they follow the network when it stops enforcing policy, a clean
+//! SIGTERM in the middle of a run, and cluster policies whose CRDs are installed while it
+//! serves.
 //!
 //! Needs root, network namespaces and the kube-apiserver fixture: see
 //! `tests/common/netns.rs` and `tests/common/kube_fixture.rs` for how a test skips or fails
@@ -16,7 +17,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::bed::{Bed, MANAGED, enforcing_rules, free_address};
+use common::bed::{
+    Bed, CLUSTER_POLICIES, MANAGED, apply, enforcing_rules, free_address, install_cluster_policy_crds, tiered_rules,
+};
 
 /// How long a scheduled run may take to show in the metrics (runs every 3 s, each a few).
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -174,4 +177,45 @@ async fn serve_exposes_metrics_follows_the_network_and_stops_cleanly() {
     assert_eq!(status.code(), Some(0), "serve's exit after SIGTERM: {status}\n{}", serve.log());
     assert!(!serve.log().contains("panicked"), "{}", serve.log());
     bed.assert_no_pods(MANAGED, &format!("serve's log:\n{}", serve.log())).await;
+}
+
+/// Without the network-policy-api CRDs serve runs as usual; once they are installed and a
+/// ClusterNetworkPolicy denies kube-system → dev (`CLUSTER_POLICIES` in tests/common/bed.rs),
+/// a network that ignores that Deny shows as unexpected allows into dev, from kube-system.
+#[tokio::test]
+async fn serve_reads_cluster_policies_installed_while_it_runs() {
+    let Some(bed) = Bed::new("serve_reads_cluster_policies_installed_while_it_runs", None).await else {
+        return;
+    };
+    bed.kubelet.net().nft_hub(&enforcing_rules(&bed.kubelet));
+    let mut serve = Serve::start(&bed);
+    let metrics = serve
+        .wait_for("/metrics", RUN_TIMEOUT, |_, body| gauge(body, "netcanary_run_timestamp_seconds").is_some())
+        .await;
+    assert_eq!(gauge(&metrics, "netcanary_run_success"), Some(1.0), "{metrics}\n{}", serve.log());
+    assert!(samples(&metrics, "netcanary_mismatch").is_empty(), "{metrics}");
+
+    install_cluster_policy_crds(&bed.client).await;
+    apply(&bed.client, CLUSTER_POLICIES).await;
+    {
+        let net = bed.kubelet.net();
+        net.nft_flush_hub();
+        net.nft_hub(&tiered_rules(&bed.kubelet, false));
+    }
+    let kube_system_to_dev = |labels: &str| {
+        labels.contains("kind=\"unexpected_allow\"")
+            && labels.contains("src_namespace=\"kube-system\"")
+            && labels.contains("dst_namespace=\"dev\"")
+    };
+    // Runs while the network and the policies change may see other mismatches: wait for one
+    // with this one alone.
+    let metrics = serve
+        .wait_for("/metrics", RUN_TIMEOUT, |_, body| {
+            let mismatches = samples(body, "netcanary_mismatch");
+            mismatches.iter().any(|(labels, v)| kube_system_to_dev(labels) && *v == 1.0)
+                && mismatches.iter().all(|(labels, v)| *v == 0.0 || kube_system_to_dev(labels))
+        })
+        .await;
+    assert_eq!(gauge(&metrics, "netcanary_enforcement_canary"), Some(1.0), "{metrics}");
+    assert!(serve.log().contains("served: watching it"), "{}", serve.log());
 }

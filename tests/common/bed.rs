@@ -91,8 +91,77 @@ pub fn canary_only_rules(kubelet: &FakeKubelet) -> String {
     forward_rules(kubelet, "")
 }
 
+/// The cluster policy tiers on top of the bed's NetworkPolicies (all ClusterNetworkPolicy
+/// v1alpha2, validated by the real CRDs of `tests/crds/`):
+/// - Admin `dev-guard` (priority 10), for dev's pods: denies ingress from kube-system
+///   (`deny-kube-system`), passes ingress from prod on to the next tiers (`pass-prod`);
+/// - Admin `api-from-kube-system` (priority 20), for prod's app=api: accepts kube-system on
+///   8080/TCP (`accept-kube-system`), which prod's NetworkPolicies alone deny;
+/// - Baseline `dev-baseline`, for dev's pods: denies ingress from prod (`deny-prod`), which
+///   decides since no NetworkPolicy isolates dev.
+pub const CLUSTER_POLICIES: &str = r#"
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: dev-guard}
+spec:
+  tier: Admin
+  priority: 10
+  subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: dev}}}
+  ingress:
+    - name: deny-kube-system
+      action: Deny
+      from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: kube-system}}}]
+    - name: pass-prod
+      action: Pass
+      from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: prod}}}]
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: api-from-kube-system}
+spec:
+  tier: Admin
+  priority: 20
+  subject:
+    pods:
+      namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: prod}}
+      podSelector: {matchLabels: {app: api}}
+  ingress:
+    - name: accept-kube-system
+      action: Accept
+      from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: kube-system}}}]
+      protocols: [{tcp: {destinationPort: {number: 8080}}}]
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: dev-baseline}
+spec:
+  tier: Baseline
+  priority: 0
+  subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: dev}}}
+  ingress:
+    - name: deny-prod
+      action: Deny
+      from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: prod}}}]
+"#;
+
+/// A CNI that enforces the bed's NetworkPolicies and [`CLUSTER_POLICIES`], written by hand
+/// in tier order, by subnet; without `admin_deny`, it ignores `dev-guard`'s Deny.
+pub fn tiered_rules(kubelet: &FakeKubelet, admin_deny: bool) -> String {
+    let subnet = |namespace| kubelet.subnet(namespace);
+    let (prod, dev, kube_system) = (subnet("prod"), subnet("dev"), subnet("kube-system"));
+    let deny_kube_system = format!("ip saddr {kube_system} ip daddr {dev} drop");
+    let rules = [
+        if admin_deny { deny_kube_system.as_str() } else { "" },
+        &format!("ip saddr {prod} ip daddr {dev} drop"),
+        &format!("ip saddr {kube_system} ip daddr {prod} tcp dport 8080 accept"),
+        &format!("ip saddr {dev} ip daddr {prod} tcp dport 8080 accept"),
+        &format!("ip daddr {prod} drop"),
+    ];
+    forward_rules(kubelet, &rules.join("\n    "))
+}
+
 /// A forward chain that isolates netcanary's probe pods, then applies `rules`.
-pub fn forward_rules(kubelet: &FakeKubelet, rules: &str) -> String {
+fn forward_rules(kubelet: &FakeKubelet, rules: &str) -> String {
     let canary = kubelet.subnet("netcanary");
     format!(
         "table inet netcanary_e2e {{
