@@ -194,6 +194,7 @@ impl<S: SnapshotSource> Run<'_, S> {
         let snapshot = self.source.snapshot(&self.options.dns).await?;
         self.timings.snapshot_seconds = phase.elapsed().as_secs_f64();
         self.facts = Some(snapshot.facts());
+        self.warnings.extend(snapshot.warnings.iter().cloned());
         let phase = Instant::now();
         let mut plan = plan(&snapshot, self.options);
         self.timings.plan_seconds = phase.elapsed().as_secs_f64();

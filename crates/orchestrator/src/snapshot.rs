@@ -50,19 +50,16 @@ pub struct Snapshot {
     /// does not evaluate (`3 ClusterNetworkPolicy`, `1 CiliumNetworkPolicy`): they can
     /// decide any pair, whatever NetworkPolicy says.
     pub unmodelled: Vec<String>,
-    /// What limits the verdicts without making any unreadable: both generations of cluster
-    /// policies present, whose relative order no API defines.
+    /// What the run record's warnings say of the snapshot without it making the run
+    /// unverified: cluster policies of both generations, whose relative order no API
+    /// defines (a tie across them is inconclusive anyway).
     pub warnings: Vec<String>,
 }
 
 impl Snapshot {
     /// What the snapshot could not model, for the comparator.
     pub fn facts(&self) -> SnapshotFacts {
-        SnapshotFacts {
-            unreadable: self.unreadable.clone(),
-            unevaluated: self.unmodelled.clone(),
-            warnings: self.warnings.clone(),
-        }
+        SnapshotFacts { unreadable: self.unreadable.clone(), unevaluated: self.unmodelled.clone() }
     }
 }
 

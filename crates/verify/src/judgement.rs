@@ -33,8 +33,6 @@ pub struct SnapshotFacts {
     /// Kinds in the cluster that decide reachability and that netcanary does not evaluate,
     /// as people name them (`2 CiliumNetworkPolicy`).
     pub unevaluated: Vec<String>,
-    /// What else limits the verdicts, in words (cluster policies of both generations).
-    pub warnings: Vec<String>,
 }
 
 /// One round's answer for a probe.
@@ -150,7 +148,7 @@ fn facts_problems(facts: &SnapshotFacts) -> Vec<String> {
     });
     let unreadable =
         facts.unreadable.iter().map(|u| format!("{} cannot be read and was skipped: {}", u.object, u.reason));
-    unevaluated.into_iter().chain(unreadable).chain(facts.warnings.iter().cloned()).collect()
+    unevaluated.into_iter().chain(unreadable).collect()
 }
 
 fn probe_record(evidence: &Evidence, p: usize, verdict: Option<&Verdict>, unreadable: &BTreeSet<&str>) -> ProbeRecord {

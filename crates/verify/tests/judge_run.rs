@@ -508,7 +508,6 @@ fn a_cluster_scoped_object_not_read_leaves_every_probe_inconclusive() {
             namespace: String::new(),
             reason: "the API server refused to list them: forbidden".into(),
         }],
-        warnings: vec!["both policy.networking.k8s.io/v1alpha1 and v1alpha2 policies are present".into()],
         ..SnapshotFacts::default()
     };
     let judgement = Scenario { facts, ..Scenario::agreeing() }.judge();
@@ -523,9 +522,6 @@ fn a_cluster_scoped_object_not_read_leaves_every_probe_inconclusive() {
     );
     assert_eq!(
         judgement.problems,
-        [
-            "every ClusterNetworkPolicy cannot be read and was skipped: the API server refused to list them: forbidden",
-            "both policy.networking.k8s.io/v1alpha1 and v1alpha2 policies are present"
-        ]
+        ["every ClusterNetworkPolicy cannot be read and was skipped: the API server refused to list them: forbidden"]
     );
 }
