@@ -18,6 +18,7 @@ use common::bed::{
 };
 use common::kubelet::PodFilter;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::ResourceExt;
 use kube::api::Api;
 use netcanary_verify::{Canary, Expectation, Outcome, ProbeRecord, RunRecord};
@@ -442,4 +443,34 @@ async fn an_admin_deny_not_enforced_fails_on_exactly_its_cells() {
     });
     assert_eq!(ran.record.canary, Canary::Enforced);
     assert_eq!(ran.code, 1, "{}", ran.stderr);
+}
+
+/// A cluster whose RBAC keeps netcanary from listing the cluster policy kinds: any of those
+/// policies could decide any pair, so every probe is inconclusive and the record says why.
+#[tokio::test]
+async fn cluster_policies_netcanary_may_not_list_leave_every_probe_inconclusive() {
+    let Some(bed) = Bed::new("cluster_policies_netcanary_may_not_list_leave_every_probe_inconclusive", None).await
+    else {
+        return;
+    };
+    install_cluster_policy_crds(&bed.client).await;
+    let roles: Api<ClusterRole> = Api::all(bed.client.clone());
+    let mut role = roles.get("netcanary").await.expect("netcanary's ClusterRole");
+    let rules = role.rules.as_mut().expect("rules");
+    rules.retain(|rule| !rule.api_groups.iter().flatten().any(|group| group == "policy.networking.k8s.io"));
+    roles.replace("netcanary", &Default::default(), &role).await.expect("narrow the ClusterRole");
+    bed.kubelet.net().nft_hub(&enforcing_rules(&bed.kubelet));
+    let ran = bed.run().await;
+    assert!(!ran.record.probes.is_empty(), "{}", summary(&ran.record));
+    assert!(
+        ran.record.probes.iter().all(|p| p.outcome == Outcome::Inconclusive
+            && p.detail.as_deref() == Some("a cluster-scoped policy or Node could not be read")),
+        "{}",
+        summary(&ran.record)
+    );
+    for kind in ["ClusterNetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy"] {
+        let refused = format!("every {kind} cannot be read and was skipped: the API server refused to list them: ");
+        assert!(ran.record.problems.iter().any(|p| p.starts_with(&refused)), "{kind}: {:?}", ran.record.problems);
+    }
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
 }
