@@ -1,8 +1,8 @@
 //! The orchestrator: the only part of netcanary that talks to the Kubernetes API.
 //!
 //! # Layout
-//! - [`snapshot`]: what policy evaluation needs from the cluster, read with paging and
-//!   converted by `netcanary-objects`.
+//! - [`snapshot`]: what policy evaluation needs from the cluster (the cluster policy tiers
+//!   where their CRDs are served), read with paging and converted by `netcanary-objects`.
 //! - [`pods`]: the probe and target pods, built to the safety rules.
 //! - [`fence`]: the admission policy that keeps netcanary to those pods, and the run's check
 //!   that it is in place.
@@ -10,7 +10,8 @@
 //!   results are the comparator's (`netcanary-verify`).
 //! - [`schedule`]: `serve`'s runs on a schedule until told to stop.
 //! - [`record`]: the `NetcanaryRun` record and Events.
-//! - [`watch`]: watch caches that keep `serve`'s snapshot current.
+//! - [`watch`]: watch caches that keep `serve`'s snapshot current (a cluster policy kind's
+//!   from the first run that finds it served).
 //! - [`retry`]: backoff for API calls that can succeed a moment later.
 //! - [`error`]: one error type with bounded metric labels.
 

@@ -170,16 +170,33 @@ pub async fn read_nodes(client: &Client, snapshot: &mut Snapshot) -> Result<(), 
 }
 
 fn add_node(snapshot: &mut Snapshot, node: Node) {
-    let mut problems = Problems::default();
     let name = format!("Node {}", node.metadata.name.clone().unwrap_or_default());
-    let converted = serde_json::to_value(&node)
-        .map_err(|e| problems.error("", format!("cannot be read as JSON: {e}")))
-        .ok()
-        .and_then(|value| cluster_policy::node(&value, &mut problems));
-    match converted {
-        Some(node) => snapshot.cluster.add_node(node),
-        None => record_problems(snapshot, name, String::new(), &problems),
+    if let Some(node) = from_json(snapshot, name, &node, cluster_policy::node) {
+        snapshot.cluster.add_node(node);
     }
+}
+
+/// Converts a cluster-scoped object with a converter of the objects crate that reads JSON
+/// (no typed API exists for the cluster policy CRDs); one it cannot read is recorded as
+/// unreadable, under `name`.
+fn from_json<T>(
+    snapshot: &mut Snapshot,
+    name: String,
+    object: &impl serde::Serialize,
+    convert: impl FnOnce(&serde_json::Value, &mut Problems) -> Option<T>,
+) -> Option<T> {
+    let mut problems = Problems::default();
+    let converted = match serde_json::to_value(object) {
+        Ok(value) => convert(&value, &mut problems),
+        Err(e) => {
+            problems.error("", format!("cannot be read as JSON: {e}"));
+            None
+        }
+    };
+    if converted.is_none() {
+        record_problems(snapshot, name, String::new(), &problems);
+    }
+    converted
 }
 
 /// A cluster-scoped kind the API server refused to list (`Some` reason): any of its
@@ -249,15 +266,11 @@ impl Builder {
     }
 
     fn cluster_policy(&mut self, kind: ClusterPolicyKind, object: DynamicObject) {
-        let mut problems = Problems::default();
         let name = format!("{} {}", kind.as_str(), object.metadata.name.clone().unwrap_or_default());
-        let converted = serde_json::to_value(&object)
-            .map_err(|e| problems.error("", format!("cannot be read as JSON: {e}")))
-            .ok()
-            .and_then(|value| cluster_policy::cluster_policy(kind, &value, &mut problems));
-        match converted {
-            Some(policy) => self.snapshot.cluster.add_cluster_policy(policy),
-            None => record_problems(&mut self.snapshot, name, String::new(), &problems),
+        let convert =
+            |value: &serde_json::Value, problems: &mut Problems| cluster_policy::cluster_policy(kind, value, problems);
+        if let Some(policy) = from_json(&mut self.snapshot, name, &object, convert) {
+            self.snapshot.cluster.add_cluster_policy(policy);
         }
     }
 
