@@ -325,8 +325,9 @@ fn dns_is_expected_of_the_real_dns_pods_and_their_probe_pod_of_its_own_labels() 
 ///   NetworkPolicy alone would deny;
 /// - Admin `prod-to-dev` passes prod → dev on to the NetworkPolicy tier (nothing isolates
 ///   dev), then Baseline `dev-floor` denies it;
-/// - `ops-out`'s second rule names a namespace that does not exist, and `dev-floor`'s egress
-///   rule names domains only: no probe can exercise either.
+/// - `ops-out`'s second rule names a namespace that does not exist, `dev-floor`'s egress
+///   rule names domains only, and Baseline `prod-floor`'s Pass from ops is never consulted
+///   (the Admin Deny decides first): no probe can exercise any of them.
 const TIERS: &str = r#"
 apiVersion: v1
 kind: Namespace
@@ -404,6 +405,15 @@ spec:
   subject: {namespaces: {matchLabels: {env: dev}}}
   ingress: [{action: Deny, from: [{namespaces: {matchLabels: {env: prod}}}]}]
   egress: [{action: Accept, to: [{domainNames: [example.com]}]}]
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: prod-floor}
+spec:
+  tier: Baseline
+  priority: 5
+  subject: {namespaces: {matchLabels: {env: prod}}}
+  ingress: [{action: Pass, from: [{namespaces: {matchLabels: {env: ops}}}]}]
 "#;
 
 #[test]
@@ -439,10 +449,12 @@ fn cluster_policy_rules_get_witnesses_counted_in_coverage() {
         uncovered[&cnp("dev-floor", Direction::Egress, 0)].contains("no probed pod pair reaches it"),
         "{uncovered:#?}"
     );
-    // 0 NetworkPolicy rules (default-deny has none) + 6 cluster policy rules.
-    assert_eq!(plan.coverage.rules, 6);
+    let never_consulted = &uncovered[&cnp("prod-floor", Direction::Ingress, 0)];
+    assert!(never_consulted.contains("an earlier rule or tier decides every match"), "{never_consulted}");
+    // 0 NetworkPolicy rules (default-deny has none) + 7 cluster policy rules.
+    assert_eq!(plan.coverage.rules, 7);
     assert_eq!(plan.coverage.covered.len(), 4, "{:#?}", plan.coverage);
-    assert_eq!(uncovered.len(), 2);
+    assert_eq!(uncovered.len(), 3);
     // The probe pods carry what the subjects and peers select: app=db, app=api.
     let labels = |stands_for: &str| plan.mirrors.iter().find(|m| m.stands_for == stands_for).map(|m| m.labels.clone());
     assert_eq!(labels("prod/db-0").and_then(|l| l.get("app").cloned()).as_deref(), Some("db"));

@@ -174,6 +174,15 @@ impl DirectionVerdict {
         self.notes.iter().map(|note| note.describe(self.direction, own, far)).collect()
     }
 
+    /// The cluster tiers of [`steps`](Self::steps) that were really consulted: Admin
+    /// always, Baseline only when neither Admin decided nor a NetworkPolicy isolates (the
+    /// decision is then Baseline's or the default). A Baseline rule that matches where
+    /// Baseline was not consulted decided nothing and was not walked through.
+    pub fn consulted_steps(&self) -> impl Iterator<Item = &TierStep> {
+        let baseline_consulted = matches!(self.decision.tier, Tier::Baseline | Tier::Default);
+        self.steps.iter().filter(move |step| step.tier == Tier::Admin || baseline_consulted)
+    }
+
     pub(crate) fn by_default(direction: Direction, note: Option<Note>) -> Self {
         Self {
             direction,

@@ -249,7 +249,7 @@ fn not_known(verdict: &Verdict) -> Option<String> {
 fn because(verdict: &Verdict) -> String {
     let sides = [&verdict.egress, &verdict.ingress];
     let passed = sides.into_iter().flat_map(|side| {
-        side.steps.iter().filter_map(move |step| {
+        side.consulted_steps().filter_map(move |step| {
             let hit = step.hit.as_ref().filter(|hit| hit.action == Action::Pass)?;
             Some(format!("{} passed on by {} tier {} (Pass)", side.direction, step.tier.as_str(), hit.rule))
         })

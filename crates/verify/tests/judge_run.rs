@@ -428,7 +428,8 @@ fn cluster_policy_tiers_decide_expectations_and_say_which_rule() {
             "a Pass hands over to the NetworkPolicy, which isolates; Baseline is not consulted",
             vec![
                 admin("hand-over", 10, vec![from_app("pass-cron", Action::Pass, "cron")]),
-                baseline("default", vec![from_app("accept-cron", Action::Accept, "cron")]),
+                baseline("default", vec![from_app("pass-cron", Action::Pass, "cron")]),
+                baseline("later", vec![from_app("accept-cron", Action::Accept, "cron")]),
             ],
             CRON_TO_WEB,
             Timeout,

@@ -23,7 +23,7 @@ fn exercised(verdict: &Verdict) -> Vec<RuleRef> {
     }
     let mut rules = Vec::new();
     for side in [&verdict.egress, &verdict.ingress] {
-        for step in &side.steps {
+        for step in side.consulted_steps() {
             let Some(hit) = &step.hit else { continue };
             let decided = side.decision.tier == step.tier;
             let counts = match hit.action {
