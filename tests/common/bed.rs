@@ -91,14 +91,15 @@ pub fn canary_only_rules(kubelet: &FakeKubelet) -> String {
     forward_rules(kubelet, "")
 }
 
-/// The cluster policy tiers on top of the bed's NetworkPolicies (all ClusterNetworkPolicy
-/// v1alpha2, validated by the real CRDs of `tests/crds/`):
-/// - Admin `dev-guard` (priority 10), for dev's pods: denies ingress from kube-system
-///   (`deny-kube-system`), passes ingress from prod on to the next tiers (`pass-prod`);
-/// - Admin `api-from-kube-system` (priority 20), for prod's app=api: accepts kube-system on
-///   8080/TCP (`accept-kube-system`), which prod's NetworkPolicies alone deny;
-/// - Baseline `dev-baseline`, for dev's pods: denies ingress from prod (`deny-prod`), which
-///   decides since no NetworkPolicy isolates dev.
+/// The cluster policy tiers on top of the bed's NetworkPolicies, of all three kinds (both
+/// generations, on one priority scale), validated by the real CRDs of `tests/crds/`:
+/// - ClusterNetworkPolicy `dev-guard` (Admin, priority 10), for dev's pods: denies ingress
+///   from kube-system (`deny-kube-system`), passes ingress from prod on to the next tiers
+///   (`pass-prod`);
+/// - AdminNetworkPolicy `api-from-kube-system` (priority 20), for prod's app=api: allows
+///   kube-system on 8080/TCP (`accept-kube-system`), which prod's NetworkPolicies alone deny;
+/// - BaselineAdminNetworkPolicy `default`, for dev's pods: denies ingress from prod
+///   (`deny-prod`), which decides since no NetworkPolicy isolates dev.
 pub const CLUSTER_POLICIES: &str = r#"
 apiVersion: policy.networking.k8s.io/v1alpha2
 kind: ClusterNetworkPolicy
@@ -115,11 +116,10 @@ spec:
       action: Pass
       from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: prod}}}]
 ---
-apiVersion: policy.networking.k8s.io/v1alpha2
-kind: ClusterNetworkPolicy
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
 metadata: {name: api-from-kube-system}
 spec:
-  tier: Admin
   priority: 20
   subject:
     pods:
@@ -127,16 +127,14 @@ spec:
       podSelector: {matchLabels: {app: api}}
   ingress:
     - name: accept-kube-system
-      action: Accept
+      action: Allow
       from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: kube-system}}}]
-      protocols: [{tcp: {destinationPort: {number: 8080}}}]
+      ports: [{portNumber: {protocol: TCP, port: 8080}}]
 ---
-apiVersion: policy.networking.k8s.io/v1alpha2
-kind: ClusterNetworkPolicy
-metadata: {name: dev-baseline}
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: BaselineAdminNetworkPolicy
+metadata: {name: default}
 spec:
-  tier: Baseline
-  priority: 0
   subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: dev}}}
   ingress:
     - name: deny-prod
