@@ -484,3 +484,60 @@ async fn cluster_policies_netcanary_may_not_list_leave_every_probe_inconclusive(
     }
     assert_eq!(ran.code, 2, "{}", ran.stderr);
 }
+
+/// dev's egress is decided by a rule naming domains, then a Deny: whether a name resolves to
+/// the far end no cluster object says.
+const DOMAIN_POLICY: &str = r#"
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: dev-egress}
+spec:
+  tier: Admin
+  priority: 10
+  subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: dev}}}
+  egress:
+    - {name: to-example, action: Accept, to: [{domainNames: [example.com]}]}
+    - {name: deny-rest, action: Deny, to: [{namespaces: {}}]}
+"#;
+
+/// Where a rule naming domains could decide, the expectation is `unknown` and the probe
+/// inconclusive, whatever the network does: every probe from dev that the far side admits.
+/// Where the far side denies anyway (prod's ingress on 9000/UDP), the answer is known, and
+/// everything else is judged as usual.
+#[tokio::test]
+async fn cluster_policy_answers_not_known_from_cluster_objects_are_inconclusive() {
+    let Some(bed) = Bed::new("cluster_policy_answers_not_known_from_cluster_objects_are_inconclusive", None).await
+    else {
+        return;
+    };
+    install_cluster_policy_crds(&bed.client).await;
+    apply(&bed.client, DOMAIN_POLICY).await;
+    bed.kubelet.net().nft_hub(&enforcing_rules(&bed.kubelet));
+    let ran = bed.run().await;
+    let from_dev = |p: &ProbeRecord| p.source.namespace == "dev";
+    assert!(ran.record.probes.iter().any(from_dev), "no probe from dev:\n{}", summary(&ran.record));
+    let wrong: Vec<String> = ran
+        .record
+        .probes
+        .iter()
+        .filter(|p| {
+            if from_dev(p) && policy_says(p) == Expectation::Allow {
+                let detail = p.detail.as_deref().unwrap_or_default();
+                (p.expected, p.outcome) != (Expectation::Unknown, Outcome::Inconclusive)
+                    || !detail.contains(r#"ClusterNetworkPolicy/dev-egress egress "to-example" names domains"#)
+            } else {
+                (p.expected, p.outcome) != (policy_says(p), Outcome::Pass)
+            }
+        })
+        .map(|p| format!("  {} -> {} {}/{}: {:?}", p.source, p.destination, p.port, p.protocol, p))
+        .collect();
+    assert!(wrong.is_empty(), "wrong:\n{}\nrun:\n{}", wrong.join("\n"), summary(&ran.record));
+    let known_deny = ran.record.probes.iter().find(|p| from_dev(p) && p.port == 9000);
+    assert_eq!(
+        known_deny.map(|p| p.expected_because.as_str()),
+        Some("ingress isolated by prod/api-from-dev, prod/default-deny-ingress and no rule allows it"),
+        "{}",
+        summary(&ran.record)
+    );
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+}

@@ -266,7 +266,9 @@ fn because(verdict: &Verdict) -> String {
         let said: Vec<String> = tiered.into_iter().chain(by_rules).collect();
         if said.is_empty() { "no policy isolates either side".into() } else { said.join("; ") }
     } else {
-        match verdict.denied_by() {
+        // A side whose denial is known explains it better than one a domain name may change.
+        let known = sides.into_iter().find(|side| !side.allowed && side.unknown.is_none());
+        match known.or(verdict.denied_by()) {
             Some(side) => cluster_decision(side).unwrap_or_else(|| {
                 format!("{} isolated by {} and no rule allows it", side.direction, side.policies.join(", "))
             }),
