@@ -15,14 +15,15 @@ use crate::plan::Purpose;
 /// The cluster policy rules a verdict exercises: every Pass rule it walks through, and the
 /// Accept or Deny rule that decided a direction (an Accept only when the whole connection
 /// is allowed). None when policy's answer is not known (a rule naming domains, or equal
-/// priorities that disagree): such a probe proves nothing about any rule.
+/// priorities that disagree): such a probe proves nothing about any rule; nor does a side
+/// whose answer a domain name may change, though the other side's denial is known.
 fn exercised(verdict: &Verdict) -> Vec<RuleRef> {
     let tie = verdict.egress.tie.is_some() || verdict.ingress.tie.is_some();
     if verdict.unknown().is_some() || tie {
         return Vec::new();
     }
     let mut rules = Vec::new();
-    for side in [&verdict.egress, &verdict.ingress] {
+    for side in [&verdict.egress, &verdict.ingress].into_iter().filter(|side| side.unknown.is_none()) {
         for step in side.consulted_steps() {
             let Some(hit) = &step.hit else { continue };
             let decided = side.decision.tier == step.tier;
