@@ -461,3 +461,51 @@ fn cluster_policy_rules_get_witnesses_counted_in_coverage() {
     assert_eq!(labels("dev/api-0").and_then(|l| l.get("app").cloned()).as_deref(), Some("api"));
     assert!(labels("prod/db-0").is_some_and(|l| !l.contains_key("tier")), "no selector reads tier");
 }
+
+/// a's egress may go to a domain before it denies b: whether it is denied is not known,
+/// though b's own isolation denies a → b anyway. That probe proves b isolated, not the
+/// Deny rule: the rule stays uncovered.
+#[test]
+fn a_cluster_rule_a_domain_name_may_override_is_not_exercised() {
+    let cluster = load(
+        "domains.yaml",
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: x, namespace: a, labels: {app: x}}
+spec: {containers: [{name: x, image: x, ports: [{containerPort: 80}]}]}
+status: {podIP: 10.0.1.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: y, namespace: b, labels: {app: y}}
+spec: {containers: [{name: y, image: y, ports: [{containerPort: 80}]}]}
+status: {podIP: 10.0.2.1}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-in, namespace: b}
+spec: {podSelector: {}, policyTypes: [Ingress]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: a-out}
+spec:
+  tier: Admin
+  priority: 1
+  subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: a}}}
+  egress:
+    - {action: Accept, to: [{domainNames: [example.com]}]}
+    - {action: Deny, to: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: b}}}]}
+"#,
+    );
+    let plan = plan(&cluster, &Options::default());
+    assert!(
+        (0..plan.probes.len()).any(|i| describe(&plan, i) == "a/x -> b/y 80/TCP"),
+        "the denied probe into b is planned: {:#?}",
+        plan.probes
+    );
+    let deny = rule("ClusterNetworkPolicy/a-out", Direction::Egress, 1);
+    assert!(!plan.coverage.covered.contains(&deny), "{:#?}", plan.coverage);
+    assert!(plan.coverage.uncovered.contains_key(&deny), "{:#?}", plan.coverage.uncovered);
+}
