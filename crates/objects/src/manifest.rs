@@ -482,7 +482,7 @@ struct ObjectContext<'a> {
 }
 
 /// Deserializes a typed object, reporting a failure with the path of the offending field.
-fn typed<T: DeserializeOwned>(value: Value, problems: &mut Problems) -> Option<T> {
+pub(crate) fn typed<T: DeserializeOwned>(value: Value, problems: &mut Problems) -> Option<T> {
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(object) => Some(object),
         Err(e) => {
@@ -499,7 +499,7 @@ fn typed<T: DeserializeOwned>(value: Value, problems: &mut Problems) -> Option<T
     }
 }
 
-fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+pub(crate) fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     if !path.is_dir() {
         // Read explicitly named files whatever their extension; report missing ones.
         std::fs::metadata(path)?;
