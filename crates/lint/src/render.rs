@@ -49,8 +49,14 @@ pub fn text(findings: &[Finding]) -> String {
         let indent = 2 + 7 + 2 + f.rule.len() + 2;
         let dim = Style::new().dimmed();
         let _ = writeln!(out, "{:indent$}{dim}fix: {}{dim:#}", "", f.fix);
-        if let Some(file) = &f.file {
-            let _ = writeln!(out, "{:indent$}{dim}in {file}{dim:#}", "");
+        match (&f.file, f.line) {
+            (Some(file), Some(line)) => {
+                let _ = writeln!(out, "{:indent$}{dim}in {file}:{line}{dim:#}", "");
+            }
+            (Some(file), None) => {
+                let _ = writeln!(out, "{:indent$}{dim}in {file}{dim:#}", "");
+            }
+            (None, _) => {}
         }
     }
     let count = |level| findings.iter().filter(|f| f.severity == level).count();

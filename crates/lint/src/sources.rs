@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::Finding;
+use crate::lines::FileLines;
+
 /// The annotation that switches rules off for an object, or for a whole namespace when on
 /// the Namespace: a comma-separated list of rule ids.
 pub const DISABLE_ANNOTATION: &str = "netcanary.io/lint-disable";
@@ -25,11 +28,13 @@ struct Source {
 pub struct Sources {
     objects: HashMap<(String, String, String), Source>,
     default_namespace: String,
+    /// Each file's text, parsed again for positions only where there are findings.
+    texts: HashMap<String, String>,
 }
 
 impl Sources {
     pub fn new(default_namespace: &str) -> Self {
-        Self { objects: HashMap::new(), default_namespace: default_namespace.to_string() }
+        Self { objects: HashMap::new(), default_namespace: default_namespace.to_string(), texts: HashMap::new() }
     }
 
     /// Reads the same files as [`netcanary_objects::load_paths`]: every `.yaml`, `.yml` and
@@ -50,6 +55,7 @@ impl Sources {
 
     /// Reads one file's text; `file` names it in findings.
     pub fn read_str(&mut self, file: &str, text: &str) {
+        self.texts.insert(file.to_string(), text.to_string());
         if file.ends_with(".json") {
             if let Ok(value) = serde_json::from_str::<Value>(text) {
                 self.value(file, value);
@@ -100,6 +106,18 @@ impl Sources {
     /// The file an object was read from.
     pub fn file_of(&self, kind: &str, namespace: &str, name: &str) -> Option<&str> {
         self.get(kind, namespace, name).map(|s| s.file.as_str())
+    }
+
+    /// Sets each finding's line: its field's in the file its object was read from.
+    pub fn locate(&self, findings: &mut [Finding]) {
+        let mut files: HashMap<&str, FileLines> = HashMap::new();
+        for finding in findings {
+            let Some(file) = finding.file.as_deref() else { continue };
+            let Some(text) = self.texts.get(file) else { continue };
+            let lines = files.entry(file).or_insert_with_key(|_| FileLines::parse(text, &self.default_namespace));
+            let namespace = finding.namespace.as_deref().unwrap_or(&finding.name);
+            finding.line = lines.line(&finding.kind, namespace, &finding.name, finding.field.as_deref());
+        }
     }
 
     /// Whether the object or its namespace switches `rule` off.

@@ -7,7 +7,7 @@ use netcanary_lint::{Finding, Level, RULES};
 use serde_json::Value;
 
 fn findings() -> Vec<Finding> {
-    let finding = |rule, severity, file: Option<&str>| Finding {
+    let finding = |rule, severity, file: Option<&str>, line| Finding {
         rule,
         severity,
         namespace: Some("dev".into()),
@@ -15,14 +15,14 @@ fn findings() -> Vec<Finding> {
         name: "p".into(),
         field: Some("spec.podSelector".into()),
         file: file.map(str::to_string),
-        line: None,
+        line,
         message: "matches nothing".into(),
         fix: "fix the labels".into(),
     };
     vec![
-        finding("NC004", Level::Warning, Some("dir with space/p.yaml")),
-        finding("NC002", Level::Info, None),
-        finding("NC003", Level::Error, Some("p.yaml")),
+        finding("NC004", Level::Warning, Some("dir with space/p.yaml"), Some(7)),
+        finding("NC002", Level::Info, None, None),
+        finding("NC003", Level::Error, Some("p.yaml"), None),
     ]
 }
 
@@ -35,6 +35,8 @@ fn json_has_every_key() {
     }
     assert_eq!(first["severity"], "warning");
     assert_eq!(doc["findings"][1]["file"], Value::Null);
+    assert_eq!(first["line"], 7);
+    assert_eq!(doc["findings"][1]["line"], Value::Null);
 }
 
 fn required(value: &Value, what: &str, keys: &[&str]) {
@@ -102,6 +104,8 @@ fn sarif_has_the_required_shape() {
     assert_eq!(levels, ["warning", "note", "error"]);
     assert_eq!(results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], "dir%20with%20space/p.yaml");
     assert!(results[1]["locations"][0].get("physicalLocation").is_none(), "no file, no physical location");
+    assert_eq!(results[0]["locations"][0]["physicalLocation"]["region"]["startLine"], 7);
+    assert!(results[2]["locations"][0]["physicalLocation"].get("region").is_none(), "no line, no region");
     check_sarif(&sarif(&[]));
 }
 
@@ -111,5 +115,7 @@ fn text_groups_by_namespace_and_counts() {
     assert!(out.starts_with("\u{1b}[1mdev\u{1b}[0m\n"), "{out}");
     assert!(out.contains("NC004  NetworkPolicy p: spec.podSelector  matches nothing"), "{out}");
     assert!(out.contains("3 finding(s): 1 error(s), 1 warning(s), 1 info"), "{out}");
+    assert!(out.contains("in dir with space/p.yaml:7\u{1b}"), "the line after the file: {out}");
+    assert!(out.contains("in p.yaml\u{1b}"), "no line, the file alone: {out}");
     assert_eq!(text(&[]), "no findings\n");
 }

@@ -384,6 +384,8 @@ impl Loader {
         if let Some((name, labels)) = convert::namespace(&ns, problems) {
             self.note_duplicate(ctx, "Namespace", "", &name, problems);
             self.loaded.cluster.set_namespace(&name, labels);
+            let annotations = convert::kept_annotations(ns.metadata.annotations.as_ref());
+            self.loaded.cluster.set_namespace_annotations(&name, annotations);
         }
     }
 
@@ -448,6 +450,9 @@ impl Loader {
         self.note_duplicate(ctx, &kind, &namespace, &name, problems);
         let mut endpoint = Endpoint::workload(&namespace, &kind, &name, labels).with_ports(ports);
         endpoint.host_network = spec.host_network.unwrap_or(false);
+        endpoint.kubelet_probes = convert::kubelet_probes(&spec);
+        endpoint.annotations =
+            convert::kept_annotations(template.metadata.as_ref().and_then(|m| m.annotations.as_ref()));
         self.loaded.cluster.add_endpoint(endpoint);
     }
 

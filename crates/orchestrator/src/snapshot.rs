@@ -150,6 +150,8 @@ impl Builder {
         let mut problems = Problems::default();
         if let Some((name, labels)) = convert::namespace(&ns, &mut problems) {
             self.snapshot.cluster.set_namespace(&name, labels);
+            let annotations = convert::kept_annotations(ns.metadata.annotations.as_ref());
+            self.snapshot.cluster.set_namespace_annotations(&name, annotations);
         }
     }
 

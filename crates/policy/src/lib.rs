@@ -32,7 +32,10 @@ pub use cluster_policy::{
     Action, ClusterPeer, ClusterPolicy, ClusterPolicyKind, ClusterPort, ClusterRule, ClusterRuleRef, Subject,
 };
 pub use matrix::{Matrix, PolicyIndex};
-pub use model::{Cluster, Direction, Endpoint, EndpointKind, IpBlock, NamespaceScope, Node, Peer, Policy, Rule};
+pub use model::{
+    Cluster, Direction, Endpoint, EndpointKind, IpBlock, KubeletProbe, NamespaceScope, Node, Peer, Policy,
+    ProbeHandler, Rule,
+};
 pub use port::{ContainerPort, PortProto, Protocol};
 pub use selector::{Labels, Selector};
 pub use verdict::{Decision, DirectionVerdict, Note, RuleHit, RuleMiss, RuleRef, Tier, TierStep, Verdict};
