@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - [`mirror`]: which labels a probe pod copies from the workload it stands in for.
-//! - [`select`]: the budgeted choice of probes.
+//! - [`select`]: the budgeted choice of probes, with a probe for every statement of
+//!   declared intent (`select/intent.rs`).
 //! - [`plan`]: what a plan holds, and coverage.
 //! - [`probe_pods`]: the probe pods once they exist, as the engine judges them, and the
 //!   enforcement canary.
@@ -14,6 +15,6 @@ pub mod plan;
 pub mod probe_pods;
 pub mod select;
 
-pub use plan::{Coverage, Destination, Mirror, Plan, PlannedProbe, Purpose};
+pub use plan::{Coverage, Destination, IntentMark, Mirror, Plan, PlannedProbe, Purpose};
 pub use probe_pods::{Placement, ProbePodCluster, add_canary};
 pub use select::{NamespaceFilter, Options, plan};

@@ -17,6 +17,8 @@ use netcanary_policy::{
 use crate::mirror::{mirrored_labels, probe_pod_labels};
 use crate::plan::{Coverage, Destination, Mirror, Plan, PlannedProbe, Purpose};
 
+mod intent;
+
 /// What the planner may do.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -43,6 +45,9 @@ pub struct Options {
     /// (`--to`): what policy says of them is read from `ipBlock`s, and their own servers
     /// answer.
     pub external: Vec<(IpAddr, PortProto)>,
+    /// Statements of declared intent: each gets a probe when some probed pair falls under
+    /// it, and every probe is marked with the statement it falls under.
+    pub intent: Vec<netcanary_policy::intent::Statement>,
 }
 
 /// Which namespaces a run probes: by name, by labels, or both (a namespace must pass each
@@ -76,6 +81,7 @@ impl Default for Options {
             unprobed_namespaces: Vec::new(),
             probed_namespaces: NamespaceFilter::default(),
             external: Vec::new(),
+            intent: Vec::new(),
         }
     }
 }
@@ -86,6 +92,7 @@ pub fn plan(cluster: &Cluster, options: &Options) -> Plan {
     let mut planner = Planner::new(&probed, cluster, options);
     planner.dns();
     planner.external();
+    planner.intent();
     planner.rule_witnesses();
     planner.isolation();
     planner.samples();
@@ -318,6 +325,7 @@ impl<'c> Planner<'c> {
             expected_allowed: verdict.allowed,
             purpose,
             covers,
+            intent: None,
         });
         true
     }
@@ -371,6 +379,7 @@ impl<'c> Planner<'c> {
                     expected_allowed: verdict.allowed,
                     purpose: Purpose::External,
                     covers,
+                    intent: None,
                 });
             }
         }
@@ -536,13 +545,20 @@ impl<'c> Planner<'c> {
     }
 
     fn finish(mut self) -> Plan {
+        let unverified_intent = self.mark_intent();
         if self.budget_exhausted {
             self.notes.push(format!(
                 "the probe budget of {} was reached; raise --max-probes to test more",
                 self.options.max_probes
             ));
         }
-        Plan { mirrors: self.mirrors, probes: self.probes, coverage: self.coverage, notes: self.notes }
+        Plan {
+            mirrors: self.mirrors,
+            probes: self.probes,
+            coverage: self.coverage,
+            notes: self.notes,
+            unverified_intent,
+        }
     }
 }
 

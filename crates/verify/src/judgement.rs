@@ -9,11 +9,12 @@
 use std::collections::BTreeSet;
 
 use netcanary_planner::{Destination, Plan, ProbePodCluster, Purpose};
+use netcanary_policy::intent::Expect;
 use netcanary_policy::{RuleRef, Verdict};
 use netcanary_wire::{Observed, Reachability};
 
-use crate::record::{Canary, Expectation, ProbeRecord, RuleCoverage, WorkloadRef};
-use crate::rounds::{Outcome, judge_rounds};
+use crate::record::{Canary, Expectation, IntentRef, ProbeRecord, RuleCoverage, WorkloadRef};
+use crate::rounds::{Outcome, judge_with_intent};
 
 /// An object the snapshot could not read (and skipped).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,7 +127,8 @@ pub fn judge_run(evidence: &Evidence) -> Judgement {
         }
     }
     let coverage = RuleCoverage { exercised: exercised.len(), ..RuleCoverage::planned(plan) };
-    Judgement { probes, canary: canary_state, coverage: Some(coverage), problems: facts_problems(facts) }
+    let problems = facts_problems(facts).into_iter().chain(plan.unverified_intent.iter().cloned()).collect();
+    Judgement { probes, canary: canary_state, coverage: Some(coverage), problems }
 }
 
 impl RuleCoverage {
@@ -166,13 +168,22 @@ fn probe_record(evidence: &Evidence, p: usize, verdict: Option<&Verdict>, unread
     let touches_unreadable =
         unreadable.contains(source.namespace.as_str()) || unreadable.contains(destination.namespace.as_str());
     let observations: Vec<Observed> = observed.rounds.iter().map(|r| r.observed).collect();
+    let intent_allows = probe.intent.as_ref().map(|mark| mark.expect == Expect::Allow);
     let (outcome, detail) = match (verdict, &observed.unsent) {
         (_, Some(reason)) => (Outcome::Inconclusive, Some(reason.clone())),
         (None, None) => (Outcome::Inconclusive, Some("no expectation: the pods involved never started".to_string())),
         (Some(_), None) if touches_unreadable => {
             (Outcome::Inconclusive, Some("a policy in this namespace pair could not be read".to_string()))
         }
-        (Some(v), None) => match judge_rounds(v.allowed, &observations) {
+        (Some(v), None) => match judge_with_intent(v.allowed, intent_allows, &observations) {
+            // The network did what intent forbids: no policy kind explains that away.
+            Outcome::IntentViolation => (
+                Outcome::IntentViolation,
+                probe.intent.as_ref().map(|mark| {
+                    let did = if mark.expect == Expect::Allow { "refused it" } else { "let it through" };
+                    format!("intent {} says {}, and the network {did}", mark.statement, mark.expect)
+                }),
+            ),
             outcome if outcome.is_mismatch() && !evidence.facts.unevaluated.is_empty() => (
                 Outcome::Inconclusive,
                 Some(format!("{} may decide this pair; not evaluated", evidence.facts.unevaluated.join(", "))),
@@ -197,6 +208,10 @@ fn probe_record(evidence: &Evidence, p: usize, verdict: Option<&Verdict>, unread
         millis: observed.latest().and_then(|r| r.millis),
         outcome,
         detail,
+        intent: probe.intent.as_ref().map(|mark| IntentRef {
+            statement: mark.statement.clone(),
+            expect: Expectation::from_allowed(mark.expect == Expect::Allow),
+        }),
     }
 }
 
@@ -220,6 +235,7 @@ fn purpose(purpose: Purpose) -> &'static str {
         Purpose::Isolation => "isolation",
         Purpose::Sample => "sample",
         Purpose::External => "external",
+        Purpose::Intent => "intent",
     }
 }
 

@@ -22,11 +22,20 @@ pub enum Outcome {
     Converging,
     /// The probe could not run (or its result never came back).
     Inconclusive,
+    /// The network did what declared intent forbids, or refused what it requires, round
+    /// after round, whatever policy says.
+    IntentViolation,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] =
-        [Outcome::Pass, Outcome::UnexpectedAllow, Outcome::UnexpectedDeny, Outcome::Converging, Outcome::Inconclusive];
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Pass,
+        Outcome::UnexpectedAllow,
+        Outcome::UnexpectedDeny,
+        Outcome::Converging,
+        Outcome::Inconclusive,
+        Outcome::IntentViolation,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -35,11 +44,13 @@ impl Outcome {
             Outcome::UnexpectedDeny => "unexpected_deny",
             Outcome::Converging => "converging",
             Outcome::Inconclusive => "inconclusive",
+            Outcome::IntentViolation => "intent_violation",
         }
     }
 
+    /// A disagreement someone must act on: with policy, or with declared intent.
     pub fn is_mismatch(self) -> bool {
-        matches!(self, Outcome::UnexpectedAllow | Outcome::UnexpectedDeny)
+        matches!(self, Outcome::UnexpectedAllow | Outcome::UnexpectedDeny | Outcome::IntentViolation)
     }
 }
 
@@ -74,6 +85,21 @@ pub fn judge_rounds(expected_allowed: bool, rounds: &[Observed]) -> Outcome {
                 Outcome::UnexpectedAllow
             }
         }
+    }
+}
+
+/// Judges a probe against policy and, when it falls under a statement of declared intent
+/// (`intent_allows`), against intent as well: a settled answer that contradicts intent is
+/// an intent violation whatever policy says, and takes the place of the policy outcome
+/// (the record keeps policy's expectation beside it). An inconclusive probe stays
+/// inconclusive, and answers that change between rounds are judged by policy alone.
+pub fn judge_with_intent(expected_allowed: bool, intent_allows: Option<bool>, rounds: &[Observed]) -> Outcome {
+    let policy = judge_rounds(expected_allowed, rounds);
+    match intent_allows.map(|allows| judge_rounds(allows, rounds)) {
+        Some(Outcome::UnexpectedAllow | Outcome::UnexpectedDeny) if policy != Outcome::Inconclusive => {
+            Outcome::IntentViolation
+        }
+        _ => policy,
     }
 }
 
@@ -116,6 +142,32 @@ mod tests {
     #[test]
     fn labels_are_the_metric_vocabulary() {
         let labels: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
-        assert_eq!(labels, ["pass", "unexpected_allow", "unexpected_deny", "converging", "inconclusive"]);
+        assert_eq!(
+            labels,
+            ["pass", "unexpected_allow", "unexpected_deny", "converging", "inconclusive", "intent_violation"]
+        );
+    }
+
+    /// (policy allows, intent allows, rounds, outcome).
+    #[test]
+    fn intent_judgement_table() {
+        let cases: [(bool, Option<bool>, &[Observed], Outcome); 9] = [
+            (true, Some(false), &[Connected], Outcome::IntentViolation),
+            (true, Some(false), &[Refused], Outcome::IntentViolation),
+            (false, Some(false), &[Connected, Connected], Outcome::IntentViolation),
+            (false, Some(true), &[Timeout, Timeout], Outcome::IntentViolation),
+            (false, Some(false), &[Timeout], Outcome::Pass),
+            (true, Some(true), &[Connected], Outcome::Pass),
+            (true, None, &[Connected], Outcome::Pass),
+            (true, Some(false), &[Connected, Error], Outcome::Inconclusive),
+            (false, Some(false), &[Connected, Timeout], Outcome::Pass),
+        ];
+        for (policy, intent, rounds, want) in cases {
+            assert_eq!(
+                judge_with_intent(policy, intent, rounds),
+                want,
+                "policy allows {policy}, intent allows {intent:?}, rounds {rounds:?}"
+            );
+        }
     }
 }
