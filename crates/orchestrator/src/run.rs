@@ -134,14 +134,19 @@ fn wrap_up_timeout() -> Error {
     Error::NoAnswer(WRAP_UP_TIMEOUT.as_secs())
 }
 
-/// Plans a run over a snapshot: the planner, told where cluster DNS is and which Services
-/// publish not-ready addresses.
+/// Plans a run over a snapshot: the planner, told where cluster DNS is, which Services
+/// publish not-ready addresses, and the cluster's intent besides the run's own (an intent
+/// the run was given by file replaces the cluster's object of the same name).
 pub fn plan(snapshot: &Snapshot, options: &RunOptions) -> Plan {
     let mut planner_options = options.planner.clone();
     planner_options.dns_endpoints = dns_endpoints(snapshot);
     planner_options.not_ready_services = snapshot.not_ready_services.clone();
     planner_options.unprobed_namespaces = vec![options.canary_namespace.clone()];
-    netcanary_planner::plan(&snapshot.cluster, &planner_options)
+    let given: BTreeSet<String> = planner_options.intent.iter().map(|s| s.intent.clone()).collect();
+    planner_options.intent.extend(snapshot.intent.iter().filter(|s| !given.contains(&s.intent)).cloned());
+    let mut plan = netcanary_planner::plan(&snapshot.cluster, &planner_options);
+    plan.unverified_intent.extend(snapshot.intent_problems.iter().cloned());
+    plan
 }
 
 fn dns_endpoints(snapshot: &Snapshot) -> Vec<String> {

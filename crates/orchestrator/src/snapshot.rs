@@ -13,6 +13,7 @@ use kube::{Client, Resource};
 use netcanary_objects::convert::{self, Problems, Severity};
 use netcanary_objects::{UNEVALUATED_KINDS, UnevaluatedKind};
 use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
+use netcanary_policy::intent::Statement;
 use netcanary_policy::{Cluster, Selector};
 use netcanary_verify::SnapshotFacts;
 use serde::de::DeserializeOwned;
@@ -47,6 +48,11 @@ pub struct Snapshot {
     /// does not evaluate (`3 ClusterNetworkPolicy`, `1 CiliumNetworkPolicy`): they can
     /// decide any pair, whatever NetworkPolicy says.
     pub unmodelled: Vec<String>,
+    /// The statements of the cluster's `NetcanaryIntent` objects.
+    pub intent: Vec<Statement>,
+    /// `NetcanaryIntent` objects that could not be read, and why: what they say is not
+    /// verified.
+    pub intent_problems: Vec<String>,
 }
 
 impl Snapshot {
@@ -84,6 +90,51 @@ async fn count(client: &Client, kind: &UnevaluatedKind) -> Option<String> {
     None
 }
 
+/// The statements of every `NetcanaryIntent` in the cluster, and a problem for each
+/// object that cannot be read (refused whole: a statement read wrong would check the
+/// wrong thing). No CRD installed means no intent; a list refused is a problem.
+pub async fn intents(client: &Client) -> (Vec<Statement>, Vec<String>) {
+    use netcanary_objects::intent::{INTENT_API_VERSION, INTENT_KIND};
+    let (group, version) = INTENT_API_VERSION.split_once('/').unwrap_or_default();
+    let gvk = GroupVersionKind::gvk(group, version, INTENT_KIND);
+    let api: Api<DynamicObject> =
+        Api::all_with(client.clone(), &ApiResource::from_gvk_with_plural(&gvk, INTENT_PLURAL));
+    let params = ListParams::default();
+    let list = match with_backoff("list netcanaryintents", || api.list(&params)).await {
+        Ok(list) => list,
+        Err(Error::Kube { source: kube::Error::Api(status), .. }) if status.code == 404 => {
+            return (Vec::new(), Vec::new());
+        }
+        Err(error) => {
+            return (Vec::new(), vec![format!("NetcanaryIntents cannot be listed, so none is verified: {error}")]);
+        }
+    };
+    let mut statements = Vec::new();
+    let mut problems = Vec::new();
+    for object in list.items {
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let value = serde_json::json!({"metadata": {"name": name}, "spec": object.data.get("spec")});
+        let mut found = Problems::default();
+        match netcanary_objects::intent::intent(&value, &mut found) {
+            Some(read) => statements.extend(read),
+            None => {
+                let why: Vec<String> = found
+                    .list
+                    .iter()
+                    .filter(|p| p.severity == Severity::Error)
+                    .map(|p| format!("{}: {}", p.field, p.message))
+                    .collect();
+                warn!(intent = %name, problems = ?why, "NetcanaryIntent skipped");
+                problems.push(format!("NetcanaryIntent {name} cannot be read and is not verified: {}", why.join("; ")));
+            }
+        }
+    }
+    (statements, problems)
+}
+
+/// The resource name of `NetcanaryIntent` in API paths and RBAC rules.
+pub const INTENT_PLURAL: &str = "netcanaryintents";
+
 /// Where the cluster DNS Service lives (`kube-system/kube-dns` on most clusters).
 #[derive(Clone, Debug)]
 pub struct DnsService {
@@ -119,6 +170,7 @@ impl SnapshotSource for Listed {
         for_each_page(Api::<Service>::all(client.clone()), "list services", |s| services.push(s)).await?;
         let mut snapshot = builder.finish(&services, dns)?;
         snapshot.unmodelled = unmodelled_policies(client).await;
+        (snapshot.intent, snapshot.intent_problems) = intents(client).await;
         Ok(snapshot)
     }
 }

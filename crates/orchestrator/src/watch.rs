@@ -86,8 +86,9 @@ impl SnapshotSource for Watched {
             &owned(&self.services),
             dns,
         )?;
-        // Rare and small: listed at each run rather than watched.
+        // Rare and small (as NetcanaryIntents): listed at each run rather than watched.
         snapshot.unmodelled = snapshot::unmodelled_policies(&self.client).await;
+        (snapshot.intent, snapshot.intent_problems) = snapshot::intents(&self.client).await;
         Ok(snapshot)
     }
 }
