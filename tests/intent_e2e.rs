@@ -11,7 +11,10 @@
 mod common;
 
 use common::bed::{Bed, apply, enforcing_rules, summary, wait_for_crd};
+use common::read_repo_file;
 use common::scratch::ScratchDir;
+use kube::api::{Api, DynamicObject};
+use kube::core::{ApiResource, GroupVersionKind};
 use netcanary_verify::{Canary, Expectation, Outcome, ProbeRecord};
 
 /// In the cluster: dev must never reach prod's api on 8080/TCP. The bed's policy
@@ -82,6 +85,11 @@ async fn the_network_doing_what_intent_forbids_is_an_intent_violation() {
     };
     wait_for_crd(&bed.client, "netcanaryintents.netcanary.io").await;
     apply(&bed.client, CLUSTER_INTENT).await;
+    // The Policy WG's CRDs, so the run writes its PolicyReports too.
+    for crd in ["policyreports.wgpolicyk8s.io", "clusterpolicyreports.wgpolicyk8s.io"] {
+        apply(&bed.client, &read_repo_file(&format!("tests/crds/{crd}.yaml"))).await;
+        wait_for_crd(&bed.client, crd).await;
+    }
     bed.kubelet.net().nft_hub(&enforcing_rules(&bed.kubelet));
     let dir = ScratchDir::new("intent-e2e");
     let file = dir.write("intent.yaml", FILE_INTENT);
@@ -156,4 +164,22 @@ async fn the_network_doing_what_intent_forbids_is_an_intent_violation() {
     let events = bed.events(&record.run_id).await;
     assert_eq!(events.len(), violations.len(), "one Warning event per violation: {events:?}");
     assert!(events.iter().all(|e| e.reason.as_deref() == Some("IntentViolation")), "{events:?}");
+
+    // prod's PolicyReport holds every probe into prod, the violation failed and critical
+    // (the network let through what intent forbids).
+    let gvk = GroupVersionKind::gvk("wgpolicyk8s.io", "v1alpha2", "PolicyReport");
+    let prod: Api<DynamicObject> =
+        Api::namespaced_with(bed.client.clone(), "prod", &ApiResource::from_gvk_with_plural(&gvk, "policyreports"));
+    let report = prod.get("netcanary").await.expect("prod's PolicyReport");
+    let results = report.data["results"].as_array().expect("results");
+    let into_prod = record.probes.iter().filter(|p| p.destination.namespace == "prod").count();
+    assert_eq!(results.len(), into_prod, "{report:?}");
+    let failed: Vec<&serde_json::Value> = results.iter().filter(|r| r["result"] == "fail").collect();
+    assert_eq!(failed.len(), violations.len(), "{report:?}");
+    assert!(
+        failed.iter().all(|r| r["severity"] == "critical"
+            && r["properties"]["intent"] == "isolation/dev-never-reaches-prod-api (deny)"
+            && r["properties"]["outcome"] == "intent_violation"),
+        "{report:?}"
+    );
 }

@@ -119,10 +119,20 @@ pub async fn run(
         run.problems.push(format!("cleanup: {error}; the next run sweeps what is left"));
     }
     run.timings.cleanup_seconds = phase.elapsed().as_secs_f64();
-    let record = run.record(started_at);
-    let finished = tokio::time::timeout(WRAP_UP_TIMEOUT, record::finish(client, &record)).await;
+    let mut record = run.record(started_at);
+    // Side by side, within one wrap-up bound: an API server that stopped answering holds
+    // the run no longer for the reports. A report that could not be written is a warning
+    // of the printed record (the status is being written meanwhile).
+    let (published, finished) = tokio::join!(
+        tokio::time::timeout(WRAP_UP_TIMEOUT, crate::policy_report::publish(client, &record)),
+        tokio::time::timeout(WRAP_UP_TIMEOUT, record::finish(client, &record)),
+    );
     if let Some(error) = finished.map_or_else(|_| Some(wrap_up_timeout()), Result::err) {
         warn!(%error, "cannot write the run record's status");
+    }
+    if let Some(error) = published.map_or_else(|_| Some(wrap_up_timeout()), Result::err) {
+        warn!(%error, "cannot write the run's PolicyReports");
+        record.warnings.push(format!("the run's PolicyReports were not written: {error}"));
     }
     record
 }
