@@ -1,20 +1,28 @@
-//! `netcanary lint`: audits manifests for the gaps default deny leaves (namespaces left open,
-//! DNS blocked, selectors that select nothing, rules open to every namespace).
+//! `netcanary lint`: audits manifests, or the cluster itself, for the gaps default deny
+//! leaves (namespaces left open, DNS blocked, selectors that select nothing, rules open to
+//! every namespace).
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use netcanary_lint::{Level, Options, RULES, Sources, render};
-use netcanary_policy::resolve;
+use netcanary_lint::{DISABLE_ANNOTATION, Level, Options, RULES, Sources, render};
+use netcanary_orchestrator::snapshot::{DnsService, Listed, SnapshotSource, annotated};
+use netcanary_policy::{Cluster, resolve};
 
 use super::manifests::ManifestArgs;
+use super::run::ClusterArgs;
 
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "\
+Without -f, lint reads the cluster (in-cluster configuration, else --kubeconfig,
+$KUBECONFIG or ~/.kube/config): its namespaces, pods and NetworkPolicies, and the
+annotations that switch rules off.
+
 Examples:
   netcanary lint -f examples/cluster/
+  netcanary lint --context prod -o json
   kubectl get ns,pods,networkpolicies -A -o yaml > cluster.yaml && netcanary lint -f cluster.yaml --fail-on warning
   netcanary lint -f policies/ -o sarif > lint.sarif
 
@@ -23,9 +31,13 @@ annotation netcanary.io/lint-disable: \"NC006,NC001\".
 
 Exit status: 0 when no finding is at or above --fail-on, 1 when one is, 2 when the input
 has errors (unless --keep-going).")]
+#[command(mut_arg("paths", |arg| arg.required(false)))]
 pub struct Args {
     #[command(flatten)]
     manifests: ManifestArgs,
+
+    #[command(flatten)]
+    cluster: ClusterArgs,
 
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Text, env = "NETCANARY_LINT_OUTPUT")]
@@ -75,17 +87,20 @@ fn parse_rule(value: &str) -> Result<String, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let loaded = match args.manifests.load() {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
+    let (mut cluster, sources) = if args.manifests.paths.is_empty() {
+        from_cluster(&args.cluster)?
+    } else {
+        let loaded = match args.manifests.load() {
+            Ok(loaded) => loaded,
+            Err(code) => return Ok(code),
+        };
+        (loaded.cluster, Sources::read_paths(&args.manifests.paths, &args.manifests.namespace))
     };
-    let mut cluster = loaded.cluster;
     let mut dns = Vec::new();
     for name in &args.dns {
         let index = resolve(&mut cluster, name).with_context(|| format!("--dns {name}"))?;
         dns.push(cluster.endpoints()[index].id.clone());
     }
-    let sources = Sources::read_paths(&args.manifests.paths, &args.manifests.namespace);
     let options = Options {
         dns,
         monitoring_namespace: args.monitoring_namespace,
@@ -104,4 +119,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let failing = findings.iter().any(|f| f.severity >= args.fail_on);
     Ok(if failing { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The cluster's model and its objects' rule switches, read from the API server. Objects
+/// the engine cannot read are left out, with a warning each.
+fn from_cluster(cluster: &ClusterArgs) -> anyhow::Result<(Cluster, Sources)> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let client = cluster.client().await?;
+        let snapshot = Listed(client.clone()).snapshot(&DnsService::default()).await?;
+        for unreadable in &snapshot.unreadable {
+            eprintln!("warning: {} cannot be read and is left out: {}", unreadable.object, unreadable.reason);
+        }
+        let mut sources = Sources::new("default");
+        for object in annotated(&client, DISABLE_ANNOTATION).await? {
+            sources.add_object(object.kind, &object.namespace, &object.name, object.value.as_deref());
+        }
+        anyhow::Ok((snapshot.cluster, sources))
+    })
 }

@@ -18,7 +18,8 @@ pub const DISABLE_ANNOTATION: &str = "netcanary.io/lint-disable";
 
 #[derive(Clone, Debug, Default)]
 struct Source {
-    file: String,
+    /// `None` for an object read from the cluster.
+    file: Option<String>,
     disabled: BTreeSet<String>,
 }
 
@@ -91,21 +92,26 @@ impl Sources {
             "Namespace" => name,
             _ => text("/metadata/namespace").unwrap_or(&self.default_namespace),
         };
-        let disabled = text(&format!("/metadata/annotations/{}", DISABLE_ANNOTATION.replace('/', "~1")))
-            .map(|list| list.split(',').map(|id| id.trim().to_ascii_uppercase()).filter(|id| !id.is_empty()).collect())
-            .unwrap_or_default();
+        let disabled = text(&format!("/metadata/annotations/{}", DISABLE_ANNOTATION.replace('/', "~1")));
         let key = (kind.to_string(), namespace.to_string(), name.to_string());
         // The loader uses the later of two duplicates; so does this.
-        self.objects.insert(key, Source { file: file.to_string(), disabled });
+        self.objects.insert(key, Source { file: Some(file.to_string()), disabled: rule_ids(disabled) });
+    }
+
+    /// Adds an object read from the cluster (no file), with its [`DISABLE_ANNOTATION`]
+    /// if it has one. A Namespace's namespace is its own name.
+    pub fn add_object(&mut self, kind: &str, namespace: &str, name: &str, disable: Option<&str>) {
+        let key = (kind.to_string(), namespace.to_string(), name.to_string());
+        self.objects.insert(key, Source { file: None, disabled: rule_ids(disable) });
     }
 
     fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<&Source> {
         self.objects.get(&(kind.to_string(), namespace.to_string(), name.to_string()))
     }
 
-    /// The file an object was read from.
+    /// The file an object was read from; `None` for one read from the cluster.
     pub fn file_of(&self, kind: &str, namespace: &str, name: &str) -> Option<&str> {
-        self.get(kind, namespace, name).map(|s| s.file.as_str())
+        self.get(kind, namespace, name).and_then(|s| s.file.as_deref())
     }
 
     /// Sets each finding's line: its field's in the file its object was read from.
@@ -131,6 +137,15 @@ impl Sources {
     pub fn has_namespaces(&self) -> bool {
         self.objects.keys().any(|(kind, _, _)| kind == "Namespace")
     }
+}
+
+/// The rule ids of a [`DISABLE_ANNOTATION`] value: comma-separated, any case.
+fn rule_ids(list: Option<&str>) -> BTreeSet<String> {
+    list.into_iter()
+        .flat_map(|list| list.split(','))
+        .map(|id| id.trim().to_ascii_uppercase())
+        .filter(|id| !id.is_empty())
+        .collect()
 }
 
 fn collect_files(path: &Path, out: &mut Vec<PathBuf>) {

@@ -175,6 +175,47 @@ impl SnapshotSource for Listed {
     }
 }
 
+/// An object of the cluster and the value of one of its annotations, for what the model
+/// does not keep (lint's rule switches).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Annotated {
+    /// `Namespace`, `Pod` or `NetworkPolicy`.
+    pub kind: &'static str,
+    /// A Namespace's is its own name.
+    pub namespace: String,
+    pub name: String,
+    /// `None` when the object lacks the annotation (listed for Namespaces only).
+    pub value: Option<String>,
+}
+
+/// Every Namespace, and the Pods and NetworkPolicies carrying the annotation `key`, by
+/// their metadata alone.
+pub async fn annotated(client: &Client, key: &str) -> Result<Vec<Annotated>, Error> {
+    let mut out = Vec::new();
+    let mut each = |kind: &'static str, meta: &kube::api::ObjectMeta| {
+        let name = meta.name.clone().unwrap_or_default();
+        let namespace = if kind == "Namespace" { name.clone() } else { meta.namespace.clone().unwrap_or_default() };
+        let value = meta.annotations.as_ref().and_then(|a| a.get(key)).cloned();
+        if kind == "Namespace" || value.is_some() {
+            out.push(Annotated { kind, namespace, name, value });
+        }
+    };
+    let params = ListParams::default();
+    let namespaces = Api::<Namespace>::all(client.clone());
+    for ns in with_backoff("list namespaces", || namespaces.list_metadata(&params)).await?.items {
+        each("Namespace", &ns.metadata);
+    }
+    let pods = Api::<Pod>::all(client.clone());
+    for pod in with_backoff("list pods", || pods.list_metadata(&params)).await?.items {
+        each("Pod", &pod.metadata);
+    }
+    let policies = Api::<NetworkPolicy>::all(client.clone());
+    for np in with_backoff("list networkpolicies", || policies.list_metadata(&params)).await?.items {
+        each("NetworkPolicy", &np.metadata);
+    }
+    Ok(out)
+}
+
 /// Builds the snapshot from objects. Pods netcanary created (left over by a crashed run)
 /// are not part of it; objects the engine cannot read are recorded and skipped.
 pub fn build(
