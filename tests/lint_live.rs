@@ -10,8 +10,12 @@ mod common;
 
 use std::process::Command;
 
-use common::bed::{BIN, NETCANARY_SA, apply, install_netcanary};
+use common::bed::{BIN, NETCANARY_SA, apply, install_netcanary, wait_for_crd};
 use common::kube_fixture::KubeFixture;
+use common::read_repo_file;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, DeleteParams, DynamicObject};
+use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
 /// - kube-system: the DNS pod, no policy: NC001 and NC002.
@@ -87,12 +91,20 @@ async fn lint_reads_the_cluster_without_files() {
     let admin = kube.client().await;
     install_netcanary(&admin).await;
     apply(&admin, OBJECTS).await;
-    let output = Command::new(BIN)
-        .args(["lint", "-o", "json", "--kubeconfig"])
-        .arg(kube.kubeconfig_as(NETCANARY_SA))
-        .env_remove("NETCANARY_NAMESPACE")
-        .output()
-        .expect("run netcanary lint");
+    for crd in ["policyreports.wgpolicyk8s.io", "clusterpolicyreports.wgpolicyk8s.io"] {
+        apply(&admin, &read_repo_file(&format!("tests/crds/{crd}.yaml"))).await;
+        wait_for_crd(&admin, crd).await;
+    }
+    let kubeconfig = kube.kubeconfig_as(NETCANARY_SA);
+    let lint = || {
+        Command::new(BIN)
+            .args(["lint", "-o", "json", "--policy-reports", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .env_remove("NETCANARY_NAMESPACE")
+            .output()
+            .expect("run netcanary lint")
+    };
+    let output = lint();
     let stderr = String::from_utf8_lossy(&output.stderr);
     let doc: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
     assert_eq!(output.status.code(), Some(1), "NC003 on 53/UDP is an error: {stderr}");
@@ -128,5 +140,38 @@ async fn lint_reads_the_cluster_without_files() {
             "shop NC010 info Pod web-0 spec.containers[0].readinessProbe",
         ],
         "{doc:#}"
+    );
+
+    // The same findings as PolicyReports named netcanary-lint, written as netcanary's
+    // ServiceAccount; the next lint replaces them.
+    let gvk = GroupVersionKind::gvk("wgpolicyk8s.io", "v1alpha2", "PolicyReport");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "policyreports");
+    let report_rules = |namespace: &'static str| {
+        let api: Api<DynamicObject> = Api::namespaced_with(admin.clone(), namespace, &resource);
+        async move {
+            let report = api.get_opt("netcanary-lint").await.expect("read the report");
+            report.map(|r| {
+                let results = r.data["results"].as_array().cloned().unwrap_or_default();
+                results.iter().map(|r| format!("{} {}", s(&r["rule"]), s(&r["result"]))).collect::<Vec<_>>()
+            })
+        }
+    };
+    assert_eq!(
+        report_rules("shop").await.expect("shop's report"),
+        ["NC003 fail", "NC003 warn", "NC004 warn", "NC010 warn"]
+    );
+    assert_eq!(report_rules("kube-system").await.expect("kube-system's report"), ["NC001 warn", "NC002 warn"]);
+    assert_eq!(report_rules("quiet").await, None, "no finding in quiet: no report");
+
+    Api::<NetworkPolicy>::namespaced(admin.clone(), "shop")
+        .delete("typo", &DeleteParams::default())
+        .await
+        .expect("delete the policy that selects nothing");
+    let output = lint();
+    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        report_rules("shop").await.expect("shop's report"),
+        ["NC003 fail", "NC003 warn", "NC010 warn"],
+        "replaced, not accumulated"
     );
 }

@@ -120,7 +120,7 @@ async fn a_run_replaces_its_policy_reports() {
     assert!(publish(&sa, &run_b).await.expect("run B's reports written"));
     let prod = reports(&admin, "PolicyReport", "policyreports", Some("prod")).get("netcanary").await.expect("prod's");
     assert_eq!(results(&prod), [row("isolation", "pass", "-", "dev/web -> prod/api")], "replaced, not accumulated");
-    assert_eq!(prod.metadata.annotations.as_ref().unwrap()["netcanary.io/run-id"], "run-b");
+    assert_eq!(prod.data["results"][0]["properties"]["runId"], "run-b");
     let dev = reports(&admin, "PolicyReport", "policyreports", Some("dev"));
     let left = dev.get_opt("netcanary").await.expect("read dev's reports");
     assert!(left.is_none_or(|r| r.metadata.deletion_timestamp.is_some()), "dev was not probed: its report is gone");

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use netcanary_lint::{DISABLE_ANNOTATION, Level, Options, RULES, Sources, render};
+use netcanary_orchestrator::policy_report::{Report, publish_named};
 use netcanary_orchestrator::snapshot::{DnsService, Listed, SnapshotSource, annotated};
 use netcanary_policy::{Cluster, resolve};
 
@@ -60,6 +61,12 @@ pub struct Args {
     /// (app.kubernetes.io/name: prometheus or app: prometheus) anywhere.
     #[arg(long, value_name = "NAMESPACE")]
     monitoring_namespace: Option<String>,
+
+    /// Linting the cluster (no -f): also write the findings as PolicyReports named
+    /// netcanary-lint (one per namespace with findings, and the ClusterPolicyReport),
+    /// replacing the last ones, for Policy Reporter.
+    #[arg(long, env = "NETCANARY_LINT_POLICY_REPORTS", conflicts_with = "paths")]
+    policy_reports: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -87,14 +94,16 @@ fn parse_rule(value: &str) -> Result<String, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (mut cluster, sources) = if args.manifests.paths.is_empty() {
-        from_cluster(&args.cluster)?
-    } else {
-        let loaded = match args.manifests.load() {
-            Ok(loaded) => loaded,
-            Err(code) => return Ok(code),
-        };
-        (loaded.cluster, Sources::read_paths(&args.manifests.paths, &args.manifests.namespace))
+    let live = if args.manifests.paths.is_empty() { Some(Live::connect(&args.cluster)?) } else { None };
+    let (mut cluster, sources) = match &live {
+        Some(live) => live.read()?,
+        None => {
+            let loaded = match args.manifests.load() {
+                Ok(loaded) => loaded,
+                Err(code) => return Ok(code),
+            };
+            (loaded.cluster, Sources::read_paths(&args.manifests.paths, &args.manifests.namespace))
+        }
     };
     let mut dns = Vec::new();
     for name in &args.dns {
@@ -117,24 +126,53 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             writeln!(out)?;
         }
     }
+    if let (true, Some(live)) = (args.policy_reports, &live) {
+        live.publish(&findings)?;
+    }
     let failing = findings.iter().any(|f| f.severity >= args.fail_on);
     Ok(if failing { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-/// The cluster's model and its objects' rule switches, read from the API server. Objects
-/// the engine cannot read are left out, with a warning each.
-fn from_cluster(cluster: &ClusterArgs) -> anyhow::Result<(Cluster, Sources)> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let client = cluster.client().await?;
-        let snapshot = Listed(client.clone()).snapshot(&DnsService::default()).await?;
-        for unreadable in &snapshot.unreadable {
-            eprintln!("warning: {} cannot be read and is left out: {}", unreadable.object, unreadable.reason);
+/// A cluster being linted: the API client and the runtime it needs.
+struct Live {
+    runtime: tokio::runtime::Runtime,
+    client: kube::Client,
+}
+
+impl Live {
+    fn connect(cluster: &ClusterArgs) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        let client = runtime.block_on(cluster.client())?;
+        Ok(Live { runtime, client })
+    }
+
+    /// The cluster's model and its objects' rule switches. Objects the engine cannot read
+    /// are left out, with a warning each.
+    fn read(&self) -> anyhow::Result<(Cluster, Sources)> {
+        self.runtime.block_on(async {
+            let snapshot = Listed(self.client.clone()).snapshot(&DnsService::default()).await?;
+            for unreadable in &snapshot.unreadable {
+                eprintln!("warning: {} cannot be read and is left out: {}", unreadable.object, unreadable.reason);
+            }
+            let mut sources = Sources::new("default");
+            for object in annotated(&self.client, DISABLE_ANNOTATION).await? {
+                sources.add_object(object.kind, &object.namespace, &object.name, object.value.as_deref());
+            }
+            anyhow::Ok((snapshot.cluster, sources))
+        })
+    }
+
+    /// Writes the findings as PolicyReports, replacing the last lint's.
+    fn publish(&self, findings: &[netcanary_lint::Finding]) -> anyhow::Result<()> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let reports = render::policy_report_results(findings, now)
+            .into_iter()
+            .map(|(namespace, results)| Report::new(namespace, results))
+            .collect();
+        let written = self.runtime.block_on(publish_named(&self.client, render::POLICY_REPORT_NAME, reports))?;
+        if !written {
+            eprintln!("warning: the cluster has no PolicyReport CRDs (wgpolicyk8s.io): no reports written");
         }
-        let mut sources = Sources::new("default");
-        for object in annotated(&client, DISABLE_ANNOTATION).await? {
-            sources.add_object(object.kind, &object.namespace, &object.name, object.value.as_deref());
-        }
-        anyhow::Ok((snapshot.cluster, sources))
-    })
+        Ok(())
+    }
 }

@@ -2,7 +2,7 @@
 //! properties of the specification's schema (sarif-schema-2.1.0.json cannot be fetched in
 //! the build, so its `required` lists and enums are restated here).
 
-use netcanary_lint::render::{json, sarif, text};
+use netcanary_lint::render::{json, policy_report_results, sarif, text};
 use netcanary_lint::{Finding, Level, RULES};
 use serde_json::Value;
 
@@ -118,4 +118,22 @@ fn text_groups_by_namespace_and_counts() {
     assert!(out.contains("in dir with space/p.yaml:7\u{1b}"), "the line after the file: {out}");
     assert!(out.contains("in p.yaml\u{1b}"), "no line, the file alone: {out}");
     assert_eq!(text(&[]), "no findings\n");
+}
+
+#[test]
+fn policy_report_results_by_namespace_with_the_cluster_always_there() {
+    let by_namespace = policy_report_results(&findings(), 1_700_000_000);
+    let namespaces: Vec<Option<&str>> = by_namespace.keys().map(Option::as_deref).collect();
+    assert_eq!(namespaces, [None, Some("dev")], "no cluster-scoped finding: an empty cluster report still");
+    assert!(by_namespace[&None].is_empty());
+    let dev = &by_namespace[&Some("dev".to_string())];
+    let graded: Vec<(&str, &str, &str)> = dev
+        .iter()
+        .map(|r| (r["rule"].as_str().unwrap(), r["result"].as_str().unwrap(), r["severity"].as_str().unwrap()))
+        .collect();
+    assert_eq!(graded, [("NC004", "warn", "medium"), ("NC002", "warn", "info"), ("NC003", "fail", "high")]);
+    assert_eq!(dev[0]["message"], "NetworkPolicy p: spec.podSelector: matches nothing Fix: fix the labels");
+    assert_eq!(dev[0]["properties"]["field"], "spec.podSelector");
+    assert_eq!(dev[0]["timestamp"]["seconds"], 1_700_000_000);
+    assert_eq!(dev[0]["policy"], "netcanary-lint");
 }

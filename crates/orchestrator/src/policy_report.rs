@@ -1,12 +1,13 @@
-//! The run's results as PolicyReports (`wgpolicyk8s.io/v1alpha2`, the Kubernetes Policy
-//! WG's format), where people already look: Kyverno's Policy Reporter shows them beside
-//! admission results and alerts on them. One `PolicyReport` named `netcanary` per namespace
-//! that a probe went into, and one `ClusterPolicyReport` for what concerns the cluster
-//! (the enforcement canary, what kept the run from verifying everything).
+//! Results as PolicyReports (`wgpolicyk8s.io/v1alpha2`, the Kubernetes Policy WG's
+//! format), where people already look: Kyverno's Policy Reporter shows them beside
+//! admission results and alerts on them. A run's: one `PolicyReport` named `netcanary` per
+//! namespace that a probe went into, and one `ClusterPolicyReport` for what concerns the
+//! cluster (the enforcement canary, what kept the run from verifying everything). `lint`'s
+//! on a cluster are rendered by `netcanary-lint` and named `netcanary-lint`.
 //!
-//! Each run replaces them (server-side apply of the whole report, and the reports of
-//! namespaces the run did not probe are deleted): they hold the last run, never a history.
-//! A cluster without the CRDs gets none, silently.
+//! Each publication replaces the last of its name (server-side apply of the whole report,
+//! and that name's reports in namespaces it no longer covers are deleted): they hold the
+//! last run, never a history. A cluster without the CRDs gets none, silently.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,16 +22,43 @@ use tracing::{debug, info};
 
 use crate::error::{Error, KubeContext};
 
-/// The name of every report netcanary writes.
+/// The name of a run's reports.
 pub const REPORT_NAME: &str = "netcanary";
 const GROUP: &str = "wgpolicyk8s.io";
 const VERSION: &str = "v1alpha2";
 
-/// One report to write: namespaced, or the cluster's (`namespace` `None`).
+/// One report to write: namespaced, or the cluster's (`namespace` `None`). Its name and
+/// labels are given when it is published.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
     pub namespace: Option<String>,
     pub object: Value,
+}
+
+impl Report {
+    /// A report of `results` (PolicyReport result objects) with their summary: a
+    /// PolicyReport in `namespace`, or the ClusterPolicyReport.
+    pub fn new(namespace: Option<String>, results: Vec<Value>) -> Self {
+        let mut summary = BTreeMap::from([("pass", 0), ("fail", 0), ("warn", 0), ("error", 0), ("skip", 0)]);
+        for r in &results {
+            if let Some(count) = r["result"].as_str().and_then(|k| summary.get_mut(k)) {
+                *count += 1;
+            }
+        }
+        let kind = if namespace.is_some() { "PolicyReport" } else { "ClusterPolicyReport" };
+        let mut metadata = json!({});
+        if let Some(namespace) = &namespace {
+            metadata["namespace"] = json!(namespace);
+        }
+        let object = json!({
+            "apiVersion": format!("{GROUP}/{VERSION}"),
+            "kind": kind,
+            "metadata": metadata,
+            "summary": summary,
+            "results": results,
+        });
+        Report { namespace, object }
+    }
 }
 
 /// The reports of a run: each probe in the report of its destination's namespace (its
@@ -45,10 +73,7 @@ pub fn reports(record: &RunRecord) -> Vec<Report> {
     }
     let mut reports: Vec<Report> = by_namespace
         .into_iter()
-        .map(|(namespace, results)| Report {
-            namespace: Some(namespace.to_string()),
-            object: report("PolicyReport", Some(namespace), record, results),
-        })
+        .map(|(namespace, results)| Report::new(Some(namespace.to_string()), results))
         .collect();
     let mut cluster = vec![canary_result(record)];
     cluster.extend(
@@ -57,32 +82,8 @@ pub fn reports(record: &RunRecord) -> Vec<Report> {
             .iter()
             .map(|problem| result(record, "run", "error", Some("medium"), problem.clone(), BTreeMap::new())),
     );
-    reports.push(Report { namespace: None, object: report("ClusterPolicyReport", None, record, cluster) });
+    reports.push(Report::new(None, cluster));
     reports
-}
-
-fn report(kind: &str, namespace: Option<&str>, record: &RunRecord, results: Vec<Value>) -> Value {
-    let mut summary = BTreeMap::from([("pass", 0), ("fail", 0), ("warn", 0), ("error", 0), ("skip", 0)]);
-    for r in &results {
-        if let Some(count) = r["result"].as_str().and_then(|k| summary.get_mut(k)) {
-            *count += 1;
-        }
-    }
-    let mut metadata = json!({
-        "name": REPORT_NAME,
-        "labels": {MANAGED_BY_KEY: MANAGED_BY_VALUE},
-        "annotations": {"netcanary.io/run-id": record.run_id},
-    });
-    if let Some(namespace) = namespace {
-        metadata["namespace"] = json!(namespace);
-    }
-    json!({
-        "apiVersion": format!("{GROUP}/{VERSION}"),
-        "kind": kind,
-        "metadata": metadata,
-        "summary": summary,
-        "results": results,
-    })
 }
 
 /// A report's result: `policy` is netcanary, `rule` what the probe was for.
@@ -181,29 +182,39 @@ fn api(client: &Client, kind: &str, plural: &str, namespace: Option<&str>) -> Ap
     }
 }
 
-/// Writes the run's reports, replacing the last run's, and deletes the PolicyReports of
+/// Writes a run's reports, replacing the last run's, and deletes its PolicyReports in
 /// namespaces this run did not report on. Returns whether the cluster has the CRDs.
 pub async fn publish(client: &Client, record: &RunRecord) -> Result<bool, Error> {
+    publish_named(client, REPORT_NAME, reports(record)).await
+}
+
+/// Writes `reports`, each named `name`, and deletes the PolicyReports of that name in the
+/// namespaces `reports` leaves out. Returns whether the cluster has the CRDs.
+pub async fn publish_named(client: &Client, name: &str, reports: Vec<Report>) -> Result<bool, Error> {
     let params = PatchParams::apply("netcanary").force();
     let mut written = BTreeSet::new();
-    for report in reports(record) {
+    for mut report in reports {
+        report.object["metadata"]["name"] = json!(name);
+        report.object["metadata"]["labels"] = json!({MANAGED_BY_KEY: MANAGED_BY_VALUE});
         let (kind, plural) = match report.namespace {
             Some(_) => ("PolicyReport", "policyreports"),
             None => ("ClusterPolicyReport", "clusterpolicyreports"),
         };
         let api = api(client, kind, plural, report.namespace.as_deref());
-        match api.patch(REPORT_NAME, &params, &Patch::Apply(&report.object)).await {
+        match api.patch(name, &params, &Patch::Apply(&report.object)).await {
             Err(kube::Error::Api(status)) if status.code == 404 => {
                 debug!(kind, "no PolicyReport CRDs: no reports written");
                 return Ok(false);
             }
             result => {
-                result.context(format!("apply {kind} {REPORT_NAME}"))?;
+                result.context(format!("apply {kind} {name}"))?;
             }
         }
         written.extend(report.namespace);
     }
-    let labelled = ListParams::default().labels(&format!("{MANAGED_BY_KEY}={MANAGED_BY_VALUE}"));
+    let labelled = ListParams::default()
+        .labels(&format!("{MANAGED_BY_KEY}={MANAGED_BY_VALUE}"))
+        .fields(&format!("metadata.name={name}"));
     let stale = api(client, "PolicyReport", "policyreports", None)
         .list_metadata(&labelled)
         .await
@@ -215,7 +226,7 @@ pub async fn publish(client: &Client, record: &RunRecord) -> Result<bool, Error>
             .await
             .context(format!("delete the PolicyReport of namespace {namespace}, which this run did not probe"))?;
     }
-    info!(run.id = %record.run_id, namespaces = written.len(), "PolicyReports written");
+    info!(name, namespaces = written.len(), "PolicyReports written");
     Ok(true)
 }
 
@@ -269,7 +280,6 @@ mod tests {
         let dev = &reports[0].object;
         assert_eq!(dev["kind"], "PolicyReport");
         assert_eq!(dev["metadata"]["namespace"], "dev");
-        assert_eq!(dev["metadata"]["name"], "netcanary");
         assert_eq!(dev["summary"], json!({"pass": 0, "fail": 1, "warn": 0, "error": 1, "skip": 0}));
         assert_eq!(
             dev["results"][0]["message"],
