@@ -54,7 +54,7 @@ pub struct Args {
     /// instead of printing the matrix: every connection where policy allows what intent
     /// forbids, or denies what it requires, with the rule responsible. Output: text, or
     /// JSON with -o json.
-    #[arg(long, value_name = "PATH", num_args = 1.., conflicts_with = "explain", env = "NETCANARY_INTENT")]
+    #[arg(long, value_name = "PATH", num_args = 1.., conflicts_with = "explain")]
     intent: Vec<PathBuf>,
 }
 
