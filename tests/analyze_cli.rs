@@ -326,3 +326,46 @@ fn cluster_policies_name_tier_rule_and_action_and_unknown_cells_are_null() {
         "{explained}"
     );
 }
+
+/// Intent with mistakes is refused whole, each mistake named by file, intent, statement
+/// and field, and nothing is checked: exit 2. A statement that holds exits 0.
+#[test]
+fn intent_with_errors_exits_2_and_intent_that_holds_exits_0() {
+    let dir = ScratchDir::new("analyze-intent");
+    let bad = dir.write(
+        "bad.yaml",
+        "apiVersion: netcanary.io/v1alpha1\nkind: NetcanaryIntent\nmetadata: {name: prod}\nspec:\n  statements:\n\
+         \x20   - {from: {namespaceSelecter: {}}, to: {}, ports: [{port: 5432}], expect: deny}\n\
+         \x20   - {from: {}, to: {}, ports: [{port: dns, protocol: UDP}], expect: allow}\n",
+    );
+    let output = netcanary(&["analyze", "-f", "examples/cluster", "--intent", bad.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let errors = stderr(&output);
+    let file = bad.display();
+    assert!(
+        errors.contains(&format!(
+            "error: {file}: NetcanaryIntent prod: spec.statements[0].from.namespaceSelecter: unknown field"
+        )),
+        "{errors}"
+    );
+    assert!(
+        errors.contains(&format!(
+            "error: {file}: NetcanaryIntent prod: spec.statements[1].ports[0].port: \"dns\" must be a port number"
+        )),
+        "{errors}"
+    );
+    assert_eq!(stdout(&output), "", "nothing is checked");
+
+    let holds = dir.write(
+        "holds.yaml",
+        "apiVersion: netcanary.io/v1alpha1\nkind: NetcanaryIntent\nmetadata: {name: staging}\nspec:\n  statements:\n\
+         \x20   - name: dev-never-reaches-staging-db\n\
+         \x20     from: {namespaceSelector: {matchLabels: {env: dev}}}\n\
+         \x20     to: {namespaceSelector: {matchLabels: {env: staging}}, podSelector: {matchLabels: {app: db}}}\n\
+         \x20     ports: [{port: 5432}]\n\
+         \x20     expect: deny\n",
+    );
+    let output = netcanary(&["analyze", "-f", "examples/cluster", "--intent", holds.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).contains("intent staging/dev-never-reaches-staging-db: holds"), "{}", stdout(&output));
+}

@@ -162,6 +162,57 @@ fn dns_and_the_ingress_controller_as_the_starter_kit_means_them() {
     assert_eq!(verdict(&doc, "dev/deployment/worker", "dev/deployment/api", 8080, "TCP")["allowed"], true);
 }
 
+/// `examples/intent.yaml` against the example's policies, worked out by hand:
+/// - dev never reaches production's db: dev has 3 workloads, and production/db admits only
+///   api and worker of production, and ingress-nginx: holds, 3 connections.
+/// - ingress-nginx never reaches production's db: the starter kit's
+///   allow-ingress-controller admits every pod of ingress-nginx on every port, and
+///   ingress-nginx has no egress policy: the one violation.
+/// - production's api reaches its db: allow-api-egress egress[0] and allow-api-to-db.
+/// - every namespace reaches kube-dns on 53 UDP and TCP: production and staging allow it
+///   (allow-dns), the rest have no egress policy and kube-system none for ingress: holds
+///   for the 10 other workloads on 2 ports (coredns to itself is not checked).
+#[test]
+fn the_example_intent_is_checked_against_the_policies() {
+    let output = cli::command(&["analyze", "-f", "examples/cluster", "--intent", "examples/intent.yaml", "-o", "json"])
+        .output()
+        .expect("run netcanary");
+    assert_eq!(output.status.code(), Some(1), "a violation exits 1: {}", String::from_utf8_lossy(&output.stderr));
+    let doc: Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    let statements = doc["statements"].as_array().expect("statements");
+    let summary: Vec<(&str, u64, usize)> = statements
+        .iter()
+        .map(|s| {
+            (s["name"].as_str().unwrap(), s["checked"].as_u64().unwrap(), s["violations"].as_array().unwrap().len())
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("dev-never-reaches-production-db", 3, 0),
+            ("only-backends-reach-production-db", 1, 1),
+            ("api-reaches-its-db", 1, 0),
+            ("every-namespace-reaches-kube-dns", 20, 0),
+        ]
+    );
+    let violation = &statements[1]["violations"][0];
+    assert_eq!(violation["from"], "ingress-nginx/deployment/ingress-nginx-controller");
+    assert_eq!(violation["to"], PROD_DB);
+    assert_eq!(violation["policy"], "allow");
+    let rules: Vec<(&str, &Value)> = violation["responsible"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["direction"].as_str().unwrap(), &r["rule"]))
+        .collect();
+    assert_eq!(
+        rules,
+        [("egress", &Value::Null), ("ingress", &Value::from("production/allow-ingress-controller ingress[0]"))]
+    );
+    assert_eq!(doc["violations"], 1);
+    assert_eq!(doc["matchingNothing"], 0);
+}
+
 /// The output blocks of README's "The bundled example": each starts with
 /// `$ netcanary ARGS`, and `...` stands for lines README leaves out.
 fn readme_examples() -> Vec<(Vec<String>, Vec<String>)> {
@@ -186,11 +237,17 @@ fn readme_examples() -> Vec<(Vec<String>, Vec<String>)> {
 #[test]
 fn readme_shows_what_analyze_prints() {
     let blocks = readme_examples();
-    assert_eq!(blocks.len(), 3, "the matrix and two explanations");
+    assert_eq!(blocks.len(), 4, "the matrix, two explanations and the intent check");
     assert!(blocks[0].1.iter().any(|l| l.starts_with("5432/TCP")), "the matrix block shows 5432/TCP");
     for (args, shown) in blocks {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let printed = String::from_utf8(netcanary(&args).stdout).expect("UTF-8");
+        let printed = if args.contains(&"--intent") {
+            let output = cli::command(&args).env("NO_COLOR", "1").output().expect("run netcanary");
+            assert_eq!(output.status.code(), Some(1), "the example's intent has a violation");
+            String::from_utf8(output.stdout).expect("UTF-8")
+        } else {
+            String::from_utf8(netcanary(&args).stdout).expect("UTF-8")
+        };
         let printed: Vec<&str> = printed.lines().map(str::trim_end).collect();
         // Each run of lines between `...` must appear in order; the first at the top.
         let mut at = 0;

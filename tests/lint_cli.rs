@@ -45,7 +45,9 @@ fn row(
 /// allow-dns to the kube-dns pods, whose namespace isolates nothing, so no DNS finding;
 /// every policy selects a workload and every peer something; the named port `postgres` is
 /// declared by the db it protects; the ipBlocks hold no pod IP (workloads have none). dev,
-/// ingress-nginx and kube-system have no policy at all.
+/// ingress-nginx and kube-system have no policy at all. production's api has an HTTP
+/// readiness probe on its port `http` (8080), and production's ingress admits only the
+/// ingress-nginx pods: NC010, on line 15 of its file.
 #[test]
 fn bundled_example() {
     let (code, doc) = lint_json(&["-f", "examples/cluster"]);
@@ -55,10 +57,20 @@ fn bundled_example() {
         expected.push(row("NC001", "warning", namespace, "Namespace", namespace, "-"));
         expected.push(row("NC002", "info", namespace, "Namespace", namespace, "-"));
     }
+    expected.push(row(
+        "NC010",
+        "info",
+        "production",
+        "Deployment",
+        "api",
+        "spec.template.spec.containers[0].readinessProbe",
+    ));
     assert_eq!(summary(&doc), expected);
+    assert_eq!(doc["findings"][6]["file"], "examples/cluster/workloads/production.yaml");
+    assert_eq!(doc["findings"][6]["line"], 15);
     let first = &doc["findings"][0];
     assert_eq!(first["file"], "examples/cluster/namespaces.yaml");
-    assert_eq!(first["line"], Value::Null);
+    assert_eq!(first["line"], 11, "Namespace dev is the third document, after two comment lines");
     assert!(first["message"].as_str().unwrap().contains("dev/deployment/api"), "{first}");
     assert!(!first["fix"].as_str().unwrap().is_empty());
 
@@ -72,7 +84,7 @@ fn bundled_example_text() {
     let text = stdout(&output);
     assert!(text.starts_with("dev\n  warning  NC001  Namespace dev "), "{text}");
     assert!(text.contains("\ningress-nginx\n") && text.contains("\nkube-system\n"), "{text}");
-    assert!(text.contains("6 finding(s): 0 error(s), 3 warning(s), 3 info"), "{text}");
+    assert!(text.contains("7 finding(s): 0 error(s), 3 warning(s), 4 info"), "{text}");
     assert!(!text.contains('\u{1b}'), "no colour when asked for none");
     let coloured = stdout(&netcanary(&["lint", "-f", "examples/cluster", "--color", "always"]));
     assert!(coloured.contains("\u{1b}[1m\u{1b}[33m") || coloured.contains("\u{1b}[33m"), "{coloured}");
@@ -114,6 +126,8 @@ fn findings_from_a_file_fail_on_error_and_disable() {
     let rules: Vec<String> = summary(&doc).into_iter().map(|f| format!("{} {} {}", f.0, f.1, f.5)).collect();
     assert_eq!(rules, ["NC003 error -", "NC003 warning -", "NC006 warning spec.ingress[0].from[0]"]);
     assert_eq!(doc["findings"][2]["file"], path);
+    let lines: Vec<&Value> = doc["findings"].as_array().unwrap().iter().map(|f| &f["line"]).collect();
+    assert_eq!(lines, [10, 10, 23], "Pod shop/web starts on line 10, the open policy's one-line spec is on 23");
 
     let (code, _) = lint_json(&["-f", path, "--disable", "NC003"]);
     assert_eq!(code, Some(0), "nothing at error left");
@@ -134,7 +148,7 @@ fn sarif_output() {
     let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
     assert!(rules.iter().all(|r| r["id"].is_string() && r["help"]["text"].is_string()));
     let results = run["results"].as_array().unwrap();
-    assert_eq!(results.len(), 6);
+    assert_eq!(results.len(), 7);
     assert_eq!(results[0]["ruleId"], "NC001");
     assert_eq!(results[0]["level"], "warning");
     assert_eq!(results[1]["level"], "note");
@@ -142,6 +156,7 @@ fn sarif_output() {
         results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
         "examples/cluster/namespaces.yaml"
     );
+    assert_eq!(results[0]["locations"][0]["physicalLocation"]["region"]["startLine"], 11);
     assert!(results.iter().all(|r| r["message"]["text"].is_string()));
 }
 

@@ -718,3 +718,28 @@ fn netcanary_namespace_policies_open_the_controllers_and_never_the_canary() {
     ]);
     assert!(wrong.is_empty(), "netcanary's own policies do not mean what they say:\n\n{}", wrong.join("\n\n"));
 }
+
+/// The example intent is what the NetcanaryIntent CRD accepts, field for field, and the CRD
+/// is closed: a misspelt selector is refused rather than stored as "every pod".
+#[tokio::test]
+async fn the_example_intent_passes_the_intent_crd() {
+    let test = "the_example_intent_passes_the_intent_crd";
+    let Some(kube) = KubeFixture::start_or_skip(test) else { return };
+    let client = kube.client().await;
+    install_netcanary(&client).await;
+    wait_for_crd(&client, "netcanaryintents.netcanary.io").await;
+    let intents = objects(&read_repo_file("examples/intent.yaml"));
+    assert_eq!(intents.len(), 2, "examples/intent.yaml holds two intents");
+    for intent in &intents {
+        dry_run_apply(&client, intent, None).await.unwrap_or_else(|e| panic!("the example intent is refused: {e}"));
+    }
+    let mut misspelt = intents[0].clone();
+    let from = &mut misspelt.data["spec"]["statements"][0]["from"];
+    let selector = from.as_object_mut().expect("from").remove("namespaceSelector").expect("a namespaceSelector");
+    from["namespaceSelecter"] = selector;
+    let error = dry_run_apply(&client, &misspelt, None).await.expect_err("a misspelt selector is refused");
+    assert!(error.contains("namespaceSelecter"), "refused, but not naming the field: {error}");
+    let mut named_port = intents[0].clone();
+    named_port.data["spec"]["statements"][0]["ports"][0]["port"] = json!("postgres");
+    dry_run_apply(&client, &named_port, None).await.expect_err("a named port is refused");
+}

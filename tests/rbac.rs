@@ -127,7 +127,9 @@ async fn netcanary_service_account_has_least_privilege() {
     let admin = kube.client().await;
     install_netcanary(&admin).await;
     install_cluster_policy_crds(&admin).await;
+    common::bed::wait_for_crd(&admin, "netcanaryintents.netcanary.io").await;
     apply(&admin, APP).await;
+    apply(&admin, &common::read_repo_file("examples/intent.yaml")).await;
 
     let sa = kube.client_as(NETCANARY_SA).await;
     let secrets = |ns: Option<&str>| match ns {
@@ -135,6 +137,9 @@ async fn netcanary_service_account_has_least_privilege() {
         None => Api::<Secret>::all(sa.clone()),
     };
     let shop_pods = Api::<Pod>::namespaced(sa.clone(), "shop");
+    let intent_gvk = GroupVersionKind::gvk("netcanary.io", "v1alpha1", "NetcanaryIntent");
+    let intents =
+        Api::<DynamicObject>::all_with(sa.clone(), &ApiResource::from_gvk_with_plural(&intent_gvk, "netcanaryintents"));
     let gvk = GroupVersionKind::gvk("netcanary.io", "v1alpha1", "NetcanaryRun");
     let runs = Api::<DynamicObject>::all_with(sa.clone(), &ApiResource::from_gvk_with_plural(&gvk, "netcanaryruns"));
     let mut run = DynamicObject::new("rbac-check", &ApiResource::from_gvk_with_plural(&gvk, "netcanaryruns"));
@@ -280,6 +285,15 @@ async fn netcanary_service_account_has_least_privilege() {
             let api = shop_pods.clone();
             let pp = pp.clone();
             async move { api.create(&pp, &probe).await }
+        }),
+        case("list NetcanaryIntents", Want::Allowed, {
+            let api = intents.clone();
+            let all = all.clone();
+            async move { api.list(&all).await }
+        }),
+        case("delete a NetcanaryIntent", Want::Forbidden, {
+            let api = intents.clone();
+            async move { api.delete("production-isolation", &DeleteParams::default()).await }
         }),
         case("create a NetcanaryRun", Want::Allowed, {
             let pp = pp.clone();

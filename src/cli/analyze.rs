@@ -2,11 +2,12 @@
 
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use netcanary_policy::{Analysis, PortProto, Scope, resolve};
-use netcanary_report::{explain, json, markdown, summary, table};
+use netcanary_report::{explain, intent, json, markdown, summary, table};
 
 use super::manifests::ManifestArgs;
 
@@ -17,8 +18,10 @@ Examples:
   kubectl get ns,pods,networkpolicies -A -o yaml > cluster.yaml && netcanary analyze -f cluster.yaml -o summary
   netcanary analyze -f policies/ --port 5432/TCP -o markdown > comment.md
   netcanary analyze -f examples/production/ --to 1.1.1.1:443/TCP --explain production/deployment/api 1.1.1.1 443/TCP
+  netcanary analyze -f examples/cluster/ --intent examples/intent.yaml
 
-Exit status: 0 when the input was read, 2 when it has errors (unless --keep-going).")]
+Exit status: 0 when the input was read, 2 when it has errors (unless --keep-going);
+with --intent, 1 when policy allows what intent forbids or denies what it requires.")]
 pub struct Args {
     #[command(flatten)]
     manifests: ManifestArgs,
@@ -46,6 +49,13 @@ pub struct Args {
     /// when unambiguous) or IP addresses.
     #[arg(long, num_args = 3, value_names = ["FROM", "TO", "PORT/PROTO"])]
     explain: Option<Vec<String>>,
+
+    /// Check declared intent (NetcanaryIntent YAML files or folders) against the policies
+    /// instead of printing the matrix: every connection where policy allows what intent
+    /// forbids, or denies what it requires, with the rule responsible. Output: text, or
+    /// JSON with -o json.
+    #[arg(long, value_name = "PATH", num_args = 1.., conflicts_with = "explain")]
+    intent: Vec<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -80,6 +90,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    if !args.intent.is_empty() {
+        return check_intent(&cluster, &args.intent, args.output == Format::Json);
+    }
+
     let analysis = Analysis::new(&cluster, &scope);
     match args.output {
         Format::Table => write!(stdout, "{}", table::render(&analysis, terminal_width()))?,
@@ -92,6 +106,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `analyze --intent`: 1 when any statement is violated, 2 when the intent has errors.
+fn check_intent(cluster: &netcanary_policy::Cluster, paths: &[PathBuf], as_json: bool) -> anyhow::Result<ExitCode> {
+    let loaded = netcanary_objects::load_intent_paths(paths);
+    let mut stderr = anstream::stderr().lock();
+    for d in &loaded.diagnostics {
+        writeln!(stderr, "{d}")?;
+    }
+    if loaded.has_errors() {
+        writeln!(stderr, "\nThe intent has errors (above): fix them; no statement was checked.")?;
+        return Ok(ExitCode::from(2));
+    }
+    let checks = netcanary_policy::intent::check(cluster, &loaded.statements);
+    if as_json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &intent::json(&checks))?;
+        writeln!(out)?;
+    } else {
+        write!(anstream::stdout().lock(), "{}", intent::text(&checks))?;
+    }
+    let violated = checks.iter().any(|c| !c.violations.is_empty());
+    Ok(if violated { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 pub(crate) fn parse_external_target(value: &str) -> Result<(IpAddr, PortProto), String> {

@@ -34,8 +34,8 @@ struct Cli {
 enum Command {
     /// Offline: read manifests and print who may reach whom, on which port, and why.
     Analyze(analyze::Args),
-    /// Offline: audit manifests for namespaces left open, DNS blocked, selectors that
-    /// select nothing and rules open to every namespace.
+    /// Audit manifests (-f), or the cluster itself, for namespaces left open, DNS blocked,
+    /// selectors that select nothing and rules open to every namespace.
     Lint(lint::Args),
     /// One verification run against the current cluster: probe pods, real connections,
     /// every disagreement with policy reported.

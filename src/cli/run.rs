@@ -20,14 +20,16 @@ use tracing::warn;
 
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "\
-Exit status: 0 when the network does what policy says, 1 on a mismatch (or when the
-enforcement canary connects: the network enforces no policy), 2 when the run could not
-verify what it planned (a probe pod that never started, an unreadable policy, the API
-server gone, the deadline).
+Exit status: 0 when the network does what policy says, 1 on a mismatch or an intent
+violation (or when the enforcement canary connects: the network enforces no policy), 2
+when the run could not
+verify what it planned (a probe pod that never started, an unreadable policy, a
+statement of intent no probe could check, the API server gone, the deadline).
 
 Examples:
   netcanary run                                  # in-cluster, or the current kubeconfig context
   netcanary run -o junit > netcanary.xml         # for CI
+  netcanary run --intent examples/intent.yaml    # hold the network to declared intent too
   netcanary run --pushgateway http://pushgateway.monitoring:9091
   netcanary run --pushgateway http://pushgateway.monitoring:9091 --push-job netcanary-prod")]
 pub struct Args {
@@ -163,6 +165,12 @@ pub struct ProbeArgs {
         default_value = "kubernetes.default.svc.cluster.local"
     )]
     dns_name: String,
+
+    /// Declared intent to hold the network to, besides the cluster's NetcanaryIntent
+    /// objects: NetcanaryIntent YAML files or folders (repeatable; comma-separated in the
+    /// variable). An intent given here replaces the cluster's of the same name.
+    #[arg(long, value_name = "PATH", env = "NETCANARY_INTENT", value_delimiter = ',')]
+    intent: Vec<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -202,6 +210,14 @@ impl ProbeArgs {
             .dns_service
             .split_once('/')
             .with_context(|| format!("--dns-service {:?} must be NAMESPACE/NAME", self.dns_service))?;
+        let intent = netcanary_objects::load_intent_paths(&self.intent);
+        if intent.has_errors() {
+            let listed: Vec<String> = intent.diagnostics.iter().map(ToString::to_string).collect();
+            anyhow::bail!("--intent has errors; fix them:\n{}", listed.join("\n"));
+        }
+        for warning in &intent.diagnostics {
+            warn!(%warning, "intent");
+        }
         Ok(RunOptions {
             image: self.image.clone(),
             probe_timeout: self.timeout,
@@ -216,6 +232,7 @@ impl ProbeArgs {
                     selector: self.namespace_selector.clone(),
                 },
                 external: self.external.clone(),
+                intent: intent.statements,
                 ..netcanary_planner::Options::default()
             },
             dns: DnsService { namespace: namespace.into(), name: name.into() },

@@ -12,6 +12,9 @@ use netcanary_policy::{Cluster, Direction, Endpoint, EndpointKind, Labels, Peer,
 use crate::rules::{Level, rule};
 use crate::{Finding, Sources};
 
+mod kubelet;
+mod mesh;
+
 /// The labels cluster DNS pods carry (CoreDNS keeps kube-dns's).
 const DNS_LABEL: (&str, &str) = ("k8s-app", "kube-dns");
 /// The labels Prometheus pods usually carry (the operator's and the community chart's).
@@ -47,6 +50,8 @@ pub fn lint(cluster: &Cluster, sources: &Sources, options: &Options) -> Vec<Find
     lint.unresolved_named_ports();
     lint.ip_blocks_with_pods();
     lint.host_network_selected();
+    lint.kubelet_probes_blocked();
+    lint.mesh_ports_blocked();
     let mut findings: Vec<Finding> = lint
         .findings
         .into_iter()
@@ -59,6 +64,7 @@ pub fn lint(cluster: &Cluster, sources: &Sources, options: &Options) -> Vec<Find
         let key = |f: &Finding| (f.namespace.clone(), f.rule, f.kind.clone(), f.name.clone(), f.field.clone());
         key(a).cmp(&key(b)).then(b.severity.cmp(&a.severity)).then(a.message.cmp(&b.message))
     });
+    sources.locate(&mut findings);
     findings
 }
 
@@ -103,6 +109,24 @@ fn rules_key(direction: Direction) -> (&'static str, &'static str) {
 
 fn is_isolated(cluster: &Cluster, endpoint: &Endpoint, direction: Direction) -> bool {
     cluster.policies().iter().any(|p| p.rules(direction).is_some() && p.selects(endpoint))
+}
+
+/// The NetworkPolicies that isolate a pod for one direction, and all their rules of it.
+struct Isolation<'c> {
+    /// `namespace/name`, in the cluster's order.
+    policies: Vec<String>,
+    rules: Vec<&'c netcanary_policy::Rule>,
+}
+
+/// How `endpoint` is isolated for `direction`; `None` when no policy isolates it.
+fn isolation<'c>(cluster: &'c Cluster, endpoint: &Endpoint, direction: Direction) -> Option<Isolation<'c>> {
+    let mut isolation = Isolation { policies: Vec::new(), rules: Vec::new() };
+    for policy in cluster.policies().iter().filter(|p| p.selects(endpoint)) {
+        let Some(rules) = policy.rules(direction) else { continue };
+        isolation.policies.push(policy.id());
+        isolation.rules.extend(rules);
+    }
+    (!isolation.policies.is_empty()).then_some(isolation)
 }
 
 /// Whether a peer of `policy` names `endpoint`, as the engine matches peers.

@@ -8,9 +8,11 @@
 //! - [`rules`]: every rule's id, level, title and help: the stable catalogue.
 //! - [`check`]: the rules over the engine's model, and switching them off.
 //! - [`sources`]: the files objects came from and the rules their annotations disable.
+//! - [`lines`]: the line of an object's field in its file.
 //! - [`render`]: text, JSON and SARIF output.
 
 pub mod check;
+pub mod lines;
 pub mod render;
 pub mod rules;
 pub mod sources;
@@ -33,7 +35,8 @@ pub struct Finding {
     /// `spec.ingress[0].from[1].namespaceSelector`; `None` for the object as a whole.
     pub field: Option<String>,
     pub file: Option<String>,
-    /// The manifest loader does not keep positions, so this is not given yet.
+    /// The line of the field (or of its nearest parent written in the file, or of the
+    /// object) in `file`; `None` when the object was not read from a file.
     pub line: Option<u32>,
     pub message: String,
     pub fix: String,

@@ -1,5 +1,6 @@
-//! Findings for people (text) and tools (JSON, SARIF 2.1.0).
+//! Findings for people (text) and tools (JSON, SARIF 2.1.0, PolicyReport results).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anstyle::{AnsiColor, Style};
@@ -49,8 +50,14 @@ pub fn text(findings: &[Finding]) -> String {
         let indent = 2 + 7 + 2 + f.rule.len() + 2;
         let dim = Style::new().dimmed();
         let _ = writeln!(out, "{:indent$}{dim}fix: {}{dim:#}", "", f.fix);
-        if let Some(file) = &f.file {
-            let _ = writeln!(out, "{:indent$}{dim}in {file}{dim:#}", "");
+        match (&f.file, f.line) {
+            (Some(file), Some(line)) => {
+                let _ = writeln!(out, "{:indent$}{dim}in {file}:{line}{dim:#}", "");
+            }
+            (Some(file), None) => {
+                let _ = writeln!(out, "{:indent$}{dim}in {file}{dim:#}", "");
+            }
+            (None, _) => {}
         }
     }
     let count = |level| findings.iter().filter(|f| f.severity == level).count();
@@ -128,6 +135,45 @@ pub fn sarif(findings: &[Finding]) -> Value {
             "results": results,
         }],
     })
+}
+
+/// The name of the PolicyReports that hold lint's findings on a cluster.
+pub const POLICY_REPORT_NAME: &str = "netcanary-lint";
+
+/// The findings as PolicyReport results (`wgpolicyk8s.io/v1alpha2`), by namespace; `None`
+/// holds the cluster-scoped ones and is always there, so that a report published from this
+/// replaces the last one even when it is empty. `policy` is netcanary-lint, `rule` the
+/// rule id; an error fails (severity high), a warning or an info warns (medium, info).
+pub fn policy_report_results(findings: &[Finding], timestamp_seconds: i64) -> BTreeMap<Option<String>, Vec<Value>> {
+    let mut out: BTreeMap<Option<String>, Vec<Value>> = BTreeMap::from([(None, Vec::new())]);
+    for f in findings {
+        let (result, severity) = match f.severity {
+            Level::Error => ("fail", "high"),
+            Level::Warning => ("warn", "medium"),
+            Level::Info => ("warn", "info"),
+        };
+        let object = match &f.field {
+            Some(field) => format!("{} {}: {field}", f.kind, f.name),
+            None => format!("{} {}", f.kind, f.name),
+        };
+        let mut properties = json!({"kind": f.kind, "name": f.name, "fix": f.fix});
+        if let Some(field) = &f.field {
+            properties["field"] = json!(field);
+        }
+        out.entry(f.namespace.clone()).or_default().push(json!({
+            "policy": POLICY_REPORT_NAME,
+            "rule": f.rule,
+            "category": "NetworkPolicy",
+            "source": "netcanary",
+            "result": result,
+            "severity": severity,
+            "scored": true,
+            "message": format!("{object}: {} Fix: {}", f.message, f.fix),
+            "timestamp": {"seconds": timestamp_seconds, "nanos": 0},
+            "properties": properties,
+        }));
+    }
+    out
 }
 
 /// A relative URI reference for a path: `/` separators, spaces and `%` escaped.

@@ -65,7 +65,7 @@ const fn rule_info(id: &'static str, level: Level, title: &'static str, help: &'
 }
 
 /// Every rule lint has, in id order.
-pub const RULES: [RuleInfo; 10] = [
+pub const RULES: [RuleInfo; 12] = [
     rule_info(
         "NC001",
         Level::Warning,
@@ -131,6 +131,23 @@ pub const RULES: [RuleInfo; 10] = [
         "ipBlock contains pod IPs",
         "Whether an ipBlock matches traffic from or to pods is implementation-defined (CNIs differ, and \
          source NAT changes addresses). Select pods with podSelector/namespaceSelector instead.",
+    ),
+    rule_info(
+        "NC010",
+        Level::Info,
+        "kubelet probes of pods isolated for ingress",
+        "The kubelet sends TCP, HTTP and gRPC probes from the node. Most CNIs admit traffic from a pod's own node \
+         whatever the policy says; not all do (nor every host-firewall setting), and there the pods fail their \
+         probes. If yours does not, allow ingress from the nodes' addresses (an ipBlock of the node CIDR) on the \
+         probed ports.",
+    ),
+    rule_info(
+        "NC011",
+        Level::Info,
+        "service mesh ports not admitted",
+        "Istio's and Linkerd's proxies need ports of their own: Istio 15020, 15021 and 15090 inbound and istiod's \
+         15012 outbound; Linkerd 4143 and 4191 inbound and its control plane's 8086, 8090 and 8080 outbound. \
+         Allow them in the policies that isolate meshed pods.",
     ),
     rule_info(
         "NC012",

@@ -9,13 +9,17 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::Finding;
+use crate::lines::FileLines;
+
 /// The annotation that switches rules off for an object, or for a whole namespace when on
 /// the Namespace: a comma-separated list of rule ids.
 pub const DISABLE_ANNOTATION: &str = "netcanary.io/lint-disable";
 
 #[derive(Clone, Debug, Default)]
 struct Source {
-    file: String,
+    /// `None` for an object read from the cluster.
+    file: Option<String>,
     disabled: BTreeSet<String>,
 }
 
@@ -25,11 +29,13 @@ struct Source {
 pub struct Sources {
     objects: HashMap<(String, String, String), Source>,
     default_namespace: String,
+    /// Each file's text, parsed again for positions only where there are findings.
+    texts: HashMap<String, String>,
 }
 
 impl Sources {
     pub fn new(default_namespace: &str) -> Self {
-        Self { objects: HashMap::new(), default_namespace: default_namespace.to_string() }
+        Self { objects: HashMap::new(), default_namespace: default_namespace.to_string(), texts: HashMap::new() }
     }
 
     /// Reads the same files as [`netcanary_objects::load_paths`]: every `.yaml`, `.yml` and
@@ -50,6 +56,7 @@ impl Sources {
 
     /// Reads one file's text; `file` names it in findings.
     pub fn read_str(&mut self, file: &str, text: &str) {
+        self.texts.insert(file.to_string(), text.to_string());
         if file.ends_with(".json") {
             if let Ok(value) = serde_json::from_str::<Value>(text) {
                 self.value(file, value);
@@ -85,21 +92,38 @@ impl Sources {
             "Namespace" => name,
             _ => text("/metadata/namespace").unwrap_or(&self.default_namespace),
         };
-        let disabled = text(&format!("/metadata/annotations/{}", DISABLE_ANNOTATION.replace('/', "~1")))
-            .map(|list| list.split(',').map(|id| id.trim().to_ascii_uppercase()).filter(|id| !id.is_empty()).collect())
-            .unwrap_or_default();
+        let disabled = text(&format!("/metadata/annotations/{}", DISABLE_ANNOTATION.replace('/', "~1")));
         let key = (kind.to_string(), namespace.to_string(), name.to_string());
         // The loader uses the later of two duplicates; so does this.
-        self.objects.insert(key, Source { file: file.to_string(), disabled });
+        self.objects.insert(key, Source { file: Some(file.to_string()), disabled: rule_ids(disabled) });
+    }
+
+    /// Adds an object read from the cluster (no file), with its [`DISABLE_ANNOTATION`]
+    /// if it has one. A Namespace's namespace is its own name.
+    pub fn add_object(&mut self, kind: &str, namespace: &str, name: &str, disable: Option<&str>) {
+        let key = (kind.to_string(), namespace.to_string(), name.to_string());
+        self.objects.insert(key, Source { file: None, disabled: rule_ids(disable) });
     }
 
     fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<&Source> {
         self.objects.get(&(kind.to_string(), namespace.to_string(), name.to_string()))
     }
 
-    /// The file an object was read from.
+    /// The file an object was read from; `None` for one read from the cluster.
     pub fn file_of(&self, kind: &str, namespace: &str, name: &str) -> Option<&str> {
-        self.get(kind, namespace, name).map(|s| s.file.as_str())
+        self.get(kind, namespace, name).and_then(|s| s.file.as_deref())
+    }
+
+    /// Sets each finding's line: its field's in the file its object was read from.
+    pub fn locate(&self, findings: &mut [Finding]) {
+        let mut files: HashMap<&str, FileLines> = HashMap::new();
+        for finding in findings {
+            let Some(file) = finding.file.as_deref() else { continue };
+            let Some(text) = self.texts.get(file) else { continue };
+            let lines = files.entry(file).or_insert_with_key(|_| FileLines::parse(text, &self.default_namespace));
+            let namespace = finding.namespace.as_deref().unwrap_or(&finding.name);
+            finding.line = lines.line(&finding.kind, namespace, &finding.name, finding.field.as_deref());
+        }
     }
 
     /// Whether the object or its namespace switches `rule` off.
@@ -113,6 +137,15 @@ impl Sources {
     pub fn has_namespaces(&self) -> bool {
         self.objects.keys().any(|(kind, _, _)| kind == "Namespace")
     }
+}
+
+/// The rule ids of a [`DISABLE_ANNOTATION`] value: comma-separated, any case.
+fn rule_ids(list: Option<&str>) -> BTreeSet<String> {
+    list.into_iter()
+        .flat_map(|list| list.split(','))
+        .map(|id| id.trim().to_ascii_uppercase())
+        .filter(|id| !id.is_empty())
+        .collect()
 }
 
 fn collect_files(path: &Path, out: &mut Vec<PathBuf>) {

@@ -2,12 +2,12 @@
 //! properties of the specification's schema (sarif-schema-2.1.0.json cannot be fetched in
 //! the build, so its `required` lists and enums are restated here).
 
-use netcanary_lint::render::{json, sarif, text};
+use netcanary_lint::render::{json, policy_report_results, sarif, text};
 use netcanary_lint::{Finding, Level, RULES};
 use serde_json::Value;
 
 fn findings() -> Vec<Finding> {
-    let finding = |rule, severity, file: Option<&str>| Finding {
+    let finding = |rule, severity, file: Option<&str>, line| Finding {
         rule,
         severity,
         namespace: Some("dev".into()),
@@ -15,14 +15,14 @@ fn findings() -> Vec<Finding> {
         name: "p".into(),
         field: Some("spec.podSelector".into()),
         file: file.map(str::to_string),
-        line: None,
+        line,
         message: "matches nothing".into(),
         fix: "fix the labels".into(),
     };
     vec![
-        finding("NC004", Level::Warning, Some("dir with space/p.yaml")),
-        finding("NC002", Level::Info, None),
-        finding("NC003", Level::Error, Some("p.yaml")),
+        finding("NC004", Level::Warning, Some("dir with space/p.yaml"), Some(7)),
+        finding("NC002", Level::Info, None, None),
+        finding("NC003", Level::Error, Some("p.yaml"), None),
     ]
 }
 
@@ -35,6 +35,8 @@ fn json_has_every_key() {
     }
     assert_eq!(first["severity"], "warning");
     assert_eq!(doc["findings"][1]["file"], Value::Null);
+    assert_eq!(first["line"], 7);
+    assert_eq!(doc["findings"][1]["line"], Value::Null);
 }
 
 fn required(value: &Value, what: &str, keys: &[&str]) {
@@ -102,6 +104,8 @@ fn sarif_has_the_required_shape() {
     assert_eq!(levels, ["warning", "note", "error"]);
     assert_eq!(results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], "dir%20with%20space/p.yaml");
     assert!(results[1]["locations"][0].get("physicalLocation").is_none(), "no file, no physical location");
+    assert_eq!(results[0]["locations"][0]["physicalLocation"]["region"]["startLine"], 7);
+    assert!(results[2]["locations"][0]["physicalLocation"].get("region").is_none(), "no line, no region");
     check_sarif(&sarif(&[]));
 }
 
@@ -111,5 +115,25 @@ fn text_groups_by_namespace_and_counts() {
     assert!(out.starts_with("\u{1b}[1mdev\u{1b}[0m\n"), "{out}");
     assert!(out.contains("NC004  NetworkPolicy p: spec.podSelector  matches nothing"), "{out}");
     assert!(out.contains("3 finding(s): 1 error(s), 1 warning(s), 1 info"), "{out}");
+    assert!(out.contains("in dir with space/p.yaml:7\u{1b}"), "the line after the file: {out}");
+    assert!(out.contains("in p.yaml\u{1b}"), "no line, the file alone: {out}");
     assert_eq!(text(&[]), "no findings\n");
+}
+
+#[test]
+fn policy_report_results_by_namespace_with_the_cluster_always_there() {
+    let by_namespace = policy_report_results(&findings(), 1_700_000_000);
+    let namespaces: Vec<Option<&str>> = by_namespace.keys().map(Option::as_deref).collect();
+    assert_eq!(namespaces, [None, Some("dev")], "no cluster-scoped finding: an empty cluster report still");
+    assert!(by_namespace[&None].is_empty());
+    let dev = &by_namespace[&Some("dev".to_string())];
+    let graded: Vec<(&str, &str, &str)> = dev
+        .iter()
+        .map(|r| (r["rule"].as_str().unwrap(), r["result"].as_str().unwrap(), r["severity"].as_str().unwrap()))
+        .collect();
+    assert_eq!(graded, [("NC004", "warn", "medium"), ("NC002", "warn", "info"), ("NC003", "fail", "high")]);
+    assert_eq!(dev[0]["message"], "NetworkPolicy p: spec.podSelector: matches nothing Fix: fix the labels");
+    assert_eq!(dev[0]["properties"]["field"], "spec.podSelector");
+    assert_eq!(dev[0]["timestamp"]["seconds"], 1_700_000_000);
+    assert_eq!(dev[0]["policy"], "netcanary-lint");
 }

@@ -295,7 +295,189 @@ fn cases() -> Vec<Case> {
             pod("a", "web", "app: web", "") + &policy("a", "p", "{podSelector: {}}"),
             vec![],
         ),
+        case(
+            "NC010 fires: HTTP and TCP probes into a default-deny pod, one finding per port",
+            "NC010",
+            pod(
+                "a",
+                "web",
+                "app: web",
+                &probes("readinessProbe: {httpGet: {port: 8080}}, livenessProbe: {tcpSocket: {port: 9000}}"),
+            ) + &deny_all("a"),
+            vec![
+                (Level::Info, Some("spec.containers[0].livenessProbe")),
+                (Level::Info, Some("spec.containers[0].readinessProbe")),
+            ],
+        ),
+        case(
+            "NC010 fires: a workload's template, liveness and readiness on one port",
+            "NC010",
+            deployment(
+                "a",
+                "web",
+                &probes("livenessProbe: {httpGet: {port: 8080}}, readinessProbe: {httpGet: {port: 8080}}"),
+            ) + &deny_all("a"),
+            vec![(Level::Info, Some("spec.template.spec.containers[0].livenessProbe"))],
+        ),
+        case(
+            "NC010 fires: an ipBlock that does not hold the node",
+            "NC010",
+            pod("a", "web", "app: web", &probes("readinessProbe: {tcpSocket: {port: 8080}}"))
+                + &node("192.168.1.10")
+                + &policy("a", "p", "{podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8}}]}]}"),
+            vec![(Level::Info, Some("spec.containers[0].readinessProbe"))],
+        ),
+        case(
+            "NC010 quiet: the ipBlock holds the node's address",
+            "NC010",
+            pod("a", "web", "app: web", &probes("readinessProbe: {tcpSocket: {port: 8080}}"))
+                + &node("192.168.1.10")
+                + &policy(
+                    "a",
+                    "p",
+                    "{podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 192.168.1.0/24}}], ports: [{port: 8080}]}]}",
+                ),
+            vec![],
+        ),
+        case(
+            "NC010 quiet: a named probe port a rule without from admits by name",
+            "NC010",
+            pod(
+                "a",
+                "web",
+                "app: web",
+                ", ports: [{name: http, containerPort: 8080}], readinessProbe: {httpGet: {port: http}}",
+            ) + &policy("a", "p", "{podSelector: {}, ingress: [{ports: [{port: http}]}]}"),
+            vec![],
+        ),
+        case(
+            "NC010 quiet: exec probes do not use the network",
+            "NC010",
+            pod("a", "web", "app: web", &probes("livenessProbe: {exec: {command: [\"true\"]}}")) + &deny_all("a"),
+            vec![],
+        ),
+        case(
+            "NC010 quiet: not isolated for ingress",
+            "NC010",
+            pod("a", "web", "app: web", &probes("readinessProbe: {httpGet: {port: 8080}}")),
+            vec![],
+        ),
+        case(
+            "NC011 fires: Istio namespace with default deny, both directions",
+            "NC011",
+            namespace("a", "istio-injection: enabled") + &pod("a", "web", "app: web", "") + &deny_all("a"),
+            vec![(Level::Info, None), (Level::Info, None)],
+        ),
+        case(
+            "NC011 fires: Linkerd namespace annotation, egress isolated with DNS only",
+            "NC011",
+            linkerd_namespace("a") + &pod("a", "web", "app: web", "") + &allow_dns("a", "{protocol: UDP, port: 53}"),
+            vec![(Level::Info, None)],
+        ),
+        case(
+            "NC011 quiet: Istio's inbound ports admitted, egress open",
+            "NC011",
+            namespace("a", "istio-injection: enabled")
+                + &pod("a", "web", "app: web", "")
+                + &policy(
+                    "a",
+                    "p",
+                    "{podSelector: {}, ingress: [{ports: [{port: 15020}, {port: 15021}, {port: 15090}]}]}",
+                ),
+            vec![],
+        ),
+        case(
+            "NC011 quiet: the pod opts out of Istio",
+            "NC011",
+            namespace("a", "istio-injection: enabled")
+                + &pod("a", "web", "app: web, sidecar.istio.io/inject: \"false\"", "")
+                + &deny_all("a"),
+            vec![],
+        ),
+        case(
+            "NC011 quiet: the namespace disables Istio whatever the pod's revision",
+            "NC011",
+            namespace("a", "istio-injection: disabled")
+                + &pod("a", "web", "app: web, istio.io/rev: canary", "")
+                + &deny_all("a"),
+            vec![],
+        ),
+        case(
+            "NC011 fires: the pod's revision label",
+            "NC011",
+            namespace("a", "") + &pod("a", "web", "app: web, istio.io/rev: canary", "") + &deny_all("a"),
+            vec![(Level::Info, None), (Level::Info, None)],
+        ),
+        case(
+            "NC011 quiet: no mesh",
+            "NC011",
+            namespace("a", "") + &pod("a", "web", "app: web", "") + &deny_all("a"),
+            vec![],
+        ),
     ]
+}
+
+/// `, readinessProbe: ...` for a container of [`pod`].
+fn probes(probes: &str) -> String {
+    format!(", {probes}")
+}
+
+fn deployment(namespace: &str, name: &str, extra: &str) -> String {
+    format!(
+        "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {namespace}}}\n\
+         spec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n\
+         \x20   spec:\n      containers: [{{name: c, image: i{extra}}}]\n"
+    )
+}
+
+fn node(address: &str) -> String {
+    format!(
+        "---\napiVersion: v1\nkind: Node\nmetadata: {{name: node-1}}\nstatus: {{addresses: [{{type: InternalIP, address: \"{address}\"}}]}}\n"
+    )
+}
+
+fn linkerd_namespace(name: &str) -> String {
+    format!(
+        "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}, annotations: {{linkerd.io/inject: enabled}}}}\n"
+    )
+}
+
+#[test]
+fn mesh_and_probe_findings_name_what_to_allow() {
+    let yaml = namespace("a", "istio-injection: enabled")
+        + &pod("a", "web", "app: web", &probes("readinessProbe: {httpGet: {port: 8080}}"))
+        + &deny_all("a");
+    let findings = run("messages", &yaml, &Options::default());
+    let messages: Vec<(&str, &str)> =
+        findings.iter().filter(|f| f.rule >= "NC010").map(|f| (f.rule, f.message.as_str())).collect();
+    assert_eq!(
+        messages,
+        [
+            (
+                "NC010",
+                "readinessProbe httpGet on 8080/TCP of a/web: the kubelet probes from the node, and ingress is isolated by \
+                 a/deny-all with no rule admitting the node; most CNIs let node traffic through anyway, not all do"
+            ),
+            (
+                "NC011",
+                "Istio injects its proxy into a/web (namespace a labelled istio-injection: enabled), and no egress rule of \
+                 a/deny-all admits 15012/TCP (istiod: configuration and certificates)"
+            ),
+            (
+                "NC011",
+                "Istio injects its proxy into a/web (namespace a labelled istio-injection: enabled), and no ingress rule of \
+                 a/deny-all admits 15020/TCP (merged metrics and the application's probes, rewritten to the sidecar), \
+                 15021/TCP (the sidecar's readiness probe), 15090/TCP (Envoy's Prometheus stats)"
+            ),
+        ]
+    );
+    let fixes: Vec<&str> = findings.iter().filter(|f| f.rule >= "NC010").map(|f| f.fix.as_str()).collect();
+    assert!(fixes[0].contains("ipBlock: {cidr: <node CIDR>}") && fixes[0].contains("port: 8080"), "{}", fixes[0]);
+    assert_eq!(fixes[1], "allow egress to the Istio control plane on 15012/TCP");
+    assert_eq!(
+        fixes[2],
+        "allow ingress on 15020/TCP, 15021/TCP, 15090/TCP (from the nodes, Prometheus and meshed clients)"
+    );
 }
 
 #[test]

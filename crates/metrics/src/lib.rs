@@ -84,7 +84,7 @@ impl Metrics {
             probes: gauge_vec("netcanary_probes", "Probes of the last run, by judgement.", &["result"]),
             mismatch: gauge_vec(
                 "netcanary_mismatch",
-                "1 for every open mismatch between policy and network in the last run.",
+                "1 for every open mismatch between policy and network, or intent violation, in the last run.",
                 &["src_namespace", "src_workload", "dst_namespace", "dst_workload", "port", "protocol", "kind"],
             ),
             namespace_pairs: gauge_vec(
@@ -244,6 +244,24 @@ mod tests {
         let text = metrics.encode().unwrap();
         assert!(!text.contains("netcanary_mismatch{"), "{text}");
         assert!(text.contains("netcanary_enforcement_canary 1"));
+    }
+
+    /// Policy allows dev/api to prod/db and the network lets it through, but intent forbids
+    /// it: its own result, and its own kind of mismatch.
+    #[test]
+    fn an_intent_violation_is_a_result_and_a_mismatch_kind() {
+        let metrics = Metrics::new();
+        let violation = sample::probe(Outcome::IntentViolation, true, Observed::Connected);
+        metrics.record(&run(vec![violation], Canary::Enforced));
+        let text = metrics.encode().unwrap();
+        for line in [
+            "netcanary_probes{result=\"intent_violation\"} 1",
+            "netcanary_probes{result=\"unexpected_allow\"} 0",
+            "netcanary_mismatch{dst_namespace=\"prod\",dst_workload=\"db\",kind=\"intent_violation\",port=\"5432\",protocol=\"TCP\",src_namespace=\"dev\",src_workload=\"api\"} 1",
+            "netcanary_run_success 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
     }
 
     /// The reachability matrix's samples, as exposed.

@@ -6,11 +6,11 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use k8s_openapi::api::core::v1::{Container, Namespace, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Container, Namespace, Pod, PodSpec, Probe};
 use k8s_openapi::api::networking::v1::{IPBlock, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use netcanary_policy::model::{Endpoint, IpBlock, NamespaceScope, Peer, Policy, Rule};
+use netcanary_policy::model::{Endpoint, IpBlock, KubeletProbe, NamespaceScope, Peer, Policy, ProbeHandler, Rule};
 use netcanary_policy::port::{ContainerPort, PortMatch, Protocol, RulePort, port_name_problem};
 use netcanary_policy::selector::{Labels, Operator, Requirement, Selector, label_key_problem, label_value_problem};
 
@@ -330,17 +330,9 @@ pub fn selector(selector: Option<&LabelSelector>, path: &str, problems: &mut Pro
 /// The containerPorts of a pod spec: regular containers plus restartable init containers
 /// (sidecars), which serve traffic too.
 pub fn container_ports(spec: &PodSpec, path: &str, problems: &mut Problems) -> Vec<ContainerPort> {
-    let sidecars = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .enumerate()
-        .filter(|(_, c)| c.restart_policy.as_deref() == Some("Always"))
-        .map(|(i, c)| (format!("{path}.initContainers[{i}]"), c));
-    let containers = spec.containers.iter().enumerate().map(|(i, c)| (format!("{path}.containers[{i}]"), c));
     let mut ports = Vec::new();
-    for (container_path, container) in containers.chain(sidecars) {
-        ports.extend(ports_of(container, &container_path, problems));
+    for (container_path, container) in serving_containers(spec) {
+        ports.extend(ports_of(container, &format!("{path}.{container_path}"), problems));
     }
     ports.sort();
     ports.dedup();
@@ -362,6 +354,75 @@ fn ports_of(container: &Container, path: &str, problems: &mut Problems) -> Vec<C
         out.push(ContainerPort { name: p.name.clone(), port, protocol });
     }
     out
+}
+
+/// The containers of a pod spec that serve: regular containers and restartable init
+/// containers (sidecars), with their field paths relative to the spec.
+fn serving_containers(spec: &PodSpec) -> impl Iterator<Item = (String, &Container)> {
+    let sidecars = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, c)| c.restart_policy.as_deref() == Some("Always"))
+        .map(|(i, c)| (format!("initContainers[{i}]"), c));
+    spec.containers.iter().enumerate().map(|(i, c)| (format!("containers[{i}]"), c)).chain(sidecars)
+}
+
+/// The liveness, readiness and startup probes the kubelet sends to the pod's own IP over
+/// TCP, HTTP or gRPC, from the node. Probes with another `host`, exec probes and named
+/// ports no port of the container has are left out: they do not reach the pod from the
+/// node, or cannot work at all.
+pub fn kubelet_probes(spec: &PodSpec) -> Vec<KubeletProbe> {
+    let mut out = Vec::new();
+    for (path, container) in serving_containers(spec) {
+        let probes = [
+            ("livenessProbe", &container.liveness_probe),
+            ("readinessProbe", &container.readiness_probe),
+            ("startupProbe", &container.startup_probe),
+        ];
+        for (key, probe) in probes {
+            let Some(probe) = probe else { continue };
+            if let Some((handler, port)) = probe_target(probe, container) {
+                out.push(KubeletProbe { field: format!("{path}.{key}"), handler, port });
+            }
+        }
+    }
+    out
+}
+
+fn probe_target(probe: &Probe, container: &Container) -> Option<(ProbeHandler, u16)> {
+    let named = |name: &str| {
+        container.ports.iter().flatten().find(|p| p.name.as_deref() == Some(name)).map(|p| p.container_port)
+    };
+    let number = |port: &IntOrString| match port {
+        IntOrString::Int(n) => Some(*n),
+        IntOrString::String(name) => named(name),
+    };
+    let on_pod = |host: &Option<String>| host.as_deref().is_none_or(str::is_empty);
+    let (handler, port) = if let Some(http) = probe.http_get.as_ref().filter(|h| on_pod(&h.host)) {
+        (ProbeHandler::Http, number(&http.port)?)
+    } else if let Some(tcp) = probe.tcp_socket.as_ref().filter(|t| on_pod(&t.host)) {
+        (ProbeHandler::Tcp, number(&tcp.port)?)
+    } else {
+        (ProbeHandler::Grpc, probe.grpc.as_ref()?.port)
+    };
+    Some((handler, u16::try_from(port).ok().filter(|&p| p != 0)?))
+}
+
+/// The annotations the model keeps: the ones that say whether Istio or Linkerd injects its
+/// proxy into a pod (on the pod, or on its namespace for Linkerd). All others are dropped:
+/// some are large (`kubectl.kubernetes.io/last-applied-configuration`).
+pub const KEPT_ANNOTATIONS: [&str; 2] = ["sidecar.istio.io/inject", "linkerd.io/inject"];
+
+/// The [`KEPT_ANNOTATIONS`] among `annotations`.
+pub fn kept_annotations(annotations: Option<&std::collections::BTreeMap<String, String>>) -> Labels {
+    annotations
+        .into_iter()
+        .flatten()
+        .filter(|(key, _)| KEPT_ANNOTATIONS.contains(&key.as_str()))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect()
 }
 
 /// Labels with invalid keys or values reported (they cannot exist on a real object).
@@ -426,6 +487,8 @@ pub fn pod(pod: &Pod, default_namespace: &str, problems: &mut Problems) -> Optio
     let mut endpoint = Endpoint::pod(&namespace, &name, labels).with_ips(ips).with_ports(ports);
     endpoint.host_network = spec.host_network.unwrap_or(false);
     endpoint.workload = owning_workload(pod);
+    endpoint.kubelet_probes = kubelet_probes(&spec);
+    endpoint.annotations = kept_annotations(pod.metadata.annotations.as_ref());
     Some(endpoint)
 }
 

@@ -377,6 +377,8 @@ impl Loader {
         if let Some((name, labels)) = convert::namespace(&ns, problems) {
             self.note_duplicate(ctx, "Namespace", "", &name, problems);
             self.loaded.cluster.set_namespace(&name, labels);
+            let annotations = convert::kept_annotations(ns.metadata.annotations.as_ref());
+            self.loaded.cluster.set_namespace_annotations(&name, annotations);
         }
     }
 
@@ -441,6 +443,9 @@ impl Loader {
         self.note_duplicate(ctx, &kind, &namespace, &name, problems);
         let mut endpoint = Endpoint::workload(&namespace, &kind, &name, labels).with_ports(ports);
         endpoint.host_network = spec.host_network.unwrap_or(false);
+        endpoint.kubelet_probes = convert::kubelet_probes(&spec);
+        endpoint.annotations =
+            convert::kept_annotations(template.metadata.as_ref().and_then(|m| m.annotations.as_ref()));
         self.loaded.cluster.add_endpoint(endpoint);
     }
 
@@ -475,7 +480,7 @@ struct ObjectContext<'a> {
 }
 
 /// Deserializes a typed object, reporting a failure with the path of the offending field.
-fn typed<T: DeserializeOwned>(value: Value, problems: &mut Problems) -> Option<T> {
+pub(crate) fn typed<T: DeserializeOwned>(value: Value, problems: &mut Problems) -> Option<T> {
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(object) => Some(object),
         Err(e) => {
@@ -492,7 +497,7 @@ fn typed<T: DeserializeOwned>(value: Value, problems: &mut Problems) -> Option<T
     }
 }
 
-fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+pub(crate) fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     if !path.is_dir() {
         // Read explicitly named files whatever their extension; report missing ones.
         std::fs::metadata(path)?;

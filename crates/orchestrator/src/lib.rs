@@ -10,6 +10,7 @@
 //!   results are the comparator's (`netcanary-verify`).
 //! - [`schedule`]: `serve`'s runs on a schedule until told to stop.
 //! - [`record`]: the `NetcanaryRun` record and Events.
+//! - [`policy_report`]: the run's results as PolicyReports, for Policy Reporter.
 //! - [`watch`]: watch caches that keep `serve`'s snapshot current (a cluster policy kind's
 //!   from the first run that finds it served).
 //! - [`retry`]: backoff for API calls that can succeed a moment later.
@@ -18,6 +19,7 @@
 pub mod error;
 pub mod fence;
 pub mod pods;
+pub mod policy_report;
 pub mod record;
 pub mod retry;
 pub mod run;

@@ -85,6 +85,7 @@ pub async fn finish(client: &Client, record: &RunRecord) -> Result<(), Error> {
                 "expected": p.expected.as_str(),
                 "observed": p.observed.last().map(|o| o.as_str()),
                 "because": p.expected_because,
+                "intent": p.intent.as_ref().map(|i| format!("{} ({})", i.statement, i.expect)),
             })
         })
         .collect();
@@ -97,6 +98,7 @@ pub async fn finish(client: &Client, record: &RunRecord) -> Result<(), Error> {
             "unexpectedDeny": count(Outcome::UnexpectedDeny),
             "converging": count(Outcome::Converging),
             "inconclusive": count(Outcome::Inconclusive),
+            "intentViolation": count(Outcome::IntentViolation),
             "coverage": record.coverage.map_or_else(|| "not planned".to_string(), |c| c.to_string()),
             "canary": record.canary,
             "mismatches": mismatches,
@@ -117,12 +119,14 @@ pub async fn emit_events(client: &Client, record: &RunRecord, owner: &OwnerRefer
     let events: Api<Event> = Api::namespaced(client.clone(), "default");
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     for (i, probe) in record.mismatches().enumerate() {
+        let intent = probe.intent.as_ref().map(|i| format!("intent {} says {}, ", i.statement, i.expect));
         let message = format!(
-            "{} -> {} {}/{}: policy says {}, the network {} ({})",
+            "{} -> {} {}/{}: {}policy says {}, the network {} ({})",
             probe.source,
             probe.destination,
             probe.port,
             probe.protocol,
+            intent.unwrap_or_default(),
             probe.expected,
             probe.observed.last().map_or("gave no answer", |o| o.as_str()),
             probe.expected_because
@@ -137,7 +141,12 @@ pub async fn emit_events(client: &Client, record: &RunRecord, owner: &OwnerRefer
                 ..ObjectReference::default()
             },
             reason: Some(
-                if probe.outcome == Outcome::UnexpectedAllow { "UnexpectedAllow" } else { "UnexpectedDeny" }.into(),
+                match probe.outcome {
+                    Outcome::UnexpectedAllow => "UnexpectedAllow",
+                    Outcome::IntentViolation => "IntentViolation",
+                    _ => "UnexpectedDeny",
+                }
+                .into(),
             ),
             message: Some(message),
             type_: Some("Warning".into()),

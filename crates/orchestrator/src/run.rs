@@ -119,10 +119,20 @@ pub async fn run(
         run.problems.push(format!("cleanup: {error}; the next run sweeps what is left"));
     }
     run.timings.cleanup_seconds = phase.elapsed().as_secs_f64();
-    let record = run.record(started_at);
-    let finished = tokio::time::timeout(WRAP_UP_TIMEOUT, record::finish(client, &record)).await;
+    let mut record = run.record(started_at);
+    // Side by side, within one wrap-up bound: an API server that stopped answering holds
+    // the run no longer for the reports. A report that could not be written is a warning
+    // of the printed record (the status is being written meanwhile).
+    let (published, finished) = tokio::join!(
+        tokio::time::timeout(WRAP_UP_TIMEOUT, crate::policy_report::publish(client, &record)),
+        tokio::time::timeout(WRAP_UP_TIMEOUT, record::finish(client, &record)),
+    );
     if let Some(error) = finished.map_or_else(|_| Some(wrap_up_timeout()), Result::err) {
         warn!(%error, "cannot write the run record's status");
+    }
+    if let Some(error) = published.map_or_else(|_| Some(wrap_up_timeout()), Result::err) {
+        warn!(%error, "cannot write the run's PolicyReports");
+        record.warnings.push(format!("the run's PolicyReports were not written: {error}"));
     }
     record
 }
@@ -134,14 +144,19 @@ fn wrap_up_timeout() -> Error {
     Error::NoAnswer(WRAP_UP_TIMEOUT.as_secs())
 }
 
-/// Plans a run over a snapshot: the planner, told where cluster DNS is and which Services
-/// publish not-ready addresses.
+/// Plans a run over a snapshot: the planner, told where cluster DNS is, which Services
+/// publish not-ready addresses, and the cluster's intent besides the run's own (an intent
+/// the run was given by file replaces the cluster's object of the same name).
 pub fn plan(snapshot: &Snapshot, options: &RunOptions) -> Plan {
     let mut planner_options = options.planner.clone();
     planner_options.dns_endpoints = dns_endpoints(snapshot);
     planner_options.not_ready_services = snapshot.not_ready_services.clone();
     planner_options.unprobed_namespaces = vec![options.canary_namespace.clone()];
-    netcanary_planner::plan(&snapshot.cluster, &planner_options)
+    let given: BTreeSet<String> = planner_options.intent.iter().map(|s| s.intent.clone()).collect();
+    planner_options.intent.extend(snapshot.intent.iter().filter(|s| !given.contains(&s.intent)).cloned());
+    let mut plan = netcanary_planner::plan(&snapshot.cluster, &planner_options);
+    plan.unverified_intent.extend(snapshot.intent_problems.iter().cloned());
+    plan
 }
 
 fn dns_endpoints(snapshot: &Snapshot) -> Vec<String> {

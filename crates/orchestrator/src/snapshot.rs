@@ -16,6 +16,7 @@ use netcanary_objects::cluster_policy::{self as cluster_policy, CLUSTER_POLICY_A
 use netcanary_objects::convert::{self, Problems, Severity};
 use netcanary_objects::{UNEVALUATED_KINDS, UnevaluatedKind};
 use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
+use netcanary_policy::intent::Statement;
 use netcanary_policy::{Cluster, ClusterPeer, ClusterPolicyKind, Selector};
 use netcanary_verify::SnapshotFacts;
 use serde::de::DeserializeOwned;
@@ -54,6 +55,11 @@ pub struct Snapshot {
     /// unverified: cluster policies of both generations, whose relative order no API
     /// defines (a tie across them is inconclusive anyway).
     pub warnings: Vec<String>,
+    /// The statements of the cluster's `NetcanaryIntent` objects.
+    pub intent: Vec<Statement>,
+    /// `NetcanaryIntent` objects that could not be read, and why: what they say is not
+    /// verified.
+    pub intent_problems: Vec<String>,
 }
 
 impl Snapshot {
@@ -97,6 +103,51 @@ async fn count(client: &Client, kind: &UnevaluatedKind) -> Option<String> {
     None
 }
 
+/// The statements of every `NetcanaryIntent` in the cluster, and a problem for each
+/// object that cannot be read (refused whole: a statement read wrong would check the
+/// wrong thing). No CRD installed means no intent; a list refused is a problem.
+pub async fn intents(client: &Client) -> (Vec<Statement>, Vec<String>) {
+    use netcanary_objects::intent::{INTENT_API_VERSION, INTENT_KIND};
+    let (group, version) = INTENT_API_VERSION.split_once('/').unwrap_or_default();
+    let gvk = GroupVersionKind::gvk(group, version, INTENT_KIND);
+    let api: Api<DynamicObject> =
+        Api::all_with(client.clone(), &ApiResource::from_gvk_with_plural(&gvk, INTENT_PLURAL));
+    let params = ListParams::default();
+    let list = match with_backoff("list netcanaryintents", || api.list(&params)).await {
+        Ok(list) => list,
+        Err(Error::Kube { source: kube::Error::Api(status), .. }) if status.code == 404 => {
+            return (Vec::new(), Vec::new());
+        }
+        Err(error) => {
+            return (Vec::new(), vec![format!("NetcanaryIntents cannot be listed, so none is verified: {error}")]);
+        }
+    };
+    let mut statements = Vec::new();
+    let mut problems = Vec::new();
+    for object in list.items {
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let value = serde_json::json!({"metadata": {"name": name}, "spec": object.data.get("spec")});
+        let mut found = Problems::default();
+        match netcanary_objects::intent::intent(&value, &mut found) {
+            Some(read) => statements.extend(read),
+            None => {
+                let why: Vec<String> = found
+                    .list
+                    .iter()
+                    .filter(|p| p.severity == Severity::Error)
+                    .map(|p| format!("{}: {}", p.field, p.message))
+                    .collect();
+                warn!(intent = %name, problems = ?why, "NetcanaryIntent skipped");
+                problems.push(format!("NetcanaryIntent {name} cannot be read and is not verified: {}", why.join("; ")));
+            }
+        }
+    }
+    (statements, problems)
+}
+
+/// The resource name of `NetcanaryIntent` in API paths and RBAC rules.
+pub const INTENT_PLURAL: &str = "netcanaryintents";
+
 /// Where the cluster DNS Service lives (`kube-system/kube-dns` on most clusters).
 #[derive(Clone, Debug)]
 pub struct DnsService {
@@ -139,6 +190,7 @@ impl SnapshotSource for Listed {
         let mut snapshot = builder.finish(&services, dns)?;
         read_nodes(client, &mut snapshot).await?;
         snapshot.unmodelled = unmodelled_policies(client).await;
+        (snapshot.intent, snapshot.intent_problems) = intents(client).await;
         Ok(snapshot)
     }
 }
@@ -212,6 +264,47 @@ fn refuse(snapshot: &mut Snapshot, kind: &str, refused: Option<String>) {
     }
 }
 
+/// An object of the cluster and the value of one of its annotations, for what the model
+/// does not keep (lint's rule switches).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Annotated {
+    /// `Namespace`, `Pod` or `NetworkPolicy`.
+    pub kind: &'static str,
+    /// A Namespace's is its own name.
+    pub namespace: String,
+    pub name: String,
+    /// `None` when the object lacks the annotation (listed for Namespaces only).
+    pub value: Option<String>,
+}
+
+/// Every Namespace, and the Pods and NetworkPolicies carrying the annotation `key`, by
+/// their metadata alone.
+pub async fn annotated(client: &Client, key: &str) -> Result<Vec<Annotated>, Error> {
+    let mut out = Vec::new();
+    let mut each = |kind: &'static str, meta: &kube::api::ObjectMeta| {
+        let name = meta.name.clone().unwrap_or_default();
+        let namespace = if kind == "Namespace" { name.clone() } else { meta.namespace.clone().unwrap_or_default() };
+        let value = meta.annotations.as_ref().and_then(|a| a.get(key)).cloned();
+        if kind == "Namespace" || value.is_some() {
+            out.push(Annotated { kind, namespace, name, value });
+        }
+    };
+    let params = ListParams::default();
+    let namespaces = Api::<Namespace>::all(client.clone());
+    for ns in with_backoff("list namespaces", || namespaces.list_metadata(&params)).await?.items {
+        each("Namespace", &ns.metadata);
+    }
+    let pods = Api::<Pod>::all(client.clone());
+    for pod in with_backoff("list pods", || pods.list_metadata(&params)).await?.items {
+        each("Pod", &pod.metadata);
+    }
+    let policies = Api::<NetworkPolicy>::all(client.clone());
+    for np in with_backoff("list networkpolicies", || policies.list_metadata(&params)).await?.items {
+        each("NetworkPolicy", &np.metadata);
+    }
+    Ok(out)
+}
+
 /// Builds the snapshot from objects. Pods netcanary created (left over by a crashed run)
 /// are not part of it; objects the engine cannot read are recorded and skipped.
 pub fn build(
@@ -243,6 +336,8 @@ impl Builder {
         let mut problems = Problems::default();
         if let Some((name, labels)) = convert::namespace(&ns, &mut problems) {
             self.snapshot.cluster.set_namespace(&name, labels);
+            let annotations = convert::kept_annotations(ns.metadata.annotations.as_ref());
+            self.snapshot.cluster.set_namespace_annotations(&name, annotations);
         }
     }
 

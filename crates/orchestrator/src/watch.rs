@@ -150,9 +150,10 @@ impl SnapshotSource for Watched {
             &owned(&self.services),
             dns,
         )?;
-        // Rare and small: listed at each run rather than watched.
+        // Rare and small (as NetcanaryIntents): listed at each run rather than watched.
         snapshot.unmodelled = snapshot::unmodelled_policies(&self.client).await;
         snapshot::read_nodes(&self.client, &mut snapshot).await?;
+        (snapshot.intent, snapshot.intent_problems) = snapshot::intents(&self.client).await;
         Ok(snapshot)
     }
 }

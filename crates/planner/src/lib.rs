@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`mirror`]: which labels a probe pod copies from the workload it stands in for.
 //! - [`select`]: the budgeted choice of probes (its `cluster_rules` module: witnesses for
-//!   the rules of ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy).
+//!   the rules of ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy;
+//!   its `intent` module: a probe for every statement of declared intent).
 //! - [`plan`]: what a plan holds, and coverage.
 //! - [`probe_pods`]: the probe pods once they exist, as the engine judges them, and the
 //!   enforcement canary.
@@ -15,6 +16,6 @@ pub mod plan;
 pub mod probe_pods;
 pub mod select;
 
-pub use plan::{Coverage, Destination, Mirror, Plan, PlannedProbe, Purpose};
+pub use plan::{Coverage, Destination, IntentMark, Mirror, Plan, PlannedProbe, Purpose};
 pub use probe_pods::{Placement, ProbePodCluster, add_canary};
 pub use select::{NamespaceFilter, Options, plan};

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use netcanary_policy::intent::Expect;
 use netcanary_policy::{Labels, PortProto, RuleRef};
 
 /// A probe pod standing in for one class of workload pods.
@@ -42,6 +43,8 @@ pub enum Purpose {
     Sample,
     /// An address outside the cluster the run was asked to probe (`--to`).
     External,
+    /// A statement of declared intent that no other probe checks.
+    Intent,
 }
 
 /// Where a probe goes.
@@ -66,6 +69,17 @@ pub struct PlannedProbe {
     pub purpose: Purpose,
     /// The rules that allow it (both directions), for coverage.
     pub covers: Vec<RuleRef>,
+    /// The statement of declared intent the connection falls under, if any: the network
+    /// must do what it says whatever policy says.
+    pub intent: Option<IntentMark>,
+}
+
+/// A statement of declared intent a probe falls under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntentMark {
+    /// The statement's id (`prod-isolation/dev-never-reaches-db`).
+    pub statement: String,
+    pub expect: Expect,
 }
 
 /// How much of the policy the plan exercises.
@@ -92,4 +106,7 @@ pub struct Plan {
     pub coverage: Coverage,
     /// Things the report must say: classes not mirrored and why, budget exhausted.
     pub notes: Vec<String>,
+    /// Statements of declared intent no probe of the plan checks, with the reason: the run
+    /// cannot say they hold.
+    pub unverified_intent: Vec<String>,
 }

@@ -132,6 +132,7 @@ pub fn add_canary(plan: &mut Plan, namespace: &str) -> usize {
         expected_allowed: false,
         purpose: Purpose::Isolation,
         covers: Vec::new(),
+        intent: None,
     });
     plan.probes.len() - 1
 }
@@ -195,6 +196,7 @@ mod tests {
                     expected_allowed: from == 0,
                     purpose: Purpose::AllowRule,
                     covers: Vec::new(),
+                    intent: None,
                 })
                 .collect(),
             ..Plan::default()
@@ -247,6 +249,7 @@ mod tests {
             expected_allowed: true,
             purpose: Purpose::Dns,
             covers: Vec::new(),
+            intent: None,
         });
         let pods = ProbePodCluster::new(&cluster, &plan, "r1", &Placement::default(), &[]);
         assert_eq!(pods.verdict(&plan, 0), None, "the target was never created");

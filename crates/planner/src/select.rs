@@ -18,6 +18,7 @@ use crate::mirror::{mirrored_labels, probe_pod_labels};
 use crate::plan::{Coverage, Destination, Mirror, Plan, PlannedProbe, Purpose};
 
 mod cluster_rules;
+mod intent;
 
 /// What the planner may do.
 #[derive(Clone, Debug)]
@@ -45,6 +46,9 @@ pub struct Options {
     /// (`--to`): what policy says of them is read from `ipBlock`s, and their own servers
     /// answer.
     pub external: Vec<(IpAddr, PortProto)>,
+    /// Statements of declared intent: each gets a probe when some probed pair falls under
+    /// it, and every probe is marked with the statement it falls under.
+    pub intent: Vec<netcanary_policy::intent::Statement>,
 }
 
 /// Which namespaces a run probes: by name, by labels, or both (a namespace must pass each
@@ -78,6 +82,7 @@ impl Default for Options {
             unprobed_namespaces: Vec::new(),
             probed_namespaces: NamespaceFilter::default(),
             external: Vec::new(),
+            intent: Vec::new(),
         }
     }
 }
@@ -88,6 +93,7 @@ pub fn plan(cluster: &Cluster, options: &Options) -> Plan {
     let mut planner = Planner::new(&probed, cluster, options);
     planner.dns();
     planner.external();
+    planner.intent();
     planner.rule_witnesses();
     planner.cluster_rule_witnesses();
     planner.isolation();
@@ -322,6 +328,7 @@ impl<'c> Planner<'c> {
             expected_allowed: verdict.allowed,
             purpose,
             covers,
+            intent: None,
         });
         true
     }
@@ -376,6 +383,7 @@ impl<'c> Planner<'c> {
                     expected_allowed: verdict.allowed,
                     purpose: Purpose::External,
                     covers,
+                    intent: None,
                 });
             }
         }
@@ -482,17 +490,27 @@ impl<'c> Planner<'c> {
         }
     }
 
+    /// Plans the first denied pair of `sources` × `destinations` whose denial policy knows;
+    /// only when there is none, the first denied one whose answer a domain name or a tie of
+    /// cluster policies leaves open (that probe can only be inconclusive).
     fn first_denied(&mut self, sources: &[usize], destinations: &[usize]) {
+        let mut open = None;
         for &source in sources {
             for &destination in destinations {
                 for port in self.ports(destination) {
                     if !self.allowed(source, destination, port) {
                         let verdict = self.verdict(source, destination, port);
-                        self.add(source, Some(destination), port, &verdict, Purpose::Isolation);
-                        return;
+                        if verdict.not_known().is_none() {
+                            self.add(source, Some(destination), port, &verdict, Purpose::Isolation);
+                            return;
+                        }
+                        open.get_or_insert((source, destination, port, verdict));
                     }
                 }
             }
+        }
+        if let Some((source, destination, port, verdict)) = open {
+            self.add(source, Some(destination), port, &verdict, Purpose::Isolation);
         }
     }
 
@@ -541,13 +559,20 @@ impl<'c> Planner<'c> {
     }
 
     fn finish(mut self) -> Plan {
+        let unverified_intent = self.mark_intent();
         if self.budget_exhausted {
             self.notes.push(format!(
                 "the probe budget of {} was reached; raise --max-probes to test more",
                 self.options.max_probes
             ));
         }
-        Plan { mirrors: self.mirrors, probes: self.probes, coverage: self.coverage, notes: self.notes }
+        Plan {
+            mirrors: self.mirrors,
+            probes: self.probes,
+            coverage: self.coverage,
+            notes: self.notes,
+            unverified_intent,
+        }
     }
 }
 

@@ -509,3 +509,54 @@ spec:
     assert!(!plan.coverage.covered.contains(&deny), "{:#?}", plan.coverage);
     assert!(plan.coverage.uncovered.contains_key(&deny), "{:#?}", plan.coverage.uncovered);
 }
+
+/// b's pods admit a on 80/TCP only; a's egress may go to a domain before it is denied
+/// everywhere, so whether a reaches b on 80/TCP is not known; on 9000/UDP b's ingress
+/// denies it whatever the domain rule says. The isolation probe into b is the one whose denial policy knows.
+#[test]
+fn an_isolated_class_is_proved_by_a_denial_policy_knows() {
+    let cluster = load(
+        "known-denial.yaml",
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: x, namespace: a, labels: {app: x}}
+spec: {containers: [{name: x, image: x, ports: [{containerPort: 80}]}]}
+status: {podIP: 10.0.1.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: y, namespace: b, labels: {app: y}}
+spec: {containers: [{name: y, image: y, ports: [{containerPort: 80}, {containerPort: 9000, protocol: UDP}]}]}
+status: {podIP: 10.0.2.1}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: from-a, namespace: b}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress]
+  ingress:
+    - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: a}}}]
+      ports: [{port: 80}]
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: a-out}
+spec:
+  tier: Admin
+  priority: 1
+  subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: a}}}
+  egress:
+    - {action: Accept, to: [{domainNames: [example.com]}]}
+    - {action: Deny, to: [{namespaces: {}}]}
+"#,
+    );
+    let plan = plan(&cluster, &Options::default());
+    let isolation: Vec<String> = (0..plan.probes.len())
+        .filter(|&i| plan.probes[i].purpose == Purpose::Isolation)
+        .map(|i| describe(&plan, i))
+        .collect();
+    assert!(isolation.contains(&"a/x -> b/y 9000/UDP".to_string()), "{isolation:?}");
+    assert!(!isolation.contains(&"a/x -> b/y 80/TCP".to_string()), "{isolation:?}");
+}

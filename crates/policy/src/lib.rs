@@ -11,6 +11,7 @@
 //! - [`evaluate`]: the reference, explained evaluation of one connection.
 //! - [`classes`], [`matrix`]: the same answers in bulk, over equivalence classes.
 //! - [`verdict`]: what an answer carries.
+//! - [`intent`]: declared intent (what must or must never connect), checked against policy.
 //! - [`analysis`]: sources, destinations and ports in scope (addresses outside the cluster
 //!   included), with a matrix per port; endpoints found by the names users give.
 
@@ -18,6 +19,7 @@ pub mod analysis;
 pub mod classes;
 pub mod cluster_policy;
 pub mod evaluate;
+pub mod intent;
 pub mod matrix;
 pub mod model;
 pub mod port;
@@ -30,7 +32,10 @@ pub use cluster_policy::{
     Action, ClusterPeer, ClusterPolicy, ClusterPolicyKind, ClusterPort, ClusterRule, ClusterRuleRef, Subject,
 };
 pub use matrix::{Matrix, PolicyIndex};
-pub use model::{Cluster, Direction, Endpoint, EndpointKind, IpBlock, NamespaceScope, Node, Peer, Policy, Rule};
+pub use model::{
+    Cluster, Direction, Endpoint, EndpointKind, IpBlock, KubeletProbe, NamespaceScope, Node, Peer, Policy,
+    ProbeHandler, Rule,
+};
 pub use port::{ContainerPort, PortProto, Protocol};
 pub use selector::{Labels, Selector};
 pub use verdict::{Decision, DirectionVerdict, Note, RuleHit, RuleMiss, RuleRef, Tier, TierStep, Verdict};

@@ -61,6 +61,41 @@ pub struct Endpoint {
     /// The workload a pod belongs to (its Deployment, StatefulSet, ...), for reports and
     /// metric labels, which must never carry pod names.
     pub workload: Option<String>,
+    /// The kubelet's probes that connect to the pod over the network: they come from the
+    /// node, which a policy isolating the pod may not admit. Not used by evaluation.
+    pub kubelet_probes: Vec<KubeletProbe>,
+    /// The few annotations that say whether a service mesh injects its proxy (see
+    /// `netcanary_objects::convert::KEPT_ANNOTATIONS`); not used by evaluation.
+    pub annotations: Labels,
+}
+
+/// How a kubelet probe connects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProbeHandler {
+    Tcp,
+    Http,
+    Grpc,
+}
+
+impl ProbeHandler {
+    /// The field of a probe that holds this handler: `tcpSocket`, `httpGet`, `grpc`.
+    pub fn field(self) -> &'static str {
+        match self {
+            ProbeHandler::Tcp => "tcpSocket",
+            ProbeHandler::Http => "httpGet",
+            ProbeHandler::Grpc => "grpc",
+        }
+    }
+}
+
+/// A liveness, readiness or startup probe that the kubelet sends to the pod's IP.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KubeletProbe {
+    /// `containers[0].readinessProbe`, relative to the pod spec.
+    pub field: String,
+    pub handler: ProbeHandler,
+    /// The port, named ports resolved against the container's ports (always TCP).
+    pub port: u16,
 }
 
 impl Endpoint {
@@ -74,6 +109,8 @@ impl Endpoint {
             ports: Vec::new(),
             host_network: false,
             workload: None,
+            kubelet_probes: Vec::new(),
+            annotations: Labels::new(),
         }
     }
 
@@ -96,6 +133,8 @@ impl Endpoint {
             ports: Vec::new(),
             host_network: false,
             workload: None,
+            kubelet_probes: Vec::new(),
+            annotations: Labels::new(),
         }
     }
 
@@ -263,6 +302,8 @@ pub struct Node {
 pub struct Cluster {
     /// Namespace name to labels, always including `kubernetes.io/metadata.name`.
     namespaces: BTreeMap<String, Labels>,
+    /// Namespace name to the annotations kept of it (as [`Endpoint::annotations`]).
+    namespace_annotations: BTreeMap<String, Labels>,
     endpoints: Vec<Endpoint>,
     /// Endpoint id to its position in `endpoints`.
     endpoint_index: BTreeMap<String, usize>,
@@ -274,6 +315,16 @@ pub struct Cluster {
 impl Cluster {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets the annotations kept of a namespace (mesh injection); not used by evaluation.
+    pub fn set_namespace_annotations(&mut self, name: &str, annotations: Labels) {
+        self.namespace_annotations.insert(name.to_string(), annotations);
+    }
+
+    /// One annotation kept of a namespace, if it has it.
+    pub fn namespace_annotation(&self, namespace: &str, key: &str) -> Option<&str> {
+        self.namespace_annotations.get(namespace)?.get(key).map(String::as_str)
     }
 
     /// Adds or replaces a namespace. The name label is set whatever `labels` say, as the

@@ -237,6 +237,13 @@ impl Verdict {
         self.egress.unknown.as_deref().or(self.ingress.unknown.as_deref())
     }
 
+    /// Why policy's answer is not known: a rule naming domains might decide it
+    /// ([`Self::unknown`]), or cluster policies of equal priority disagree (the
+    /// implementation's choice).
+    pub fn not_known(&self) -> Option<&str> {
+        self.unknown().or(self.egress.tie.as_deref()).or(self.ingress.tie.as_deref())
+    }
+
     /// The direction that decided a denial (egress first, as the packet meets it first).
     pub fn denied_by(&self) -> Option<&DirectionVerdict> {
         [&self.egress, &self.ingress].into_iter().find(|d| !d.allowed)

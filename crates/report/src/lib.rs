@@ -10,10 +10,12 @@
 //! - [`json`]: the stable `analyze -o json` contract.
 //! - [`summary`]: counts only, for clusters too large to print.
 //! - [`explain`]: one verdict in words.
+//! - [`intent`]: declared intent checked against policy (`analyze --intent`).
 //! - [`run`]: a verification run's report: table, JUnit.
 //! - [`plan`]: what a run would do (`run --dry-run`).
 
 pub mod explain;
+pub mod intent;
 pub mod json;
 pub mod legend;
 pub mod markdown;

@@ -26,13 +26,14 @@ pub fn table(plan: &Plan) -> String {
     );
     let _ = writeln!(
         out,
-        "  probes        {}: {} dns, {} allow-rule, {} isolation, {} sampled, {} outside the cluster",
+        "  probes        {}: {} dns, {} allow-rule, {} isolation, {} sampled, {} outside the cluster, {} for intent",
         plan.probes.len(),
         count(Purpose::Dns),
         count(Purpose::AllowRule),
         count(Purpose::Isolation),
         count(Purpose::Sample),
-        count(Purpose::External)
+        count(Purpose::External),
+        count(Purpose::Intent)
     );
     let coverage = &plan.coverage;
     let _ = writeln!(
@@ -47,6 +48,9 @@ pub fn table(plan: &Plan) -> String {
     }
     for note in &plan.notes {
         let _ = writeln!(out, "  {}          {note}", paint(style::WARNING, "note"));
+    }
+    for unverified in &plan.unverified_intent {
+        let _ = writeln!(out, "  {}    {unverified}", paint(style::WARNING, "unverified"));
     }
     out
 }
@@ -69,6 +73,7 @@ pub fn json(plan: &Plan) -> serde_json::Value {
                 "expectedAllowed": p.expected_allowed,
                 "purpose": format!("{:?}", p.purpose),
                 "covers": p.covers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "intent": p.intent.as_ref().map(|i| serde_json::json!({"statement": i.statement, "expect": i.expect.as_str()})),
             })
         })
         .collect();
@@ -82,5 +87,64 @@ pub fn json(plan: &Plan) -> serde_json::Value {
             "uncovered": plan.coverage.uncovered.iter().map(|(r, why)| serde_json::json!({"rule": r.to_string(), "why": why})).collect::<Vec<_>>(),
         },
         "notes": plan.notes,
+        "unverifiedIntent": plan.unverified_intent,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use netcanary_planner::{IntentMark, Mirror, PlannedProbe};
+    use netcanary_policy::intent::Expect;
+
+    use super::*;
+
+    /// One probe for a statement of intent, and one statement no probe checks.
+    fn plan() -> Plan {
+        let mirror = |name: &str| Mirror {
+            class: 0,
+            namespace: "dev".into(),
+            labels: Default::default(),
+            dropped_labels: Vec::new(),
+            stands_for: format!("dev/{name}"),
+            workload: name.into(),
+            members: 1,
+            listen: Default::default(),
+            port_names: Default::default(),
+        };
+        Plan {
+            mirrors: vec![mirror("web"), mirror("db")],
+            probes: vec![PlannedProbe {
+                from: 0,
+                to: Destination::Mirror(1),
+                port: "5432/TCP".parse().unwrap(),
+                expected_allowed: true,
+                purpose: Purpose::Intent,
+                covers: Vec::new(),
+                intent: Some(IntentMark { statement: "isolation/web-never-db".into(), expect: Expect::Deny }),
+            }],
+            unverified_intent: vec![
+                "intent isolation/nobody is not verified: `from` selects no pod this run probes".into(),
+            ],
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn intent_probes_and_unverified_statements_are_shown() {
+        let text = table(&plan());
+        assert!(
+            text.contains("1: 0 dns, 0 allow-rule, 0 isolation, 0 sampled, 0 outside the cluster, 1 for intent"),
+            "{text}"
+        );
+        assert!(text.contains("intent isolation/nobody is not verified"), "{text}");
+        let doc = json(&plan());
+        assert_eq!(
+            doc["probes"][0]["intent"],
+            serde_json::json!({"statement": "isolation/web-never-db", "expect": "deny"})
+        );
+        assert_eq!(
+            doc["unverifiedIntent"][0],
+            "intent isolation/nobody is not verified: `from` selects no pod this run probes"
+        );
+    }
 }

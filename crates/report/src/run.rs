@@ -36,12 +36,13 @@ pub fn table(run: &RunRecord) -> String {
     let _ = writeln!(out, "  enforcement   {canary}");
     let _ = writeln!(
         out,
-        "  probes        {} pass, {} unexpected allow, {} unexpected deny, {} converging, {} inconclusive",
+        "  probes        {} pass, {} unexpected allow, {} unexpected deny, {} converging, {} inconclusive, {} intent violation",
         count(Outcome::Pass),
         count(Outcome::UnexpectedAllow),
         count(Outcome::UnexpectedDeny),
         count(Outcome::Converging),
-        count(Outcome::Inconclusive)
+        count(Outcome::Inconclusive),
+        count(Outcome::IntentViolation)
     );
     let coverage = match run.coverage {
         Some(c) => format!(
@@ -100,7 +101,9 @@ pub fn table(run: &RunRecord) -> String {
         let text = line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]]);
         let styled = match probe.outcome {
             Outcome::Pass => text,
-            Outcome::UnexpectedAllow | Outcome::UnexpectedDeny => paint(style::DENIED, &text),
+            Outcome::UnexpectedAllow | Outcome::UnexpectedDeny | Outcome::IntentViolation => {
+                paint(style::DENIED, &text)
+            }
             Outcome::Converging | Outcome::Inconclusive => paint(style::WARNING, &text),
         };
         let _ = writeln!(out, "{styled}");
@@ -108,14 +111,15 @@ pub fn table(run: &RunRecord) -> String {
     out
 }
 
-/// Mismatches first, then what could not be judged, then the rest.
+/// Intent violations and mismatches first, then what could not be judged, then the rest.
 fn rank(outcome: Outcome) -> u8 {
     match outcome {
-        Outcome::UnexpectedAllow => 0,
-        Outcome::UnexpectedDeny => 1,
-        Outcome::Inconclusive => 2,
-        Outcome::Converging => 3,
-        Outcome::Pass => 4,
+        Outcome::IntentViolation => 0,
+        Outcome::UnexpectedAllow => 1,
+        Outcome::UnexpectedDeny => 2,
+        Outcome::Inconclusive => 3,
+        Outcome::Converging => 4,
+        Outcome::Pass => 5,
     }
 }
 
@@ -127,13 +131,15 @@ fn observed(probe: &ProbeRecord) -> String {
     probe.observed.iter().map(|o| o.as_str()).collect::<Vec<_>>().join(", ")
 }
 
-/// JUnit XML: one test case per probe; a mismatch is a failure, an inconclusive probe an
-/// error, so CI systems show both and never count them as passed.
+/// JUnit XML: one test case per probe; a mismatch or an intent violation is a failure
+/// (typed by its result), an inconclusive probe an error, so CI systems show both and
+/// never count them as passed.
 pub fn junit(run: &RunRecord) -> String {
     let counts = run.counts();
     let count = |o: Outcome| counts.get(&o).copied().unwrap_or(0);
     let failures = count(Outcome::UnexpectedAllow)
         + count(Outcome::UnexpectedDeny)
+        + count(Outcome::IntentViolation)
         + usize::from(run.canary == Canary::NotEnforced);
     let errors = count(Outcome::Inconclusive);
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -159,11 +165,14 @@ pub fn junit(run: &RunRecord) -> String {
         let name =
             format!("{} -> {} {}/{} ({})", probe.source, probe.destination, probe.port, probe.protocol, probe.kind);
         let _ = write!(out, "  <testcase classname=\"netcanary.{}\" name=\"{}\">", xml(&probe.purpose), xml(&name));
-        let message =
+        let mut message =
             format!("policy says {} ({}); observed {}", probe.expected, probe.expected_because, observed(probe));
+        if let Some(intent) = &probe.intent {
+            message = format!("intent {} says {}; {message}", intent.statement, intent.expect);
+        }
         match probe.outcome {
             Outcome::Pass | Outcome::Converging => {}
-            Outcome::UnexpectedAllow | Outcome::UnexpectedDeny => {
+            Outcome::UnexpectedAllow | Outcome::UnexpectedDeny | Outcome::IntentViolation => {
                 let _ = write!(out, "<failure type=\"{}\" message=\"{}\"/>", probe.outcome.as_str(), xml(&message));
             }
             Outcome::Inconclusive => {
@@ -206,7 +215,9 @@ mod tests {
         let text = table(&run());
         assert!(text.contains("MISMATCH"));
         assert!(text.contains("NOT ENFORCED"));
-        assert!(text.contains("1 pass, 1 unexpected allow, 0 unexpected deny, 0 converging, 1 inconclusive"));
+        assert!(text.contains(
+            "1 pass, 1 unexpected allow, 0 unexpected deny, 0 converging, 1 inconclusive, 0 intent violation"
+        ));
         let rows: Vec<&str> = text.lines().skip_while(|l| !l.contains("RESULT")).skip(1).collect();
         assert!(rows[0].contains("unexpected_allow") && rows[0].contains("deny / connected"), "{text}");
         assert!(rows[0].contains("ingress isolated by prod/deny-all"));
@@ -236,6 +247,35 @@ mod tests {
         assert!(
             text.contains(&format!("{}       the fence is not in place", paint(style::WARNING, "warning"))),
             "{text}"
+        );
+    }
+
+    /// Policy allows dev/api to prod/db, the network lets it through, and intent forbids it.
+    fn intent_violation() -> ProbeRecord {
+        ProbeRecord {
+            intent: Some(netcanary_verify::IntentRef {
+                statement: "isolation/dev-never-db".into(),
+                expect: Expectation::Deny,
+            }),
+            detail: Some("intent isolation/dev-never-db says deny, and the network let it through".into()),
+            ..probe(Outcome::IntentViolation, true, Observed::Connected)
+        }
+    }
+
+    #[test]
+    fn intent_violations_come_first_and_fail_in_junit() {
+        let mut run = run();
+        run.probes.push(intent_violation());
+        let text = table(&run);
+        assert!(text.contains("1 inconclusive, 1 intent violation"), "{text}");
+        let rows: Vec<&str> = text.lines().skip_while(|l| !l.contains("RESULT")).skip(1).collect();
+        assert!(rows[0].contains("intent_violation") && rows[0].contains("allow / connected"), "{text}");
+        assert!(rows[0].contains("intent isolation/dev-never-db says deny, and the network let it through"), "{text}");
+        let xml = junit(&run);
+        assert!(xml.contains("tests=\"5\" failures=\"3\" errors=\"1\""), "{xml}");
+        assert!(
+            xml.contains("<failure type=\"intent_violation\" message=\"intent isolation/dev-never-db says deny; policy says allow"),
+            "{xml}"
         );
     }
 

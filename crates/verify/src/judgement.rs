@@ -11,11 +11,12 @@
 use std::collections::BTreeSet;
 
 use netcanary_planner::{Destination, Plan, ProbePodCluster, Purpose};
+use netcanary_policy::intent::Expect;
 use netcanary_policy::{Action, DirectionVerdict, RuleRef, Tier, Verdict};
 use netcanary_wire::{Observed, Reachability};
 
-use crate::record::{Canary, Expectation, ProbeRecord, RuleCoverage, WorkloadRef};
-use crate::rounds::{Outcome, judge_rounds};
+use crate::record::{Canary, Expectation, IntentRef, ProbeRecord, RuleCoverage, WorkloadRef};
+use crate::rounds::{Outcome, judge_with_intent};
 
 /// An object the snapshot could not read (and skipped).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,7 +129,8 @@ pub fn judge_run(evidence: &Evidence) -> Judgement {
         }
     }
     let coverage = RuleCoverage { exercised: exercised.len(), ..RuleCoverage::planned(plan) };
-    Judgement { probes, canary: canary_state, coverage: Some(coverage), problems: facts_problems(facts) }
+    let problems = facts_problems(facts).into_iter().chain(plan.unverified_intent.iter().cloned()).collect();
+    Judgement { probes, canary: canary_state, coverage: Some(coverage), problems }
 }
 
 impl RuleCoverage {
@@ -171,6 +173,7 @@ fn probe_record(evidence: &Evidence, p: usize, verdict: Option<&Verdict>, unread
         unreadable.contains(source.namespace.as_str()) || unreadable.contains(destination.namespace.as_str());
     let unknown = verdict.and_then(not_known);
     let observations: Vec<Observed> = observed.rounds.iter().map(|r| r.observed).collect();
+    let intent_allows = probe.intent.as_ref().map(|mark| mark.expect == Expect::Allow);
     let (outcome, detail) = match (verdict, &observed.unsent) {
         (_, Some(reason)) => (Outcome::Inconclusive, Some(reason.clone())),
         (None, None) => (Outcome::Inconclusive, Some("no expectation: the pods involved never started".to_string())),
@@ -180,14 +183,25 @@ fn probe_record(evidence: &Evidence, p: usize, verdict: Option<&Verdict>, unread
         (Some(_), None) if touches_unreadable => {
             (Outcome::Inconclusive, Some("a policy in this namespace pair could not be read".to_string()))
         }
-        (Some(_), None) if unknown.is_some() => (Outcome::Inconclusive, unknown.clone()),
-        (Some(v), None) => match judge_rounds(v.allowed, &observations) {
-            outcome if outcome.is_mismatch() && !evidence.facts.unevaluated.is_empty() => (
-                Outcome::Inconclusive,
-                Some(format!("{} may decide this pair; not evaluated", evidence.facts.unevaluated.join(", "))),
-            ),
-            outcome => (outcome, observed.latest().and_then(|r| r.detail.clone())),
-        },
+        (Some(v), None) => {
+            match judge_with_intent(unknown.is_none().then_some(v.allowed), intent_allows, &observations) {
+                // The network did what intent forbids: no policy kind explains that away.
+                Outcome::IntentViolation => (
+                    Outcome::IntentViolation,
+                    probe.intent.as_ref().map(|mark| {
+                        let did = if mark.expect == Expect::Allow { "refused it" } else { "let it through" };
+                        format!("intent {} says {}, and the network {did}", mark.statement, mark.expect)
+                    }),
+                ),
+                // Policy's answer is not known, and intent (if any) was not contradicted.
+                Outcome::Inconclusive if unknown.is_some() => (Outcome::Inconclusive, unknown.clone()),
+                outcome if outcome.is_mismatch() && !evidence.facts.unevaluated.is_empty() => (
+                    Outcome::Inconclusive,
+                    Some(format!("{} may decide this pair; not evaluated", evidence.facts.unevaluated.join(", "))),
+                ),
+                outcome => (outcome, observed.latest().and_then(|r| r.detail.clone())),
+            }
+        }
     };
     ProbeRecord {
         source,
@@ -209,6 +223,10 @@ fn probe_record(evidence: &Evidence, p: usize, verdict: Option<&Verdict>, unread
         millis: observed.latest().and_then(|r| r.millis),
         outcome,
         detail,
+        intent: probe.intent.as_ref().map(|mark| IntentRef {
+            statement: mark.statement.clone(),
+            expect: Expectation::from_allowed(mark.expect == Expect::Allow),
+        }),
     }
 }
 
@@ -232,6 +250,7 @@ fn purpose(purpose: Purpose) -> &'static str {
         Purpose::Isolation => "isolation",
         Purpose::Sample => "sample",
         Purpose::External => "external",
+        Purpose::Intent => "intent",
     }
 }
 
@@ -239,8 +258,7 @@ fn purpose(purpose: Purpose) -> &'static str {
 /// naming domains could decide it, or cluster policies of equal priority disagree (which
 /// applies is the implementation's choice).
 fn not_known(verdict: &Verdict) -> Option<String> {
-    let tie = || verdict.egress.tie.as_deref().or(verdict.ingress.tie.as_deref());
-    verdict.unknown().or_else(tie).map(|reason| format!("policy's answer is not known: {reason}"))
+    verdict.not_known().map(|reason| format!("policy's answer is not known: {reason}"))
 }
 
 /// The expectation in words, for reports and events: the cluster policy rules that passed,

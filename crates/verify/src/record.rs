@@ -81,6 +81,18 @@ pub struct ProbeRecord {
     /// Why a probe is inconclusive, or the prober's detail for the last round.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The statement of declared intent the probe falls under, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<IntentRef>,
+}
+
+/// A statement of declared intent, as records name it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntentRef {
+    /// `prod-isolation/dev-never-reaches-db`.
+    pub statement: String,
+    /// `allow` or `deny`.
+    pub expect: Expectation,
 }
 
 /// The enforcement canary: a probe between two netcanary pods that netcanary's own
@@ -279,6 +291,6 @@ mod tests {
         assert_eq!(counts[&Outcome::Pass], 2);
         assert_eq!(counts[&Outcome::UnexpectedDeny], 1);
         assert_eq!(counts[&Outcome::Inconclusive], 0);
-        assert_eq!(counts.len(), 5);
+        assert_eq!(counts.len(), 6);
     }
 }

@@ -22,11 +22,20 @@ pub enum Outcome {
     Converging,
     /// The probe could not run (or its result never came back).
     Inconclusive,
+    /// The network did what declared intent forbids, or refused what it requires, round
+    /// after round, whatever policy says.
+    IntentViolation,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] =
-        [Outcome::Pass, Outcome::UnexpectedAllow, Outcome::UnexpectedDeny, Outcome::Converging, Outcome::Inconclusive];
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Pass,
+        Outcome::UnexpectedAllow,
+        Outcome::UnexpectedDeny,
+        Outcome::Converging,
+        Outcome::Inconclusive,
+        Outcome::IntentViolation,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -35,11 +44,13 @@ impl Outcome {
             Outcome::UnexpectedDeny => "unexpected_deny",
             Outcome::Converging => "converging",
             Outcome::Inconclusive => "inconclusive",
+            Outcome::IntentViolation => "intent_violation",
         }
     }
 
+    /// A disagreement someone must act on: with policy, or with declared intent.
     pub fn is_mismatch(self) -> bool {
-        matches!(self, Outcome::UnexpectedAllow | Outcome::UnexpectedDeny)
+        matches!(self, Outcome::UnexpectedAllow | Outcome::UnexpectedDeny | Outcome::IntentViolation)
     }
 }
 
@@ -74,6 +85,27 @@ pub fn judge_rounds(expected_allowed: bool, rounds: &[Observed]) -> Outcome {
                 Outcome::UnexpectedAllow
             }
         }
+    }
+}
+
+/// Judges a probe against policy and, when it falls under a statement of declared intent
+/// (`intent_allows`), against intent as well: a settled answer that contradicts intent is
+/// an intent violation whatever policy says, and takes the place of the policy outcome
+/// (the record keeps policy's expectation beside it). An inconclusive probe stays
+/// inconclusive, and answers that change between rounds are judged by policy alone.
+///
+/// `expected_allowed` is `None` when policy's answer is not known (a rule naming domains, a
+/// tie between cluster policies): the probe is then inconclusive unless the network did
+/// what intent forbids, which no answer of policy could excuse.
+pub fn judge_with_intent(expected_allowed: Option<bool>, intent_allows: Option<bool>, rounds: &[Observed]) -> Outcome {
+    let policy = expected_allowed.map_or(Outcome::Inconclusive, |allowed| judge_rounds(allowed, rounds));
+    match intent_allows.map(|allows| judge_rounds(allows, rounds)) {
+        Some(Outcome::UnexpectedAllow | Outcome::UnexpectedDeny)
+            if policy != Outcome::Inconclusive || expected_allowed.is_none() =>
+        {
+            Outcome::IntentViolation
+        }
+        _ => policy,
     }
 }
 
@@ -116,6 +148,39 @@ mod tests {
     #[test]
     fn labels_are_the_metric_vocabulary() {
         let labels: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
-        assert_eq!(labels, ["pass", "unexpected_allow", "unexpected_deny", "converging", "inconclusive"]);
+        assert_eq!(
+            labels,
+            ["pass", "unexpected_allow", "unexpected_deny", "converging", "inconclusive", "intent_violation"]
+        );
+    }
+
+    /// (policy allows, intent allows, rounds, outcome); `None`: not known / no intent.
+    type IntentCase = (Option<bool>, Option<bool>, &'static [Observed], Outcome);
+
+    #[test]
+    fn intent_judgement_table() {
+        let cases: [IntentCase; 13] = [
+            (Some(true), Some(false), &[Connected], Outcome::IntentViolation),
+            (Some(true), Some(false), &[Refused], Outcome::IntentViolation),
+            (Some(false), Some(false), &[Connected, Connected], Outcome::IntentViolation),
+            (Some(false), Some(true), &[Timeout, Timeout], Outcome::IntentViolation),
+            (Some(false), Some(false), &[Timeout], Outcome::Pass),
+            (Some(true), Some(true), &[Connected], Outcome::Pass),
+            (Some(true), None, &[Connected], Outcome::Pass),
+            (Some(true), Some(false), &[Connected, Error], Outcome::Inconclusive),
+            (Some(false), Some(false), &[Connected, Timeout], Outcome::Pass),
+            // Policy's answer not known: only a contradiction of intent is a verdict.
+            (None, Some(false), &[Connected], Outcome::IntentViolation),
+            (None, Some(false), &[Timeout], Outcome::Inconclusive),
+            (None, Some(false), &[Connected, Error], Outcome::Inconclusive),
+            (None, None, &[Connected], Outcome::Inconclusive),
+        ];
+        for (policy, intent, rounds, want) in cases {
+            assert_eq!(
+                judge_with_intent(policy, intent, rounds),
+                want,
+                "policy allows {policy:?}, intent allows {intent:?}, rounds {rounds:?}"
+            );
+        }
     }
 }

@@ -24,6 +24,7 @@ pub fn expected_probe(outcome: Outcome, expected: Expectation, observed: Observe
         millis: Some(2),
         outcome,
         detail: None,
+        intent: None,
     }
 }
 

@@ -7,8 +7,9 @@
 use std::collections::{BTreeSet, HashMap};
 
 use netcanary_planner::{
-    Coverage, Destination, Mirror, Placement, Plan, PlannedProbe, ProbePodCluster, Purpose, add_canary,
+    Coverage, Destination, IntentMark, Mirror, Placement, Plan, PlannedProbe, ProbePodCluster, Purpose, add_canary,
 };
+use netcanary_policy::intent::Expect;
 use netcanary_policy::port::{PortMatch, RulePort};
 use netcanary_policy::{
     Action, Cluster, ClusterPeer, ClusterPolicy, ClusterPolicyKind, ClusterRule, ContainerPort, Direction, Endpoint,
@@ -78,7 +79,7 @@ fn mirror(name: &str, listen: &[PortProto]) -> Mirror {
 }
 
 fn probe(from: usize, to: Destination, port: PortProto, purpose: Purpose, covers: Vec<RuleRef>) -> PlannedProbe {
-    PlannedProbe { from, to, port, expected_allowed: false, purpose, covers }
+    PlannedProbe { from, to, port, expected_allowed: false, purpose, covers, intent: None }
 }
 
 /// api → web (allowed by the rule), cron → web (denied), api → DNS (allowed: nothing
@@ -93,6 +94,7 @@ fn plan() -> Plan {
         ],
         coverage: Coverage { rules: 2, covered: BTreeSet::from([web_rule()]), ..Coverage::default() },
         notes: Vec::new(),
+        unverified_intent: Vec::new(),
     };
     assert_eq!(add_canary(&mut plan, "netcanary"), CANARY);
     plan
@@ -124,6 +126,9 @@ struct Scenario {
     placement: Placement,
     facts: SnapshotFacts,
     observations: Vec<ProbeRounds>,
+    /// Statements of intent the probes fall under, by probe.
+    intent: Vec<(usize, IntentMark)>,
+    unverified_intent: Vec<String>,
 }
 
 impl Scenario {
@@ -140,7 +145,14 @@ impl Scenario {
                 answered(&[Connected]),
                 answered(&[Timeout]),
             ],
+            intent: Vec::new(),
+            unverified_intent: Vec::new(),
         }
+    }
+
+    fn intent(mut self, p: usize, expect: Expect) -> Self {
+        self.intent.push((p, IntentMark { statement: format!("isolation/s{p}"), expect }));
+        self
     }
 
     fn observe(mut self, p: usize, rounds: ProbeRounds) -> Self {
@@ -149,7 +161,11 @@ impl Scenario {
     }
 
     fn judge(&self) -> Judgement {
-        let plan = plan();
+        let mut plan = plan();
+        for (p, mark) in &self.intent {
+            plan.probes[*p].intent = Some(mark.clone());
+        }
+        plan.unverified_intent = self.unverified_intent.clone();
         let mut cluster = cluster(self.canary_denied);
         self.cluster_policies.iter().cloned().for_each(|p| cluster.add_cluster_policy(p));
         let pods = ProbePodCluster::new(&cluster, &plan, "r1", &self.placement, &["kube-system/coredns-1".into()]);
@@ -525,4 +541,42 @@ fn a_cluster_scoped_object_not_read_leaves_every_probe_inconclusive() {
         judgement.problems,
         ["every ClusterNetworkPolicy cannot be read and was skipped: the API server refused to list them: forbidden"]
     );
+}
+
+/// api → web is allowed by policy, cron → web denied; intent says otherwise of each.
+#[test]
+fn the_network_doing_what_intent_forbids_is_an_intent_violation_whatever_policy_says() {
+    let judgement = Scenario::agreeing().intent(API_TO_WEB, Expect::Deny).intent(CRON_TO_WEB, Expect::Allow).judge();
+    assert_eq!(outcomes(&judgement), [Outcome::IntentViolation, Outcome::IntentViolation, Outcome::Pass]);
+    let record = &judgement.probes[API_TO_WEB];
+    assert_eq!(record.expected, Expectation::Allow, "policy's expectation is kept beside it");
+    assert_eq!(record.detail.as_deref(), Some("intent isolation/s0 says deny, and the network let it through"));
+    let intent = record.intent.as_ref().expect("the statement is recorded");
+    assert_eq!((intent.statement.as_str(), intent.expect), ("isolation/s0", Expectation::Deny));
+    assert_eq!(
+        judgement.probes[CRON_TO_WEB].detail.as_deref(),
+        Some("intent isolation/s1 says allow, and the network refused it")
+    );
+
+    // The network agreeing with intent where it disagrees with policy: policy's mismatch.
+    let blocked =
+        Scenario::agreeing().intent(API_TO_WEB, Expect::Deny).observe(API_TO_WEB, answered(&[Timeout])).judge();
+    assert_eq!(blocked.probes[API_TO_WEB].outcome, Outcome::UnexpectedDeny);
+
+    // Kinds netcanary does not evaluate cannot explain the network doing what intent forbids.
+    let cilium = SnapshotFacts { unreadable: Vec::new(), unevaluated: vec!["1 CiliumNetworkPolicy".into()] };
+    let with_cilium = Scenario { facts: cilium, ..Scenario::agreeing() }.intent(API_TO_WEB, Expect::Deny).judge();
+    assert_eq!(with_cilium.probes[API_TO_WEB].outcome, Outcome::IntentViolation);
+
+    // A probe error stays inconclusive.
+    let error = Scenario::agreeing().intent(API_TO_WEB, Expect::Deny).observe(API_TO_WEB, answered(&[Error])).judge();
+    assert_eq!(error.probes[API_TO_WEB].outcome, Outcome::Inconclusive);
+}
+
+#[test]
+fn a_statement_no_probe_checks_is_a_problem_not_a_pass() {
+    let why = "intent isolation/nobody is not verified: `from` selects no pod this run probes".to_string();
+    let judgement = Scenario { unverified_intent: vec![why.clone()], ..Scenario::agreeing() }.judge();
+    assert_eq!(outcomes(&judgement), [Outcome::Pass; 3]);
+    assert_eq!(judgement.problems, [why]);
 }
