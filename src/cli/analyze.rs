@@ -3,6 +3,7 @@
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use netcanary_policy::analysis::EXTERNAL_NAMESPACE;
@@ -111,6 +112,8 @@ impl From<Only> for json::Only {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Where the time goes, at debug level (RUST_LOG=debug): reading, the matrices, output.
+    let started = Instant::now();
     let loaded = match args.manifests.load() {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
@@ -142,7 +145,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    tracing::debug!(
+        endpoints = cluster.endpoints().len(),
+        policies = cluster.policies().len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "manifests read"
+    );
+    let started = Instant::now();
     let analysis = Analysis::new(&cluster, &scope);
+    tracing::debug!(
+        classes = analysis.index.classes().len(),
+        ports = analysis.blocks.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "matrices computed"
+    );
+    let started = Instant::now();
     match args.output {
         Format::Table => write!(stdout, "{}", table::render(&analysis, terminal_width()))?,
         Format::Markdown => write!(stdout, "{}", markdown::render(&analysis))?,
@@ -167,6 +184,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             out.flush()?;
         }
     }
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "output written");
     Ok(ExitCode::SUCCESS)
 }
 

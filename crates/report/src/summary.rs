@@ -69,50 +69,59 @@ impl<const N: usize> Table<N> {
         Self { headers, numeric, rows: Vec::new() }
     }
 
-    fn write(&self, total: Option<[String; N]>, out: &mut impl Write) -> io::Result<()> {
+    /// The column widths that fit the headers and `rows`.
+    fn widths<'r>(&self, rows: impl IntoIterator<Item = &'r [String; N]>) -> [usize; N] {
         let mut widths = self.headers.map(str::len);
-        for row in self.rows.iter().chain(&total) {
+        for row in rows {
             for (w, cell) in widths.iter_mut().zip(row) {
                 *w = (*w).max(cell.chars().count());
             }
         }
-        let line = |cells: [&str; N]| {
-            let mut text = String::new();
-            for (i, cell) in cells.iter().enumerate() {
-                let separator = if i == 0 { "" } else { "  " };
-                let w = widths[i];
-                text +=
-                    &if self.numeric[i] { format!("{separator}{cell:>w$}") } else { format!("{separator}{cell:<w$}") };
-            }
-            text.trim_end().to_string()
-        };
-        writeln!(out, "{}", paint(style::HEADING, &line(self.headers)))?;
-        for row in &self.rows {
-            writeln!(out, "{}", line(row.each_ref().map(String::as_str)))?;
+        widths
+    }
+
+    fn line(&self, widths: &[usize; N], cells: [&str; N]) -> String {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let separator = if i == 0 { "" } else { "  " };
+            let w = widths[i];
+            text += &if self.numeric[i] { format!("{separator}{cell:>w$}") } else { format!("{separator}{cell:<w$}") };
         }
-        if let Some(total) = &total {
-            writeln!(out, "{}", paint(style::HEADING, &line(total.each_ref().map(String::as_str))))?;
+        text.trim_end().to_string()
+    }
+
+    fn write(&self, out: &mut impl Write) -> io::Result<()> {
+        let widths = self.widths(&self.rows);
+        writeln!(out, "{}", paint(style::HEADING, &self.line(&widths, self.headers)))?;
+        for row in &self.rows {
+            writeln!(out, "{}", self.line(&widths, row.each_ref().map(String::as_str)))?;
         }
         Ok(())
     }
 }
 
-/// Every namespace pair with its counts, and the total.
+/// Every namespace pair with its counts, and the total; streamed, with column widths from
+/// the longest names and the totals, so that memory does not grow with the pairs.
 fn every_pair(summary: &Summary, out: &mut impl Write) -> io::Result<()> {
-    let mut table =
+    let table =
         Table::new(["PORT", "FROM NAMESPACE", "TO NAMESPACE", "ALLOWED", "DENIED"], [false, false, false, true, true]);
-    let mut total = Counts::default();
+    let (allowed, denied) =
+        summary.ports.iter().map(PortSummary::total).fold((0, 0), |(a, d), c| (a + c.allowed, d + c.denied));
+    let port = summary.ports.iter().map(|p| p.port.to_string()).max_by_key(String::len).unwrap_or_default();
+    let name = summary.namespaces.iter().max_by_key(|n| n.chars().count()).cloned().unwrap_or_default();
+    let total = ["total".into(), String::new(), String::new(), allowed.to_string(), denied.to_string()];
+    let widest = [port, name.clone(), name, allowed.to_string(), denied.to_string()];
+    let widths = table.widths([&widest, &total]);
+    writeln!(out, "{}", paint(style::HEADING, &table.line(&widths, table.headers)))?;
     for port in &summary.ports {
-        for (from, to, counts) in port.pairs() {
-            let [from, to] = [from, to].map(|i| summary.namespaces[i].clone());
-            table.rows.push([port.port.to_string(), from, to, counts.allowed.to_string(), counts.denied.to_string()]);
+        let port_name = port.port.to_string();
+        for (from, to, c) in port.pairs() {
+            let [allowed, denied] = [c.allowed, c.denied].map(|n| n.to_string());
+            let cells = [port_name.as_str(), &summary.namespaces[from], &summary.namespaces[to], &allowed, &denied];
+            writeln!(out, "{}", table.line(&widths, cells))?;
         }
-        let t = port.total();
-        total.allowed += t.allowed;
-        total.denied += t.denied;
     }
-    let total = ["total".into(), String::new(), String::new(), total.allowed.to_string(), total.denied.to_string()];
-    table.write(Some(total), out)
+    writeln!(out, "{}", paint(style::HEADING, &table.line(&widths, total.each_ref().map(String::as_str))))
 }
 
 /// Allowed, denied and unknown pairs per port.
@@ -133,7 +142,7 @@ fn totals(summary: &Summary, out: &mut impl Write) -> io::Result<()> {
             reached.to_string(),
         ]);
     }
-    table.write(None, out)
+    table.write(out)
 }
 
 /// What every pair of two namespaces gets on a port.
@@ -280,7 +289,7 @@ fn write_section<const N: usize>(out: &mut impl Write, title: &str, offered: usi
     }
     let of = if shown < offered { format!(" ({shown} of {offered})") } else { String::new() };
     writeln!(out, "\n{}{of}", paint(style::HEADING, title))?;
-    table.write(None, out)
+    table.write(out)
 }
 
 /// The pairs (to another namespace) whose state is not what most pairs of their source
