@@ -137,9 +137,6 @@ impl Handling {
     }
 }
 
-/// YAML documents parsed ahead of the ones being read.
-const PARSED_AHEAD: usize = 256;
-
 /// Builds a [`Cluster`] from manifests.
 #[derive(Debug)]
 pub struct Loader {
@@ -185,28 +182,17 @@ impl Loader {
             }
             return;
         }
-        // Parsing YAML costs about as much as making objects of what it gives: parse the
-        // documents on a second thread, a bounded number ahead, while this one reads them.
-        std::thread::scope(|scope| {
-            let (parsed, documents) = std::sync::mpsc::sync_channel(PARSED_AHEAD);
-            scope.spawn(move || {
-                for document in serde_norway::Deserializer::from_str(text) {
-                    let value = Value::deserialize(document);
+        for (i, document) in serde_norway::Deserializer::from_str(text).enumerate() {
+            let label = format!("document {}", i + 1);
+            match Value::deserialize(document) {
+                Ok(value) => self.load_value(source, &label, value),
+                Err(e) => {
+                    self.report(Severity::Error, source, Some(label), None, format!("invalid YAML: {e}"));
                     // The parser cannot resynchronise after a syntax error.
-                    let last = value.is_err();
-                    if parsed.send(value).is_err() || last {
-                        return;
-                    }
-                }
-            });
-            for (i, value) in documents.into_iter().enumerate() {
-                let label = format!("document {}", i + 1);
-                match value {
-                    Ok(value) => self.load_value(source, &label, value),
-                    Err(e) => self.report(Severity::Error, source, Some(label), None, format!("invalid YAML: {e}")),
+                    return;
                 }
             }
-        });
+        }
     }
 
     /// Ends loading, adding the checks that need every object (named ports are resolved

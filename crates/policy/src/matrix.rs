@@ -10,7 +10,7 @@ use fixedbitset::{Block, FixedBitSet};
 
 use crate::classes::Classes;
 use crate::cluster_policy::{Action, ClusterPeer, ClusterPolicy, ClusterPort};
-use crate::model::{Cluster, Direction, Endpoint, Governance, IpFamily, NamespaceScope, Peer, Policy};
+use crate::model::{Cluster, Direction, Endpoint, Governance, IpBlock, IpFamily, NamespaceScope, Peer, Policy};
 use crate::port::{ContainerPort, PortProto, RulePort};
 use crate::verdict::Tier;
 
@@ -516,7 +516,15 @@ fn cluster_peer_set(
             PeerSet { primary, by_family: None }
         }
         ClusterPeer::Nodes(selector) => by_address(&|ip| cluster.node_address(selector, ip)),
-        ClusterPeer::Networks(networks) => by_address(&|ip| networks.iter().any(|net| net.contains(&ip))),
+        ClusterPeer::Networks(networks) => {
+            let mut set = PeerSet { primary: FixedBitSet::with_capacity(n), by_family: None };
+            for cidr in networks {
+                let [v4, v6, primary] = classes.in_block(&IpBlock { cidr: *cidr, except: Vec::new() });
+                set.union_with(&PeerSet { primary, by_family: Some([v4, v6]) });
+            }
+            set.by_family.get_or_insert_with(|| [set.primary.clone(), set.primary.clone()]);
+            set
+        }
         ClusterPeer::DomainNames(_) => PeerSet { primary: FixedBitSet::with_capacity(n), by_family: None },
     }
 }
