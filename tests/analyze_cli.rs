@@ -232,20 +232,57 @@ fn summary_lists_totals_and_the_pairs_that_matter() {
     );
 }
 
+/// A pod `p` of `namespace` at `ip`, listening on 80/TCP, as a YAML document.
+fn pod_yaml(namespace: &str, ip: &str) -> String {
+    format!(
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p, namespace: {namespace}}}\nspec: {{containers: [{{name: c, image: x, ports: [{{containerPort: 80}}]}}]}}\nstatus: {{podIP: {ip}}}\n"
+    )
+}
+
+#[test]
+fn summary_lists_pairs_against_an_allowing_default() {
+    let dir = ScratchDir::new("default");
+    let deny = "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: vault}\nspec: {podSelector: {}}\n";
+    let text = ["lab", "shop", "shop2", "vault"]
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| pod_yaml(ns, &format!("10.0.0.{}", i + 1)))
+        .collect::<String>()
+        + deny;
+    let file = dir.write("cluster.yaml", text);
+    let output = netcanary(&["analyze", "-f", file.to_str().unwrap(), "-o", "summary"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    // Only vault's ingress is isolated: from lab, shop and shop2, two of the three other
+    // namespaces are reached, so their default is "all allowed" and vault differs; vault
+    // itself reaches the three others, its default, so nothing of it is listed.
+    let start = out.lines().position(|l| l == "80/TCP: pairs that differ from their source namespace's default");
+    let lines: Vec<&str> = out
+        .lines()
+        .skip(start.unwrap_or_else(|| panic!("no section:\n{out}")) + 1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "FROM NAMESPACE  TO NAMESPACE  ALLOWED  DENIED  DEFAULT OF FROM NAMESPACE",
+            "lab             vault               0       1  all allowed",
+            "shop            vault               0       1  all allowed",
+            "shop2           vault               0       1  all allowed",
+        ],
+        "{out}"
+    );
+}
+
 #[test]
 fn summary_lists_pairs_allowed_across_environments() {
     let dir = ScratchDir::new("environments");
-    let pod = |ns: &str, ip: &str| {
-        format!(
-            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p, namespace: {ns}}}\nspec: {{containers: [{{name: c, image: x, ports: [{{containerPort: 80}}]}}]}}\nstatus: {{podIP: {ip}}}\n"
-        )
-    };
     let text = format!(
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: shop, labels: {{stage: prod}}}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: lab, labels: {{stage: test}}}}\n{}{}{}",
-        pod("shop", "10.0.0.1"),
-        pod("lab", "10.0.0.2"),
+        pod_yaml("shop", "10.0.0.1"),
+        pod_yaml("lab", "10.0.0.2"),
         // The same environment: not across.
-        pod("shop2", "10.0.0.3"),
+        pod_yaml("shop2", "10.0.0.3"),
     ) + "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: shop2, labels: {stage: prod}}\n";
     let file = dir.write("cluster.yaml", &text);
     let output = netcanary(&["analyze", "-f", file.to_str().unwrap(), "-o", "summary", "--environment-label", "stage"]);
