@@ -344,3 +344,30 @@ fn differing(port: &PortSummary, limit: usize) -> Top<(usize, usize, Counts, Sta
     }
     top
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_keeps_the_largest_and_on_ties_the_smaller_items() {
+        let mut top = Top::new(3);
+        for (key, item) in [(5, "e"), (9, "z"), (5, "a"), (1, "b"), (9, "c"), (5, "d")] {
+            top.offer(key, item);
+        }
+        assert_eq!(top.offered, 6);
+        assert_eq!(top.into_sorted(), ["c", "z", "a"]);
+        let mut none = Top::new(0);
+        none.offer(1, "x");
+        assert!(none.into_sorted().is_empty());
+    }
+
+    #[test]
+    fn a_pair_is_allowed_denied_or_mixed() {
+        let counts = |allowed, denied, unknown| Counts { allowed, denied, unknown };
+        assert_eq!(State::of(&counts(3, 0, 0)), State::Allowed);
+        assert_eq!(State::of(&counts(0, 3, 0)), State::Denied);
+        assert_eq!(State::of(&counts(1, 2, 0)), State::Mixed);
+        assert_eq!(State::of(&counts(0, 2, 1)), State::Mixed, "an unknown pair is neither");
+    }
+}
