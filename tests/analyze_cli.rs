@@ -1,6 +1,7 @@
 //! `netcanary analyze` as a user runs it: the bundled example, every output format, the
 //! JSON contract of DESIGN.md, external endpoints, explanations and bad input.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::Value;
@@ -129,11 +130,242 @@ fn summary_counts_agree_with_json() {
     let verdicts = doc["verdicts"].as_array().unwrap();
     let allowed = verdicts.iter().filter(|v| v["allowed"] == true).count();
     let denied = verdicts.len() - allowed;
-    let text = stdout(&netcanary(&["analyze", "-f", "examples/cluster", "-o", "summary"]));
+    let text = stdout(&netcanary(&["analyze", "-f", "examples/cluster", "-o", "summary", "--all-pairs"]));
     let total = text.lines().find(|l| l.starts_with("total")).expect("a total line");
     let numbers: Vec<usize> = total.split_whitespace().skip(1).map(|n| n.parse().unwrap()).collect();
     assert_eq!(numbers, [allowed, denied], "{text}");
     assert!(text.contains("5432/TCP  dev             production           0       3"), "{text}");
+}
+
+/// (port, source namespace, destination namespace) to (allowed, denied) of `-o json`'s
+/// verdicts: the explained path, one verdict per pod pair.
+fn counts_of_verdicts(doc: &Value) -> BTreeMap<(String, String, String), (u64, u64)> {
+    let mut counts: BTreeMap<(String, String, String), (u64, u64)> = BTreeMap::new();
+    for v in doc["verdicts"].as_array().unwrap() {
+        let namespace = |key: &str| v[key].as_str().unwrap().split('/').next().unwrap().to_string();
+        let port = format!("{}/{}", v["port"], v["protocol"].as_str().unwrap());
+        let entry = counts.entry((port, namespace("from"), namespace("to"))).or_default();
+        if v["allowed"] == true {
+            entry.0 += 1;
+        } else {
+            entry.1 += 1;
+        }
+    }
+    counts
+}
+
+#[test]
+fn summary_json_counts_every_namespace_pair_as_the_verdicts_do() {
+    let expected = counts_of_verdicts(&json(&["-f", "examples/cluster"]));
+    let output = netcanary(&["analyze", "-f", "examples/cluster", "-o", "summary-json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let doc: Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    let mut counted = BTreeMap::new();
+    for port in doc["ports"].as_array().unwrap() {
+        let name = format!("{}/{}", port["port"], port["protocol"].as_str().unwrap());
+        let (mut allowed, mut denied) = (0, 0);
+        for pair in port["namespacePairs"].as_array().unwrap() {
+            let key =
+                (name.clone(), pair["from"].as_str().unwrap().to_string(), pair["to"].as_str().unwrap().to_string());
+            let counts = (pair["allowed"].as_u64().unwrap(), pair["denied"].as_u64().unwrap());
+            assert_eq!(pair["unknown"], 0, "{pair}");
+            allowed += counts.0;
+            denied += counts.1;
+            counted.insert(key, counts);
+        }
+        assert_eq!((port["allowed"].as_u64().unwrap(), port["denied"].as_u64().unwrap()), (allowed, denied), "{name}");
+    }
+    assert_eq!(counted, expected);
+    // By hand, from README's 5432/TCP matrix: the ingress controller reaches the one
+    // database of production; dev's three workloads reach none of it.
+    let pair = |from: &str, to: &str| counted[&("5432/TCP".to_string(), from.to_string(), to.to_string())];
+    assert_eq!(pair("ingress-nginx", "production"), (1, 0));
+    assert_eq!(pair("dev", "production"), (0, 3));
+    assert_eq!(pair("production", "production"), (2, 1));
+    assert_eq!(doc["sources"], 11);
+    assert_eq!(doc["diagnostics"], Value::Array(vec![]));
+}
+
+#[test]
+fn summary_lists_totals_and_the_pairs_that_matter() {
+    let output = netcanary(&["analyze", "-f", "examples/cluster", "-o", "summary", "--top", "2", "--color", "never"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    // README's 5432/TCP matrix: 11 sources x 3 databases, 9 cells allowed (dev's three
+    // workloads, the ingress controller's three, coredns to dev's, production's api and
+    // worker to production's), in 6 namespace pairs.
+    assert_eq!(lines[0], "PORT      PAIRS  ALLOWED  DENIED  UNKNOWN  NAMESPACE PAIRS REACHED", "{text}");
+    let row = lines.iter().find(|l| l.starts_with("5432/TCP ")).expect("a 5432/TCP row");
+    assert_eq!(row.split_whitespace().collect::<Vec<_>>(), ["5432/TCP", "33", "9", "24", "0", "6"], "{text}");
+    // DNS: every source reaches coredns on 53, so no pair is denied and nothing is listed.
+    assert!(!text.contains("53/UDP: "), "{text}");
+    let section = |title: &str| {
+        let start = lines.iter().position(|l| l.starts_with(title)).unwrap_or_else(|| panic!("no {title:?}:\n{text}"));
+        lines[start + 1..].iter().take_while(|l| !l.is_empty()).copied().collect::<Vec<_>>()
+    };
+    // Seven pairs are denied 3 times (dev to production and staging, production to dev and
+    // staging, staging to all three); equal counts list the earlier names first.
+    assert_eq!(
+        section("5432/TCP: most denied namespace pairs (2 of 10)"),
+        [
+            "FROM NAMESPACE  TO NAMESPACE  ALLOWED  DENIED",
+            "dev             production          0       3",
+            "dev             staging             0       3"
+        ],
+        "{text}"
+    );
+    // Allowed pairs between namespaces whose env labels differ: none (ingress-nginx and
+    // kube-system carry no env label; production and staging reach only their own), so the
+    // section is left out.
+    assert!(!text.contains("5432/TCP: most allowed across environments"), "{text}");
+    // Against the default of its source namespace (to other namespaces): kube-system reaches
+    // dev's database but not production's or staging's. ingress-nginx reaches all three,
+    // which is its default.
+    assert_eq!(
+        section("5432/TCP: pairs that differ from their source namespace's default"),
+        [
+            "FROM NAMESPACE  TO NAMESPACE  ALLOWED  DENIED  DEFAULT OF FROM NAMESPACE",
+            "kube-system     dev                 1       0  all denied"
+        ],
+        "{text}"
+    );
+}
+
+/// A pod `p` of `namespace` at `ip`, listening on 80/TCP, as a YAML document.
+fn pod_yaml(namespace: &str, ip: &str) -> String {
+    format!(
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p, namespace: {namespace}}}\nspec: {{containers: [{{name: c, image: x, ports: [{{containerPort: 80}}]}}]}}\nstatus: {{podIP: {ip}}}\n"
+    )
+}
+
+#[test]
+fn summary_lists_pairs_against_an_allowing_default() {
+    let dir = ScratchDir::new("default");
+    let deny = "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: vault}\nspec: {podSelector: {}}\n";
+    let text = ["lab", "shop", "shop2", "vault"]
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| pod_yaml(ns, &format!("10.0.0.{}", i + 1)))
+        .collect::<String>()
+        + deny;
+    let file = dir.write("cluster.yaml", text);
+    let output = netcanary(&["analyze", "-f", file.to_str().unwrap(), "-o", "summary"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    // Only vault's ingress is isolated: from lab, shop and shop2, two of the three other
+    // namespaces are reached, so their default is "all allowed" and vault differs; vault
+    // itself reaches the three others, its default, so nothing of it is listed.
+    let start = out.lines().position(|l| l == "80/TCP: pairs that differ from their source namespace's default");
+    let lines: Vec<&str> = out
+        .lines()
+        .skip(start.unwrap_or_else(|| panic!("no section:\n{out}")) + 1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "FROM NAMESPACE  TO NAMESPACE  ALLOWED  DENIED  DEFAULT OF FROM NAMESPACE",
+            "lab             vault               0       1  all allowed",
+            "shop            vault               0       1  all allowed",
+            "shop2           vault               0       1  all allowed",
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn summary_lists_pairs_allowed_across_environments() {
+    let dir = ScratchDir::new("environments");
+    let text = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: shop, labels: {{stage: prod}}}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: lab, labels: {{stage: test}}}}\n{}{}{}",
+        pod_yaml("shop", "10.0.0.1"),
+        pod_yaml("lab", "10.0.0.2"),
+        // The same environment: not across.
+        pod_yaml("shop2", "10.0.0.3"),
+    ) + "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: shop2, labels: {stage: prod}}\n";
+    let file = dir.write("cluster.yaml", &text);
+    let output = netcanary(&["analyze", "-f", file.to_str().unwrap(), "-o", "summary", "--environment-label", "stage"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    // No policy: every pair is allowed; across stage values: lab to shop and shop2, and back.
+    let start = out.lines().position(|l| l == "80/TCP: most allowed across environments (namespace label stage)");
+    let lines: Vec<&str> =
+        out.lines().skip(start.unwrap_or_else(|| panic!("no section:\n{out}")) + 1).take(5).collect();
+    assert_eq!(
+        lines,
+        [
+            "FROM NAMESPACE  TO NAMESPACE  ENVIRONMENTS  ALLOWED  DENIED",
+            "lab             shop          test → prod         1       0",
+            "lab             shop2         test → prod         1       0",
+            "shop            lab           prod → test         1       0",
+            "shop2           lab           prod → test         1       0",
+        ],
+        "{out}"
+    );
+    assert!(!out.contains("most denied"), "nothing is denied: {out}");
+}
+
+#[test]
+fn json_filters_by_answer_and_namespace() {
+    let all = json(&["-f", "examples/cluster"]);
+    let filtered = json(&[
+        "-f",
+        "examples/cluster",
+        "--only",
+        "allowed",
+        "--from-namespace",
+        "dev",
+        "--to-namespace",
+        "production",
+        "--to-namespace",
+        "staging",
+    ]);
+    let expected: Vec<&Value> = all["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| {
+            v["allowed"] == true
+                && v["from"].as_str().unwrap().starts_with("dev/")
+                && ["production/", "staging/"].iter().any(|ns| v["to"].as_str().unwrap().starts_with(ns))
+        })
+        .collect();
+    let got: Vec<&Value> = filtered["verdicts"].as_array().unwrap().iter().collect();
+    assert_eq!(got, expected);
+    // By hand: production and staging admit dev on nothing (their ingress is default deny
+    // plus ingress-nginx and their own apps), so nothing is left.
+    assert!(got.is_empty(), "{got:?}");
+    let denied = json(&[
+        "-f",
+        "examples/cluster",
+        "--only",
+        "denied",
+        "--from-namespace",
+        "dev",
+        "--to-namespace",
+        "production",
+        "--port",
+        "5432",
+    ]);
+    let pairs: Vec<(&str, &str)> = denied["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["from"].as_str().unwrap(), v["to"].as_str().unwrap()))
+        .collect();
+    assert_eq!(pairs.len(), 3 * 3, "dev's 3 workloads to production's api, worker and db: {pairs:?}");
+    assert!(pairs.iter().all(|(f, t)| f.starts_with("dev/") && t.starts_with("production/")));
+}
+
+#[test]
+fn filters_that_cannot_apply_are_errors() {
+    let only = netcanary(&["analyze", "-f", "examples/cluster", "-o", "summary", "--only", "allowed"]);
+    assert_eq!(only.status.code(), Some(2), "{}", stderr(&only));
+    assert!(stderr(&only).contains("--only filters the verdicts of -o json"), "{}", stderr(&only));
+    let missing = netcanary(&["analyze", "-f", "examples/cluster", "--from-namespace", "prod"]);
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("no namespace \"prod\" in the input"), "{}", stderr(&missing));
 }
 
 #[test]

@@ -237,7 +237,7 @@ fn readme_examples() -> Vec<(Vec<String>, Vec<String>)> {
 #[test]
 fn readme_shows_what_analyze_prints() {
     let blocks = readme_examples();
-    assert_eq!(blocks.len(), 4, "the matrix, two explanations and the intent check");
+    assert_eq!(blocks.len(), 5, "the matrix, two explanations, the intent check and the summary");
     assert!(blocks[0].1.iter().any(|l| l.starts_with("5432/TCP")), "the matrix block shows 5432/TCP");
     for (args, shown) in blocks {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -4,8 +4,10 @@ use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
+use netcanary_policy::analysis::EXTERNAL_NAMESPACE;
 use netcanary_policy::{Analysis, PortProto, Scope, resolve};
 use netcanary_report::{explain, intent, json, markdown, summary, table};
 
@@ -15,7 +17,8 @@ use super::manifests::ManifestArgs;
 #[command(after_long_help = "\
 Examples:
   netcanary analyze -f examples/production/
-  kubectl get ns,pods,networkpolicies -A -o yaml > cluster.yaml && netcanary analyze -f cluster.yaml -o summary
+  kubectl get ns,pods,networkpolicies -A -o json > cluster.json && netcanary analyze -f cluster.json -o summary
+  netcanary analyze -f cluster.json -o json --only allowed --from-namespace dev --to-namespace production
   netcanary analyze -f policies/ --port 5432/TCP -o markdown > comment.md
   netcanary analyze -f examples/production/ --to 1.1.1.1:443/TCP --explain production/deployment/api 1.1.1.1 443/TCP
   netcanary analyze -f examples/cluster/ --intent examples/intent.yaml
@@ -44,6 +47,33 @@ pub struct Args {
     #[arg(long = "from", value_name = "ADDR")]
     external_sources: Vec<IpAddr>,
 
+    /// Analyse only the sources in this namespace ("(external)" for --from addresses);
+    /// repeatable.
+    #[arg(long, value_name = "NAMESPACE")]
+    from_namespace: Vec<String>,
+
+    /// Analyse only the destinations in this namespace ("(external)" for --to addresses);
+    /// repeatable.
+    #[arg(long, value_name = "NAMESPACE")]
+    to_namespace: Vec<String>,
+
+    /// With -o json: list only the verdicts with this answer.
+    #[arg(long, value_enum, value_name = "ANSWER")]
+    only: Option<Only>,
+
+    /// With -o summary: namespace pairs listed per section.
+    #[arg(long, value_name = "N", default_value_t = 10, env = "NETCANARY_SUMMARY_TOP")]
+    top: usize,
+
+    /// With -o summary: list every namespace pair instead of the sections.
+    #[arg(long)]
+    all_pairs: bool,
+
+    /// With -o summary: the namespace label whose values are environments; the summary
+    /// lists the namespace pairs most allowed across them.
+    #[arg(long, value_name = "KEY", default_value = "env", env = "NETCANARY_ENVIRONMENT_LABEL")]
+    environment_label: String,
+
     /// Explain one verdict in words instead of printing the matrix. FROM and TO are
     /// endpoint names as the matrix shows them (ns/pod, ns/kind/workload; ns/workload
     /// when unambiguous) or IP addresses.
@@ -66,17 +96,52 @@ enum Format {
     Json,
     /// Matrix per port as Markdown, for pull-request comments.
     Markdown,
-    /// Allowed/denied counts per port and namespace pair: for large clusters.
+    /// Counts per port and the namespace pairs worth reading: any cluster size.
     Summary,
+    /// Counts per port and every namespace pair, streamed, for scripts.
+    SummaryJson,
+}
+
+/// `--only`: which answer `-o json` keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Only {
+    Allowed,
+    Denied,
+    /// Where a cluster policy rule naming domains could decide either way.
+    Unknown,
+}
+
+impl From<Only> for json::Only {
+    fn from(only: Only) -> Self {
+        match only {
+            Only::Allowed => json::Only::Allowed,
+            Only::Denied => json::Only::Denied,
+            Only::Unknown => json::Only::Unknown,
+        }
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Where the time goes, at debug level (RUST_LOG=debug): reading, the matrices, output.
+    let started = Instant::now();
     let loaded = match args.manifests.load() {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
+    if args.only.is_some() && args.output != Format::Json {
+        bail!("--only filters the verdicts of -o json");
+    }
     let mut cluster = loaded.cluster;
-    let scope = Scope::with_external(&mut cluster, &args.ports, &args.external_targets, &args.external_sources);
+    let mut scope = Scope::with_external(&mut cluster, &args.ports, &args.external_targets, &args.external_sources);
+    for namespace in args.from_namespace.iter().chain(&args.to_namespace) {
+        let known = namespace == EXTERNAL_NAMESPACE
+            || cluster.namespace_labels(namespace).is_some()
+            || cluster.endpoints().iter().any(|e| e.namespace.as_deref() == Some(namespace.as_str()));
+        if !known {
+            bail!("no namespace {namespace:?} in the input (--from-namespace, --to-namespace)");
+        }
+    }
+    scope.within_namespaces(&cluster, &args.from_namespace, &args.to_namespace);
 
     let mut stdout = anstream::stdout().lock();
     if let Some(explain_args) = &args.explain {
@@ -90,21 +155,51 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    tracing::debug!(
+        endpoints = cluster.endpoints().len(),
+        policies = cluster.policies().len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "manifests read"
+    );
+
     if !args.intent.is_empty() {
         return check_intent(&cluster, &args.intent, args.output == Format::Json);
     }
 
+    let started = Instant::now();
     let analysis = Analysis::new(&cluster, &scope);
+    tracing::debug!(
+        classes = analysis.index.classes().len(),
+        ports = analysis.blocks.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "matrices computed"
+    );
+    let started = Instant::now();
     match args.output {
         Format::Table => write!(stdout, "{}", table::render(&analysis, terminal_width()))?,
         Format::Markdown => write!(stdout, "{}", markdown::render(&analysis))?,
-        Format::Summary => write!(stdout, "{}", summary::render(&analysis))?,
+        Format::Summary => {
+            let options = summary::Options {
+                top: args.top,
+                all_pairs: args.all_pairs,
+                environment_label: &args.environment_label,
+            };
+            let mut out = std::io::BufWriter::new(stdout);
+            summary::write(&analysis, &options, &mut out)?;
+            out.flush()?;
+        }
         Format::Json => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            json::write(&analysis, &loaded.diagnostics, &mut out)?;
+            json::write(&analysis, args.only.map(json::Only::from), &loaded.diagnostics, &mut out)?;
+            out.flush()?;
+        }
+        Format::SummaryJson => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            json::write_summary(&analysis, &loaded.diagnostics, &mut out)?;
             out.flush()?;
         }
     }
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "output written");
     Ok(ExitCode::SUCCESS)
 }
 

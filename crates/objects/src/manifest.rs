@@ -174,9 +174,11 @@ impl Loader {
     /// Loads the documents of one file's text; `source` names it in diagnostics.
     pub fn load_str(&mut self, source: &str, text: &str) {
         if source.ends_with(".json") {
-            match serde_json::from_str::<Value>(text) {
-                Ok(value) => self.load_value(source, "document 1", value),
-                Err(e) => self.report(Severity::Error, source, None, None, format!("invalid JSON: {e}")),
+            if !self.load_json_list(source, text) {
+                match serde_json::from_str::<Value>(text) {
+                    Ok(value) => self.load_value(source, "document 1", value),
+                    Err(e) => self.report(Severity::Error, source, None, None, format!("invalid JSON: {e}")),
+                }
             }
             return;
         }
@@ -275,19 +277,9 @@ impl Loader {
                     return;
                 }
             };
-            // A typed list (`PodList`, as the API server returns it) leaves its items' kind
-            // and apiVersion out: they are the list's.
-            let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
-            for (i, mut item) in items.into_iter().enumerate() {
-                if let (Some(item_kind), Some(fields)) = (item_kind, item.as_object_mut())
-                    && !fields.contains_key("kind")
-                {
-                    fields.insert("kind".into(), Value::from(item_kind));
-                    if let Some(api_version) = &api_version {
-                        fields.entry("apiVersion").or_insert_with(|| Value::from(api_version.as_str()));
-                    }
-                }
-                self.load_value(source, &format!("{label} items[{i}]"), item);
+            for (i, item) in items.into_iter().enumerate() {
+                let list = ListContext { source, label, kind: &kind, api_version: api_version.as_deref() };
+                self.load_item(&list, i, item);
             }
             return;
         }
@@ -370,6 +362,59 @@ impl Loader {
         for p in problems.list {
             self.report(p.severity, source, Some(object.clone()), Some(&p.field), p.message);
         }
+    }
+
+    /// Loads item `i` of a list.
+    fn load_item(&mut self, list: &ListContext<'_>, i: usize, mut item: Value) {
+        // A typed list (`PodList`, as the API server returns it) leaves its items' kind
+        // and apiVersion out: they are the list's.
+        if let (Some(item_kind), Some(fields)) =
+            (list.kind.strip_suffix("List").filter(|k| !k.is_empty()), item.as_object_mut())
+            && !fields.contains_key("kind")
+        {
+            fields.insert("kind".into(), Value::from(item_kind));
+            if let Some(api_version) = list.api_version {
+                fields.entry("apiVersion").or_insert_with(|| Value::from(api_version));
+            }
+        }
+        self.load_value(list.source, &format!("{} items[{i}]", list.label), item);
+    }
+
+    /// Loads a JSON document that is a list (what `kubectl get -o json` prints) one item
+    /// at a time, so that memory holds one item's tree, not the whole document's. Returns
+    /// false, having loaded nothing, when the document is not a list with `items`: the
+    /// caller then reads it whole.
+    fn load_json_list(&mut self, source: &str, text: &str) -> bool {
+        /// The fields that say whether a document is a list; the rest is skipped.
+        #[derive(Deserialize)]
+        struct Head {
+            kind: Option<String>,
+            #[serde(rename = "apiVersion")]
+            api_version: Option<String>,
+            #[serde(default, deserialize_with = "present")]
+            items: bool,
+        }
+        fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+            serde::de::IgnoredAny::deserialize(d).map(|_| true)
+        }
+        let Ok(Head { kind: Some(kind), api_version, items: true }) = serde_json::from_str::<Head>(text) else {
+            return false;
+        };
+        if !kind.ends_with("List") {
+            return false;
+        }
+        let list = ListContext { source, label: "document 1", kind: &kind, api_version: api_version.as_deref() };
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let result = serde::Deserializer::deserialize_map(&mut deserializer, ListVisitor { loader: self, list: &list })
+            .and_then(|()| deserializer.end());
+        match result {
+            Ok(()) => {}
+            Err(e) if e.is_data() => {
+                self.report(Severity::Error, source, Some(kind), Some("items"), "must be a list".into())
+            }
+            Err(e) => self.report(Severity::Error, source, None, None, format!("invalid JSON: {e}")),
+        }
+        true
     }
 
     fn namespace(&mut self, ctx: &ObjectContext<'_>, value: Value, problems: &mut Problems) {
@@ -471,6 +516,75 @@ impl Loader {
             field: field.map(str::to_string),
             message,
         });
+    }
+}
+
+/// The list an item comes from.
+struct ListContext<'a> {
+    source: &'a str,
+    /// The list's own label (`document 1`).
+    label: &'a str,
+    kind: &'a str,
+    api_version: Option<&'a str>,
+}
+
+/// Visits a list document's fields, loading each of its `items` as it is read.
+struct ListVisitor<'l, 'a> {
+    loader: &'l mut Loader,
+    list: &'l ListContext<'a>,
+}
+
+impl<'de> serde::de::Visitor<'de> for ListVisitor<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Kubernetes list")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "items" {
+                map.next_value_seed(ItemsSeed { loader: &mut *self.loader, list: self.list })?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A list's `items`, each loaded as soon as it is read.
+struct ItemsSeed<'l, 'a> {
+    loader: &'l mut Loader,
+    list: &'l ListContext<'a>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ItemsSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ItemsSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of objects")
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(()) // `items: null`, an empty list
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        while let Some(item) = seq.next_element::<Value>()? {
+            self.loader.load_item(self.list, i, item);
+            i += 1;
+        }
+        Ok(())
     }
 }
 

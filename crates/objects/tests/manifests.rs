@@ -344,6 +344,36 @@ fn typed_lists_as_the_api_server_returns_them_are_read() {
     assert_eq!(ids, ["prod/deployment/web", "prod/statefulset/cache", "prod/cronjob/report"]);
 }
 
+/// `kubectl get ns,pods,networkpolicies -A -o json` prints `items` before `kind`: the items
+/// are read one at a time all the same, each located by its position.
+#[test]
+fn json_lists_in_kubectl_order_are_read_item_by_item() {
+    let loaded = load_file(
+        "cluster.json",
+        r#"{"apiVersion": "v1", "items": [
+  {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod", "labels": {"env": "production"}}},
+  {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "bad", "namespace": "prod"},
+   "spec": {"podSelector": {}, "ingress": [{"ports": [{"port": 70000}]}]}},
+  {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "namespace": "prod"}, "status": {"podIP": "10.0.0.1"}}
+], "kind": "List", "metadata": {"resourceVersion": ""}}"#,
+    );
+    assert_eq!(loaded.cluster.namespace_labels("prod").unwrap().get("env").map(String::as_str), Some("production"));
+    assert!(loaded.cluster.endpoint("prod/a").is_some(), "the item after the bad one");
+    assert_eq!(
+        printed(&loaded),
+        [
+            "error: cluster.json: NetworkPolicy prod/bad: spec.ingress[0].ports[0].port: 70000 must be a port number from 1 to 65535"
+        ]
+    );
+
+    let not_a_list = load_file("list.json", r#"{"items": {"kind": "Pod"}, "kind": "List"}"#);
+    assert_eq!(printed(&not_a_list), ["error: list.json: List: items: must be a list"]);
+    let broken = load_file("broken.json", r#"{"items": [{"kind": "Pod",}], "kind": "List"}"#);
+    let d = find(&broken.diagnostics, "invalid JSON");
+    assert_eq!((d.file.as_str(), d.severity), ("broken.json", Severity::Error));
+    assert!(broken.cluster.endpoints().is_empty());
+}
+
 #[test]
 fn items_of_a_typed_list_keep_the_kind_and_api_version_they_carry() {
     let loaded = load(

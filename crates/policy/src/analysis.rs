@@ -1,7 +1,9 @@
 //! An analysis: which endpoints send, which receive on which ports, and the verdict
 //! matrices for each port. This is what `analyze` renders and what a planner reads.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
+
+use fixedbitset::FixedBitSet;
 use std::net::IpAddr;
 
 use crate::evaluate;
@@ -67,6 +69,21 @@ impl Scope {
     }
 }
 
+impl Scope {
+    /// Keeps the sources in the `from` namespaces and the destinations in the `to`
+    /// namespaces ([`EXTERNAL_NAMESPACE`] names addresses outside the cluster); an empty
+    /// list keeps every one.
+    pub fn within_namespaces(&mut self, cluster: &Cluster, from: &[String], to: &[String]) {
+        let endpoints = cluster.endpoints();
+        let keep = |names: &[String], i: &usize| {
+            let namespace = endpoints[*i].namespace.as_deref().unwrap_or(EXTERNAL_NAMESPACE);
+            names.is_empty() || names.iter().any(|n| n == namespace)
+        };
+        self.sources.retain(|i| keep(from, i));
+        self.destinations.retain(|i| keep(to, i));
+    }
+}
+
 /// Why a name given by the user does not name one endpoint.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
@@ -119,7 +136,7 @@ pub struct Block {
 }
 
 /// Allowed, denied (and unknown) counts of endpoint pairs for one port and namespace pair.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Counts {
     pub allowed: u64,
     pub denied: u64,
@@ -202,53 +219,149 @@ impl<'c> Analysis<'c> {
     }
 
     /// Counts per port and (source namespace, destination namespace), computed per class
-    /// pair and weighted by class sizes, so that it costs classes², not pods².
-    pub fn summary(&self) -> BTreeMap<(PortProto, String, String), Counts> {
+    /// pair and weighted by class sizes, so that it costs classes², not pods²; and only
+    /// the allowed and unknown pairs are kept, so that it holds what policy lets through,
+    /// not namespaces².
+    pub fn summary(&self) -> Summary {
         let endpoints = self.cluster().endpoints();
         let classes = self.index.classes();
-        let mut names: Vec<String> = Vec::new();
-        let mut name_index: BTreeMap<String, usize> = BTreeMap::new();
-        let mut namespace_of = |i: usize| {
-            let name = endpoints[i].namespace.clone().unwrap_or_else(|| EXTERNAL_NAMESPACE.to_string());
-            *name_index.entry(name.clone()).or_insert_with(|| {
-                names.push(name);
-                names.len() - 1
-            })
-        };
-        // (class, namespace index, number of endpoints) for the sources and each block.
-        let mut weigh = |members: &[usize]| {
-            let mut weights: BTreeMap<(usize, usize), u64> = BTreeMap::new();
+        let n = classes.len();
+        let namespace =
+            |c: usize| endpoints[classes.representative(c)].namespace.as_deref().unwrap_or(EXTERNAL_NAMESPACE);
+        let mut names: Vec<&str> = (0..n).map(namespace).collect();
+        names.sort_unstable();
+        names.dedup();
+        let position: HashMap<&str, u32> = names.iter().enumerate().map(|(i, name)| (*name, i as u32)).collect();
+        let namespace_of: Vec<u32> = (0..n).map(|c| position[namespace(c)]).collect();
+        let weigh = |members: &[usize]| {
+            let mut per_class = vec![0u64; n];
             for &i in members {
-                *weights.entry((classes.class_of(i), namespace_of(i))).or_default() += 1;
+                per_class[classes.class_of(i)] += 1;
             }
-            weights.into_iter().map(|((c, ns), w)| (c, ns, w)).collect::<Vec<_>>()
+            let mut per_namespace = vec![0u64; names.len()];
+            for (c, w) in per_class.iter().enumerate() {
+                per_namespace[namespace_of[c] as usize] += w;
+            }
+            (per_class, per_namespace)
         };
-        let sources = weigh(&self.sources);
-        let destinations: Vec<_> = self.blocks.iter().map(|b| weigh(&b.destinations)).collect();
-        let width = names.len();
-        let mut out = BTreeMap::new();
-        for (block, destinations) in self.blocks.iter().zip(destinations) {
-            let mut grid = vec![Counts::default(); width * width];
-            for &(sc, sns, sw) in &sources {
-                for &(dc, dns, dw) in &destinations {
-                    let counts = &mut grid[sns * width + dns];
-                    if block.matrix.unknown(sc, dc) {
-                        counts.unknown += sw * dw;
-                    } else if block.matrix.allowed(sc, dc) {
-                        counts.allowed += sw * dw;
-                    } else {
-                        counts.denied += sw * dw;
+        let (source_weights, sources) = weigh(&self.sources);
+        let mut source_classes: Vec<usize> = (0..n).filter(|&c| source_weights[c] > 0).collect();
+        source_classes.sort_by_key(|&c| namespace_of[c]);
+        let ports = self
+            .blocks
+            .iter()
+            .map(|block| {
+                let (destination_weights, destinations) = weigh(&block.destinations);
+                let present: FixedBitSet = (0..n).filter(|&c| destination_weights[c] > 0).collect();
+                let rows = block.matrix.by_source();
+                let (mut allowed, mut unknown) = (FixedBitSet::with_capacity(n), FixedBitSet::with_capacity(n));
+                // Per destination namespace, for the source namespace at hand: allowed and
+                // unknown pairs, and which namespaces have any.
+                let mut row = vec![(0u64, 0u64); names.len()];
+                let mut touched: Vec<u32> = Vec::new();
+                let mut reached = Vec::new();
+                for group in source_classes.chunk_by(|&a, &b| namespace_of[a] == namespace_of[b]) {
+                    for &source in group {
+                        rows.row(source, &mut allowed, &mut unknown);
+                        allowed.intersect_with(&present);
+                        unknown.intersect_with(&present);
+                        let w = source_weights[source];
+                        for (set, unknown) in [(&allowed, false), (&unknown, true)] {
+                            for d in set.ones() {
+                                let to = namespace_of[d];
+                                let cell = &mut row[to as usize];
+                                if *cell == (0, 0) {
+                                    touched.push(to);
+                                }
+                                let count = if unknown { &mut cell.1 } else { &mut cell.0 };
+                                *count += w * destination_weights[d];
+                            }
+                        }
+                    }
+                    touched.sort_unstable();
+                    let from = namespace_of[group[0]];
+                    for to in touched.drain(..) {
+                        let (allowed, unknown) = std::mem::take(&mut row[to as usize]);
+                        reached.push(Reached { from, to, allowed, unknown });
                     }
                 }
-            }
-            for (cell, counts) in grid.into_iter().enumerate() {
-                if counts != Counts::default() {
-                    out.insert((block.port, names[cell / width].clone(), names[cell % width].clone()), counts);
-                }
-            }
-        }
-        out
+                PortSummary { port: block.port, sources: sources.clone(), destinations, reached }
+            })
+            .collect();
+        Summary { namespaces: names.into_iter().map(str::to_string).collect(), ports }
     }
+}
+
+/// Pair counts per port and namespace pair (see [`Analysis::summary`]).
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// The namespaces of sources and destinations, sorted ([`EXTERNAL_NAMESPACE`] for
+    /// addresses outside the cluster); namespace positions below are in this list.
+    pub namespaces: Vec<String>,
+    pub ports: Vec<PortSummary>,
+}
+
+/// The pair counts of one port.
+#[derive(Clone, Debug)]
+pub struct PortSummary {
+    pub port: PortProto,
+    /// Sources per namespace.
+    pub sources: Vec<u64>,
+    /// Destinations on this port per namespace.
+    pub destinations: Vec<u64>,
+    /// The namespace pairs with an allowed or unknown pair, by source then destination
+    /// namespace; every other pair is denied.
+    reached: Vec<Reached>,
+}
+
+#[derive(Clone, Debug)]
+struct Reached {
+    from: u32,
+    to: u32,
+    allowed: u64,
+    unknown: u64,
+}
+
+impl PortSummary {
+    /// The counts of a namespace pair whose allowed and unknown counts are known.
+    fn counts(&self, from: usize, to: usize, allowed: u64, unknown: u64) -> Counts {
+        let pairs = self.sources[from] * self.destinations[to];
+        Counts { allowed, denied: pairs - allowed - unknown, unknown }
+    }
+
+    /// Every namespace pair with a source and a destination, as (source namespace,
+    /// destination namespace, counts), by source then destination namespace.
+    pub fn pairs(&self) -> impl Iterator<Item = (usize, usize, Counts)> + '_ {
+        let mut reached = self.reached.iter().peekable();
+        present(&self.sources).flat_map(|from| present(&self.destinations).map(move |to| (from, to))).map(
+            move |(from, to)| {
+                let hit = reached.next_if(|r| (r.from as usize, r.to as usize) == (from, to));
+                let (allowed, unknown) = hit.map_or((0, 0), |r| (r.allowed, r.unknown));
+                (from, to, self.counts(from, to, allowed, unknown))
+            },
+        )
+    }
+
+    /// The namespace pairs with an allowed or unknown pair (every other pair is denied),
+    /// by source then destination namespace.
+    pub fn reached(&self) -> impl Iterator<Item = (usize, usize, Counts)> + '_ {
+        self.reached.iter().map(|r| {
+            let (from, to) = (r.from as usize, r.to as usize);
+            (from, to, self.counts(from, to, r.allowed, r.unknown))
+        })
+    }
+
+    /// The counts over every pair of the port.
+    pub fn total(&self) -> Counts {
+        let pairs = self.sources.iter().sum::<u64>() * self.destinations.iter().sum::<u64>();
+        let (allowed, unknown) = self.reached.iter().fold((0, 0), |(a, u), r| (a + r.allowed, u + r.unknown));
+        Counts { allowed, denied: pairs - allowed - unknown, unknown }
+    }
+}
+
+/// The positions of the namespaces with endpoints.
+fn present(weights: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    weights.iter().enumerate().filter(|(_, w)| **w > 0).map(|(i, _)| i)
 }
 
 #[cfg(test)]

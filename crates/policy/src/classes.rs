@@ -2,8 +2,12 @@
 //! verdicts, so the engine evaluates one representative per class. Replicas of a workload
 //! collapse into one class; so do workloads that differ only in labels no policy reads.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+
+use fixedbitset::FixedBitSet;
+use ipnet::IpNet;
 
 use crate::cluster_policy::ClusterPeer;
 use crate::model::{Cluster, Endpoint, Governance, IpBlock, IpFamily, Peer};
@@ -17,6 +21,10 @@ pub struct Classes {
     class_of: Vec<usize>,
     /// Endpoint positions of each class, in cluster order; the first is the representative.
     members: Vec<Vec<usize>>,
+    /// Each distinct ipBlock (and cluster policy network) to the classes whose addresses
+    /// it contains, as in [`ClassKey::ip_blocks`]: so that a peer's classes cost one walk of
+    /// that list, not a check of every class.
+    block_classes: HashMap<IpBlock, Vec<(usize, u8)>>,
 }
 
 /// What decides an endpoint's verdicts: everything policy evaluation reads from it.
@@ -29,10 +37,12 @@ struct ClassKey<'a> {
     ports: &'a [ContainerPort],
     governance: Governance,
     primary_family: Option<IpFamily>,
-    /// For each distinct ipBlock (and cluster policy network), then each distinct `nodes`
-    /// selector, whether it contains the address used on IPv4, IPv6 and primary-family
-    /// connections, as three bits.
-    ip_blocks: Vec<u8>,
+    /// The distinct ipBlocks (and cluster policy networks) that contain the address used on
+    /// IPv4, IPv6 or primary-family connections: each as its position and those three
+    /// bits, by position.
+    ip_blocks: Vec<(u32, u8)>,
+    /// For each distinct `nodes` selector, the same three bits.
+    nodes: Vec<u8>,
 }
 
 impl Classes {
@@ -58,6 +68,7 @@ impl Classes {
         blocks.extend(networks.iter());
         blocks.sort();
         blocks.dedup();
+        let blocks = BlockIndex::new(blocks);
         let mut node_selectors: Vec<&Selector> = cluster_peers(cluster)
             .filter_map(|peer| match peer {
                 ClusterPeer::Nodes(selector) => Some(selector),
@@ -68,6 +79,7 @@ impl Classes {
         node_selectors.dedup();
         let keys = selected_keys(cluster);
 
+        let mut by_block: Vec<Vec<(usize, u8)>> = vec![Vec::new(); blocks.blocks.len()];
         let mut by_key: HashMap<ClassKey<'_>, usize> = HashMap::new();
         let mut class_of = Vec::with_capacity(cluster.endpoints().len());
         let mut members: Vec<Vec<usize>> = Vec::new();
@@ -83,20 +95,38 @@ impl Classes {
                 ports: &endpoint.ports,
                 governance: endpoint.governed(),
                 primary_family: endpoint.primary_family(),
-                ip_blocks: blocks
-                    .iter()
-                    .map(|b| ip_bits(|ip| b.contains(ip), endpoint))
-                    .chain(node_selectors.iter().map(|s| ip_bits(|ip| cluster.node_address(s, ip), endpoint)))
-                    .collect(),
+                ip_blocks: blocks.containing(endpoint),
+                nodes: node_selectors.iter().map(|s| ip_bits(|ip| cluster.node_address(s, ip), endpoint)).collect(),
             };
-            let class = *by_key.entry(key).or_insert_with(|| {
-                members.push(Vec::new());
-                members.len() - 1
-            });
+            let next = members.len();
+            let class = match by_key.entry(key) {
+                Entry::Occupied(entry) => *entry.get(),
+                Entry::Vacant(entry) => {
+                    for &(block, bits) in &entry.key().ip_blocks {
+                        by_block[block as usize].push((next, bits));
+                    }
+                    members.push(Vec::new());
+                    *entry.insert(next)
+                }
+            };
             members[class].push(i);
             class_of.push(class);
         }
-        Self { class_of, members }
+        let block_classes = blocks.blocks.into_iter().cloned().zip(by_block).collect();
+        Self { class_of, members, block_classes }
+    }
+
+    /// The classes whose address used on IPv4, IPv6 and primary-family connections `block`
+    /// contains, as three bitsets of `self.len()` classes. `block` must be one of the
+    /// cluster's ipBlocks or cluster policy networks.
+    pub(crate) fn in_block(&self, block: &IpBlock) -> [FixedBitSet; 3] {
+        let mut sets: [FixedBitSet; 3] = std::array::from_fn(|_| FixedBitSet::with_capacity(self.len()));
+        for &(class, bits) in self.block_classes.get(block).into_iter().flatten() {
+            for (bit, set) in sets.iter_mut().enumerate() {
+                set.set(class, bits & (1 << bit) != 0);
+            }
+        }
+        sets
     }
 
     pub fn len(&self) -> usize {
@@ -153,9 +183,66 @@ fn cluster_peers(cluster: &Cluster) -> impl Iterator<Item = &ClusterPeer> {
     cluster.cluster_policies().iter().flat_map(|p| p.ingress.iter().chain(p.egress.iter())).flat_map(|r| r.peers.iter())
 }
 
+/// The addresses an endpoint is reached at on IPv4, IPv6 and primary-family connections,
+/// in the order of the three bits of [`ClassKey::ip_blocks`].
+fn addresses(endpoint: &Endpoint) -> [Option<IpAddr>; 3] {
+    [endpoint.address_for(Some(IpFamily::V4)), endpoint.address_for(Some(IpFamily::V6)), endpoint.address_for(None)]
+}
+
+/// Distinct ipBlocks indexed by their CIDR, so that finding those that contain an address
+/// costs one lookup per distinct prefix length instead of a check per block: a cluster with
+/// a policy per namespace has thousands of blocks.
+struct BlockIndex<'a> {
+    blocks: Vec<&'a IpBlock>,
+    by_cidr: HashMap<IpNet, Vec<u32>>,
+    /// The prefix lengths in use, per family (IPv4, IPv6).
+    prefix_lengths: [Vec<u8>; 2],
+}
+
+impl<'a> BlockIndex<'a> {
+    fn new(blocks: Vec<&'a IpBlock>) -> Self {
+        let mut by_cidr: HashMap<IpNet, Vec<u32>> = HashMap::new();
+        let mut prefix_lengths: [Vec<u8>; 2] = Default::default();
+        for (i, block) in blocks.iter().enumerate() {
+            by_cidr.entry(block.cidr.trunc()).or_default().push(i as u32);
+            prefix_lengths[usize::from(block.cidr.network().is_ipv6())].push(block.cidr.prefix_len());
+        }
+        for lengths in &mut prefix_lengths {
+            lengths.sort_unstable();
+            lengths.dedup();
+        }
+        Self { blocks, by_cidr, prefix_lengths }
+    }
+
+    /// The blocks that contain an endpoint's addresses, as in [`ClassKey::ip_blocks`].
+    fn containing(&self, endpoint: &Endpoint) -> Vec<(u32, u8)> {
+        let mut hits: Vec<(u32, u8)> = Vec::new();
+        for (bit, ip) in addresses(endpoint).into_iter().enumerate() {
+            let Some(ip) = ip else { continue };
+            for &length in &self.prefix_lengths[usize::from(ip.is_ipv6())] {
+                let Ok(cidr) = IpNet::new(ip, length) else { continue };
+                for &b in self.by_cidr.get(&cidr.trunc()).into_iter().flatten() {
+                    if self.blocks[b as usize].contains(ip) {
+                        hits.push((b, 1 << bit));
+                    }
+                }
+            }
+        }
+        hits.sort_unstable();
+        hits.dedup_by(|later, earlier| {
+            let same = later.0 == earlier.0;
+            if same {
+                earlier.1 |= later.1;
+            }
+            same
+        });
+        hits
+    }
+}
+
 fn ip_bits(contains: impl Fn(IpAddr) -> bool, endpoint: &Endpoint) -> u8 {
-    let hit = |ip: Option<IpAddr>| ip.is_some_and(&contains);
-    u8::from(hit(endpoint.address_for(Some(IpFamily::V4))))
-        | (u8::from(hit(endpoint.address_for(Some(IpFamily::V6)))) << 1)
-        | (u8::from(hit(endpoint.address_for(None))) << 2)
+    addresses(endpoint)
+        .into_iter()
+        .enumerate()
+        .fold(0, |bits, (bit, ip)| bits | (u8::from(ip.is_some_and(&contains)) << bit))
 }

@@ -26,12 +26,12 @@ pub mod port;
 pub mod selector;
 pub mod verdict;
 
-pub use analysis::{Analysis, Block, Counts, ResolveError, Scope, resolve};
+pub use analysis::{Analysis, Block, Counts, PortSummary, ResolveError, Scope, Summary, resolve};
 pub use classes::Classes;
 pub use cluster_policy::{
     Action, ClusterPeer, ClusterPolicy, ClusterPolicyKind, ClusterPort, ClusterRule, ClusterRuleRef, Subject,
 };
-pub use matrix::{Matrix, PolicyIndex};
+pub use matrix::{Matrix, PolicyIndex, SourceRows};
 pub use model::{
     Cluster, Direction, Endpoint, EndpointKind, IpBlock, KubeletProbe, NamespaceScope, Node, Peer, Policy,
     ProbeHandler, Rule,

@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use fixedbitset::FixedBitSet;
+use fixedbitset::{Block, FixedBitSet};
 
 use crate::classes::Classes;
 use crate::cluster_policy::{Action, ClusterPeer, ClusterPolicy, ClusterPort};
-use crate::model::{Cluster, Direction, Endpoint, Governance, IpFamily, NamespaceScope, Peer, Policy};
+use crate::model::{Cluster, Direction, Endpoint, Governance, IpBlock, IpFamily, NamespaceScope, Peer, Policy};
 use crate::port::{ContainerPort, PortProto, RulePort};
 use crate::verdict::Tier;
 
@@ -169,9 +169,10 @@ impl<'c> PolicyIndex<'c> {
         let port_ok = |rule: &IndexedRule<'_>, class: usize| {
             rule.ports.is_empty() || rule.ports.iter().any(|p| p.matches(port, &self.representative(class).ports))
         };
-        // Egress rules are checked against every destination; compute each rule's port
-        // set once, and only for rules that some class uses.
-        let mut port_sets: Vec<Option<FixedBitSet>> = vec![None; self.rules.len()];
+        // Egress rules are checked against every destination; compute each distinct list
+        // of ports' set once (namespaces repeat the same lists), and only for lists that
+        // some class uses.
+        let mut port_sets: HashMap<&[RulePort], FixedBitSet> = HashMap::new();
         let mut egress = Vec::with_capacity(n);
         for source in 0..n {
             let Some(rule_ids) = &self.egress[source] else {
@@ -182,7 +183,9 @@ impl<'c> PolicyIndex<'c> {
             for &r in rule_ids {
                 let rule = &self.rules[r];
                 let ports = (!rule.ports.is_empty()).then(|| {
-                    &*port_sets[r].get_or_insert_with(|| (0..n).filter(|&d| port_ok(rule, d)).collect_sized(n))
+                    &*port_sets
+                        .entry(rule.ports)
+                        .or_insert_with(|| (0..n).filter(|&d| port_ok(rule, d)).collect_sized(n))
                 });
                 match (&rule.peers, ports) {
                     (None, None) => row.insert_range(..),
@@ -513,7 +516,15 @@ fn cluster_peer_set(
             PeerSet { primary, by_family: None }
         }
         ClusterPeer::Nodes(selector) => by_address(&|ip| cluster.node_address(selector, ip)),
-        ClusterPeer::Networks(networks) => by_address(&|ip| networks.iter().any(|net| net.contains(&ip))),
+        ClusterPeer::Networks(networks) => {
+            let mut set = PeerSet { primary: FixedBitSet::with_capacity(n), by_family: None };
+            for cidr in networks {
+                let [v4, v6, primary] = classes.in_block(&IpBlock { cidr: *cidr, except: Vec::new() });
+                set.union_with(&PeerSet { primary, by_family: Some([v4, v6]) });
+            }
+            set.by_family.get_or_insert_with(|| [set.primary.clone(), set.primary.clone()]);
+            set
+        }
         ClusterPeer::DomainNames(_) => PeerSet { primary: FixedBitSet::with_capacity(n), by_family: None },
     }
 }
@@ -597,6 +608,102 @@ impl Matrix {
     }
 }
 
+/// The matrix read by source class: per source, the destination classes whose cell is
+/// allowed and those whose cell is unknown, a whole row of words at a time. Ingress is kept
+/// per destination, so reading it by source needs it transposed: once, 64 × 64 bits at a
+/// time, which costs classes² / 64 word operations instead of a lookup per cell.
+pub struct SourceRows<'m> {
+    matrix: &'m Matrix,
+    words: usize,
+    /// Row `s` (of `words` words): the destinations whose ingress allows `s`.
+    ingress: Vec<Block>,
+    /// Row `s`: the destinations whose ingress answer for `s` is unknown; `None` when no
+    /// ingress answer is.
+    ingress_unknown: Option<Vec<Block>>,
+}
+
+impl Matrix {
+    pub fn by_source(&self) -> SourceRows<'_> {
+        let n = self.size();
+        let ingress_unknown = self
+            .extra
+            .iter()
+            .any(|e| e[0].is_some())
+            .then(|| transpose(n, |d| self.extra(d, Direction::Ingress).map(|e| e.unknown.as_slice())));
+        SourceRows {
+            matrix: self,
+            words: n.div_ceil(BLOCK_BITS),
+            ingress: transpose(n, |d| Some(self.ingress[d].as_slice())),
+            ingress_unknown,
+        }
+    }
+}
+
+impl SourceRows<'_> {
+    /// The destination classes of `source` whose cell is allowed (both directions allow
+    /// and the answer is known, as [`Matrix::allowed`] where not [`Matrix::unknown`]) into
+    /// `allowed`, and those whose cell is unknown into `unknown`; both hold
+    /// [`Matrix::size`] bits.
+    pub fn row(&self, source: usize, allowed: &mut FixedBitSet, unknown: &mut FixedBitSet) {
+        let range = source * self.words..(source + 1) * self.words;
+        let egress = self.matrix.egress[source].as_slice();
+        let egress_unknown = self.matrix.extra(source, Direction::Egress).map(|e| e.unknown.as_slice());
+        let ingress = &self.ingress[range.clone()];
+        let ingress_unknown = self.ingress_unknown.as_ref().map(|t| &t[range]);
+        let (allowed, unknown) = (allowed.as_mut_slice(), unknown.as_mut_slice());
+        for w in 0..self.words {
+            let (e, i) = (egress[w], ingress[w]);
+            let eu = egress_unknown.map_or(0, |u| u[w]);
+            let iu = ingress_unknown.map_or(0, |u| u[w]);
+            let known_deny = (!eu & !e) | (!iu & !i);
+            unknown[w] = (eu | iu) & !known_deny;
+            allowed[w] = e & i & !unknown[w];
+        }
+    }
+}
+
+/// The transpose of an `n` × `n` bit matrix given by rows (`None`: a row of zeros), as
+/// `n` rows of `n.div_ceil(64)` words.
+fn transpose<'a>(n: usize, row: impl Fn(usize) -> Option<&'a [Block]>) -> Vec<Block> {
+    const { assert!(BLOCK_BITS == 64, "the transpose works on 64-bit words") };
+    let words = n.div_ceil(BLOCK_BITS);
+    let mut out = vec![0; n * words];
+    let mut square = [0u64; 64];
+    for block_row in 0..words {
+        let rows = block_row * 64..n.min(block_row * 64 + 64);
+        let sources: Vec<Option<&[Block]>> = rows.clone().map(&row).collect();
+        for block_column in 0..words {
+            square.fill(0);
+            for (k, source) in sources.iter().enumerate() {
+                square[k] = source.map_or(0, |r| r[block_column] as u64);
+            }
+            transpose_square(&mut square);
+            for (k, word) in square.iter().enumerate().take(n.saturating_sub(block_column * 64).min(64)) {
+                out[(block_column * 64 + k) * words + block_row] = *word as Block;
+            }
+        }
+    }
+    out
+}
+
+/// Transposes a 64 × 64 bit square in place (bit `k` of word `j` goes to bit `j` of word
+/// `k`) by swapping ever smaller sub-squares.
+fn transpose_square(a: &mut [u64; 64]) {
+    let mut width = 32;
+    let mut mask: u64 = 0x0000_0000_FFFF_FFFF;
+    while width != 0 {
+        let mut k = 0;
+        while k < 64 {
+            let swap = ((a[k] >> width) ^ a[k + width]) & mask;
+            a[k] ^= swap << width;
+            a[k + width] ^= swap;
+            k = (k + width + 1) & !width;
+        }
+        width >>= 1;
+        mask ^= mask << width;
+    }
+}
+
 trait CollectSized {
     fn collect_sized(self, n: usize) -> FixedBitSet;
 }
@@ -636,15 +743,8 @@ impl<'a> PeerSetBuilder<'a> {
             let endpoint = |c: usize| &cluster.endpoints()[classes.representative(c)];
             match peer {
                 Peer::IpBlock(block) => {
-                    let hits = |family: Option<IpFamily>| {
-                        (0..n)
-                            .filter(|&c| endpoint(c).address_for(family).is_some_and(|ip| block.contains(ip)))
-                            .collect_sized(n)
-                    };
-                    PeerSet {
-                        primary: hits(None),
-                        by_family: Some([hits(Some(IpFamily::V4)), hits(Some(IpFamily::V6))]),
-                    }
+                    let [v4, v6, primary] = classes.in_block(block);
+                    PeerSet { primary, by_family: Some([v4, v6]) }
                 }
                 Peer::Pods { namespaces, pods } => {
                     let candidates: Vec<usize> = match namespaces {
@@ -665,5 +765,30 @@ impl<'a> PeerSetBuilder<'a> {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transpose_moves_every_bit_across_the_diagonal() {
+        // Sizes below, at and past one 64-bit word, so partial words are covered.
+        for n in [1, 63, 64, 65, 150] {
+            let rows: Vec<FixedBitSet> =
+                (0..n).map(|r| (0..n).filter(|c| (r * 7 + c * 13 + r * c) % 5 == 0).collect_sized(n)).collect();
+            let words = n.div_ceil(BLOCK_BITS);
+            let t = transpose(n, |r| Some(rows[r].as_slice()));
+            assert_eq!(t.len(), n * words);
+            for r in 0..n {
+                for c in 0..n {
+                    let bit = t[c * words + r / BLOCK_BITS] >> (r % BLOCK_BITS) & 1 == 1;
+                    assert_eq!(bit, rows[r].contains(c), "n {n}: ({r}, {c})");
+                }
+            }
+            let empty = transpose(n, |_| None);
+            assert!(empty.iter().all(|&w| w == 0), "n {n}: rows of zeros");
+        }
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use fixedbitset::FixedBitSet;
 use ipnet::IpNet;
 use netcanary_policy::evaluate;
 use netcanary_policy::model::IpBlock;
@@ -243,10 +244,15 @@ proptest! {
         let index = PolicyIndex::new(&cluster);
         let matrix = index.matrix(port);
         let endpoints = cluster.endpoints();
+        let rows = matrix.by_source();
+        let (mut allowed, mut unknown) = (FixedBitSet::with_capacity(matrix.size()), FixedBitSet::with_capacity(matrix.size()));
         for (f, from) in endpoints.iter().enumerate() {
+            rows.row(index.classes().class_of(f), &mut allowed, &mut unknown);
             for (t, to) in endpoints.iter().enumerate() {
                 let v = evaluate::verdict(&cluster, from, to, port);
                 let (cf, ct) = (index.classes().class_of(f), index.classes().class_of(t));
+                prop_assert_eq!(allowed.contains(ct), v.allowed && v.unknown().is_none(), "row allowed {} -> {} {}", from.id, to.id, port);
+                prop_assert_eq!(unknown.contains(ct), v.unknown().is_some(), "row unknown {} -> {} {}", from.id, to.id, port);
                 prop_assert_eq!(matrix.egress_allows(cf, ct), v.egress.allowed, "egress {} -> {} {}", from.id, to.id, port);
                 prop_assert_eq!(matrix.ingress_allows(cf, ct), v.ingress.allowed, "ingress {} -> {} {}", from.id, to.id, port);
                 prop_assert_eq!(v.allowed, v.egress.allowed && v.ingress.allowed);

@@ -7,8 +7,8 @@
 //! - [`legend`]: one numbering of the endpoints shown, shared by every block.
 //! - [`table`]: the terminal matrix, one block per port.
 //! - [`markdown`]: the same for pull-request comments.
-//! - [`json`]: the stable `analyze -o json` contract.
-//! - [`summary`]: counts only, for clusters too large to print.
+//! - [`json`]: the stable `analyze -o json` contract, and the summary's counts for scripts.
+//! - [`summary`]: counts and the namespace pairs worth reading, for clusters too large to print.
 //! - [`explain`]: one verdict in words.
 //! - [`intent`]: declared intent checked against policy (`analyze --intent`).
 //! - [`run`]: a verification run's report: table, JUnit.

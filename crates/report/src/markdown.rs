@@ -45,9 +45,10 @@ pub fn render(analysis: &Analysis<'_>) -> String {
             out.push('\n');
         }
         let (allowed, denied) = summary
+            .ports
             .iter()
-            .filter(|((port, _, _), _)| *port == block.port)
-            .fold((0, 0), |(a, d), (_, c)| (a + c.allowed, d + c.denied));
+            .find(|p| p.port == block.port)
+            .map_or((0, 0), |p| (p.total().allowed, p.total().denied));
         let _ = writeln!(out, "\n{allowed} pairs allowed, {denied} denied.");
     }
     out
