@@ -490,9 +490,9 @@ value: 1000000
     let built = [
         pods::target(&settings(false), 0, &web),
         pods::target(&settings(true), 1, &web),
-        pods::source(&settings(false), "netcanary-fencetest-s0r0", &web, &plan),
+        pods::source(&settings(false), "netcanary-fencetest-s0r0", &web, &plan).unwrap(),
         pods::target(&settings(false), 2, &canary),
-        pods::source(&settings(false), "netcanary-fencetest-s3r1", &canary, &plan),
+        pods::source(&settings(false), "netcanary-fencetest-s3r1", &canary, &plan).unwrap(),
     ];
     for pod in &built {
         let api = Api::<Pod>::namespaced(netcanary.clone(), &pod.namespace().expect("a namespace"));

@@ -277,7 +277,17 @@ impl<S: SnapshotSource> Run<'_, S> {
                 let (mut agent_plan, ids) = self.agent_plan(plan, probe_ids, targets, snapshot, &mut observations);
                 agent_plan.delay_ms = (!delay.is_zero()).then(|| delay.as_millis().try_into().unwrap_or(u64::MAX));
                 let name = format!("{}r{round}", pods::pod_name(&self.run_id, "s", *source));
-                created.push(pods::source(settings, &name, mirror, &agent_plan));
+                match pods::source(settings, &name, mirror, &agent_plan) {
+                    Ok(pod) => created.push(pod),
+                    Err(too_long) => {
+                        // Partial failure: these probes are unsent, so inconclusive, never passed.
+                        warn!(run.id = %self.run_id, pod = %name, %too_long, "source plan too long; its probes are unsent");
+                        for p in ids.keys() {
+                            observations[*p].unsent = Some(too_long.to_string());
+                        }
+                        continue;
+                    }
+                }
                 names.insert(name.clone(), (*source, mirror.namespace.clone()));
                 agent_ids.insert(name, ids);
             }
