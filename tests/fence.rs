@@ -485,7 +485,7 @@ value: 1000000
         timeout_ms: 2000,
         concurrency: None,
         delay_ms: None,
-        probes: vec![AgentProbe { id: "1".into(), target: ProbeTarget::Tcp { host: "10.0.0.2".into(), port: 80 } }],
+        probes: vec![AgentProbe::new("1".into(), ProbeTarget::Tcp { host: "10.0.0.2".into(), port: 80 })],
     };
     let built = [
         pods::target(&settings(false), 0, &web),

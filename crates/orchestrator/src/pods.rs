@@ -277,9 +277,11 @@ mod tests {
 
     #[test]
     fn a_long_plan_is_split_over_variables_and_one_too_long_is_refused() {
-        let probe = |i: u32| AgentProbe {
-            id: i.to_string(),
-            target: ProbeTarget::to_address(Transport::Tcp, "10.244.1.23".parse().unwrap(), 8080),
+        let probe = |i: u32| {
+            AgentProbe::new(
+                i.to_string(),
+                ProbeTarget::to_address(Transport::Tcp, "10.244.1.23".parse().unwrap(), 8080),
+            )
         };
         let plan = |n: u32| AgentPlan {
             timeout_ms: 2000,

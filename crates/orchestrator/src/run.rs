@@ -368,7 +368,7 @@ impl<S: SnapshotSource> Run<'_, S> {
                 Ok(target) => {
                     let id = (probes.len() + 1).to_string();
                     ids.insert(p, id.clone());
-                    probes.push(AgentProbe { id, target });
+                    probes.push(AgentProbe::new(id, target));
                 }
                 Err(reason) => observations[p].unsent = Some(reason),
             }

@@ -21,5 +21,5 @@ pub mod report;
 pub mod termination_log;
 
 pub use observed::{Observed, Reachability};
-pub use plan::{AgentPlan, AgentProbe, ProbeTarget, Transport};
+pub use plan::{AgentPlan, AgentProbe, ProbePath, ProbeTarget, Transport};
 pub use report::{AgentReport, ProbeResult};
