@@ -15,7 +15,7 @@ use netcanary_policy::{
 };
 
 use crate::mirror::{mirrored_labels, probe_pod_labels};
-use crate::plan::{Coverage, Destination, Mirror, Plan, PlannedProbe, Purpose};
+use crate::plan::{Coverage, Destination, Mirror, Plan, PlannedProbe, ProbePath, Purpose};
 
 mod cluster_rules;
 
@@ -45,6 +45,8 @@ pub struct Options {
     /// (`--to`): what policy says of them is read from `ipBlock`s, and their own servers
     /// answer.
     pub external: Vec<(IpAddr, PortProto)>,
+    /// The paths each probe to a target pod takes (see [`crate::paths`]).
+    pub paths: Vec<ProbePath>,
 }
 
 /// Which namespaces a run probes: by name, by labels, or both (a namespace must pass each
@@ -78,6 +80,7 @@ impl Default for Options {
             unprobed_namespaces: Vec::new(),
             probed_namespaces: NamespaceFilter::default(),
             external: Vec::new(),
+            paths: vec![ProbePath::Pod],
         }
     }
 }
@@ -92,7 +95,9 @@ pub fn plan(cluster: &Cluster, options: &Options) -> Plan {
     planner.cluster_rule_witnesses();
     planner.isolation();
     planner.samples();
-    planner.finish()
+    let mut plan = planner.finish();
+    crate::paths::by_paths(&mut plan, &options.paths);
+    plan
 }
 
 /// `cluster` with every pod that may be mirrored carrying the labels its probe pod will
@@ -322,6 +327,7 @@ impl<'c> Planner<'c> {
             expected_allowed: verdict.allowed,
             purpose,
             covers,
+            path: ProbePath::Pod,
         });
         true
     }
@@ -376,6 +382,7 @@ impl<'c> Planner<'c> {
                     expected_allowed: verdict.allowed,
                     purpose: Purpose::External,
                     covers,
+                    path: ProbePath::Pod,
                 });
             }
         }

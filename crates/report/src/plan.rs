@@ -68,6 +68,7 @@ pub fn json(plan: &Plan) -> serde_json::Value {
                 "protocol": p.port.protocol.as_str(),
                 "expectedAllowed": p.expected_allowed,
                 "purpose": format!("{:?}", p.purpose),
+                "path": p.path.as_str(),
                 "covers": p.covers.iter().map(ToString::to_string).collect::<Vec<_>>(),
             })
         })

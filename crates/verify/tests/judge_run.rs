@@ -7,7 +7,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use netcanary_planner::{
-    Coverage, Destination, Mirror, Placement, Plan, PlannedProbe, ProbePodCluster, Purpose, add_canary,
+    Coverage, Destination, Mirror, Placement, Plan, PlannedProbe, ProbePath, ProbePodCluster, Purpose, add_canary,
 };
 use netcanary_policy::port::{PortMatch, RulePort};
 use netcanary_policy::{
@@ -78,7 +78,7 @@ fn mirror(name: &str, listen: &[PortProto]) -> Mirror {
 }
 
 fn probe(from: usize, to: Destination, port: PortProto, purpose: Purpose, covers: Vec<RuleRef>) -> PlannedProbe {
-    PlannedProbe { from, to, port, expected_allowed: false, purpose, covers }
+    PlannedProbe { from, to, port, expected_allowed: false, purpose, covers, path: ProbePath::Pod }
 }
 
 /// api → web (allowed by the rule), cron → web (denied), api → DNS (allowed: nothing
