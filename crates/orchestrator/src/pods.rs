@@ -75,7 +75,13 @@ pub fn target(settings: &PodSettings, index: usize, mirror: &Mirror) -> Pod {
             args.extend([flag.to_string(), list]);
         }
     }
-    let mut pod = build(settings, &pod_name(&settings.run_id, "t", index), mirror, args, Vec::new());
+    let name = pod_name(&settings.run_id, "t", index);
+    let mut pod = build(settings, &name, mirror, args, Vec::new());
+    // Its own name, which only it carries: what its Service (for the service and dns paths)
+    // selects. No policy selector reads netcanary's keys, so policy sees the same pod.
+    if let Some(labels) = pod.metadata.labels.as_mut() {
+        labels.insert(crate::services::TARGET_KEY.to_string(), name);
+    }
     let declared = mirror
         .listen
         .iter()
@@ -224,8 +230,9 @@ mod tests {
     fn target_pods_follow_the_safety_rules() {
         let pod = target(&settings(), 3, &mirror());
         let labels = pod.metadata.labels.unwrap();
-        assert_eq!(labels.len(), 3, "{labels:?}");
+        assert_eq!(labels.len(), 4, "{labels:?}");
         assert_eq!(labels["app"], "db");
+        assert_eq!(labels[crate::services::TARGET_KEY], "netcanary-r1-t3");
         assert_eq!(labels[MANAGED_BY_KEY], MANAGED_BY_VALUE);
         assert_eq!(labels[RUN_ID_KEY], "r1");
         assert_eq!(pod.metadata.name.as_deref(), Some("netcanary-r1-t3"));
