@@ -315,7 +315,11 @@ impl<S: SnapshotSource> Run<'_, S> {
         let mut judged_against = None;
         let mut pending: Vec<usize> = (0..plan.probes.len()).collect();
         for round in 0..self.options.rounds.max(1) {
-            let delay = if round > 0 { self.options.round_wait } else { Duration::ZERO };
+            // A Service just made is programmed by the node (kube-proxy) and named by the
+            // cluster DNS a moment later: probed at once, it reads as blocked or unresolved
+            // for reasons that are not policy's. The first round waits for it as retries do.
+            let settle = round > 0 || !self.services.is_empty();
+            let delay = if settle { self.options.round_wait } else { Duration::ZERO };
             let mut by_source: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
             for &p in &pending {
                 by_source.entry(plan.probes[p].from).or_default().push(p);

@@ -34,13 +34,14 @@ pub async fn probe(name: &str, server: SocketAddr, transport: Transport, timeout
     }
 }
 
-/// A DNS query over UDP that got an ICMP port unreachable is blocked, whoever sent it. The
-/// server is the cluster DNS Service, and for a connection to a Service address connection
-/// tracking rewrites every ICMP error about it to come from that address: a filter's reject
-/// on the node (kube-router's, after kube-proxy translated the address) then reads exactly
-/// like a DNS pod where nothing listens (see [`crate::refusal`]). Either way no name
-/// resolves. Over TCP a reset still tells them apart.
-fn behind_a_service(outcome: Observation) -> Observation {
+/// A UDP probe to a Service's address that got an ICMP port unreachable is blocked, whoever
+/// sent it: for a connection to a Service address connection tracking rewrites every ICMP
+/// error about it to come from that address, so a filter's reject on the node
+/// (kube-router's, after kube-proxy translated the address) reads exactly like a backend
+/// where nothing listens (see [`crate::refusal`]). A DNS query to the cluster DNS Service
+/// resolves no name either way; a netcanary target listens on every port it is probed on.
+/// Over TCP a reset still tells them apart.
+pub(crate) fn behind_a_service(outcome: Observation) -> Observation {
     if outcome.observed != Observed::Refused {
         return outcome;
     }

@@ -80,6 +80,9 @@ pub struct HostPort {
     pub port: u16,
     /// The DNS server that resolves a host name; `None`: the system resolver.
     pub resolver: Option<SocketAddr>,
+    /// How the probe reaches its target: through a Service's address, a refusal cannot
+    /// name who sent it (see [`crate::dns::behind_a_service`]).
+    pub path: ProbePath,
 }
 
 impl fmt::Display for HostPort {
@@ -274,20 +277,21 @@ fn parse_host_port(object: &Map<String, Value>) -> Result<HostPort, String> {
         Some(Value::String(text)) => Some(parse_server(text).map_err(|e| e.replace("`server`", "`resolver`"))?),
         Some(other) => return Err(format!("`resolver` must be a DNS server address, got {other}")),
     };
-    // The path only says how the plan meant to reach the target; its shape must fit it.
-    match object.get("path").map(|p| p.as_str().map(str::parse::<ProbePath>)) {
-        None => {}
-        Some(Some(Ok(ProbePath::Dns))) if !matches!(host, Host::Name(_)) => {
-            return Err("path \"dns\" needs a host name, not an address".to_owned());
-        }
-        Some(Some(Ok(ProbePath::Pod | ProbePath::Service))) if !matches!(host, Host::Ip(_)) => {
-            return Err("paths \"pod\" and \"service\" need an IP address, not a host name".to_owned());
-        }
-        Some(Some(Ok(_))) => {}
+    // The path says how the plan meant to reach the target; its shape must fit it.
+    let path = match object.get("path").map(|p| p.as_str().map(str::parse::<ProbePath>)) {
+        None => ProbePath::Pod,
+        Some(Some(Ok(path))) => path,
         Some(Some(Err(unknown))) => return Err(unknown.to_string()),
         Some(None) => return Err("`path` must be \"pod\", \"service\" or \"dns\"".to_owned()),
+    };
+    match (path, &host) {
+        (ProbePath::Dns, Host::Ip(_)) => return Err("path \"dns\" needs a host name, not an address".to_owned()),
+        (ProbePath::Pod | ProbePath::Service, Host::Name(_)) if object.contains_key("path") => {
+            return Err("paths \"pod\" and \"service\" need an IP address, not a host name".to_owned());
+        }
+        _ => {}
     }
-    Ok(HostPort { host, port, resolver })
+    Ok(HostPort { host, port, resolver, path })
 }
 
 fn parse_host(text: &str) -> Result<Host, String> {
@@ -379,8 +383,14 @@ mod tests {
         assert_eq!(plan.timeout, Duration::from_millis(1000));
         let specs: Vec<ProbeSpec> = plan.probes.iter().map(|p| p.spec.clone().unwrap()).collect();
         let ip: IpAddr = "10.0.0.2".parse().unwrap();
-        assert_eq!(specs[0], ProbeSpec::Tcp(HostPort { host: Host::Ip(ip), port: 80, resolver: None }));
-        assert_eq!(specs[1], ProbeSpec::Udp(HostPort { host: Host::Ip(ip), port: 81, resolver: None }));
+        assert_eq!(
+            specs[0],
+            ProbeSpec::Tcp(HostPort { host: Host::Ip(ip), port: 80, resolver: None, path: ProbePath::Pod })
+        );
+        assert_eq!(
+            specs[1],
+            ProbeSpec::Udp(HostPort { host: Host::Ip(ip), port: 81, resolver: None, path: ProbePath::Pod })
+        );
         assert_eq!(
             specs[2],
             ProbeSpec::Dns {
@@ -421,15 +431,29 @@ mod tests {
         let specs: Vec<ProbeSpec> = plan.probes.iter().map(|p| p.spec.clone().unwrap()).collect();
         assert_eq!(
             specs[0],
-            ProbeSpec::Tcp(HostPort { host: Host::Ip("fd00::2".parse().unwrap()), port: 8080, resolver: None })
+            ProbeSpec::Tcp(HostPort {
+                host: Host::Ip("fd00::2".parse().unwrap()),
+                port: 8080,
+                resolver: None,
+                path: ProbePath::Pod
+            })
         );
         assert_eq!(
             specs[1],
-            ProbeSpec::Udp(HostPort { host: Host::Ip("10.0.0.2".parse().unwrap()), port: 53, resolver: None })
+            ProbeSpec::Udp(HostPort {
+                host: Host::Ip("10.0.0.2".parse().unwrap()),
+                port: 53,
+                resolver: None,
+                path: ProbePath::Pod
+            })
         );
         assert_eq!(specs[2], ProbeSpec::Dns { name: "a.test".into(), server, transport: Transport::Tcp });
-        let by_name =
-            HostPort { host: Host::Name("web.shop.svc.cluster.local".into()), port: 8080, resolver: Some(server) };
+        let by_name = HostPort {
+            host: Host::Name("web.shop.svc.cluster.local".into()),
+            port: 8080,
+            resolver: Some(server),
+            path: ProbePath::Dns,
+        };
         assert_eq!(specs[3], ProbeSpec::Tcp(by_name));
     }
 

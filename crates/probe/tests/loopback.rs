@@ -271,3 +271,25 @@ async fn the_dns_path_resolves_through_the_named_server_then_connects() {
     let detail = report.results[1].detail.as_deref().unwrap();
     assert!(detail.contains("api.shop.svc.cluster.local") && detail.contains("no IPv4 address"), "{detail}");
 }
+
+/// Through a Service's address, connection tracking makes a filter's ICMP reject come from
+/// that address, like a closed port's: a UDP refusal by the service path is blocked.
+#[tokio::test]
+async fn a_udp_refusal_through_a_service_address_is_blocked() {
+    let closed = closed_udp_port(V4).await;
+    let port = closed.port();
+    let plan = ProbePlan::parse(
+        &format!(
+            r#"{{"timeout_ms": 500, "probes": [
+              {{"id": "pod", "kind": "udp", "host": "127.0.0.1", "port": {port}}},
+              {{"id": "service", "kind": "udp", "host": "127.0.0.1", "port": {port}, "path": "service"}}
+            ]}}"#
+        ),
+        "test",
+    )
+    .unwrap();
+    let report = run_plan(&plan, 2).await;
+    assert_eq!(report.results[0].observed, Observed::Refused, "{:?}", report.results[0]);
+    assert_eq!(report.results[1].observed, Observed::Unreachable, "{:?}", report.results[1]);
+    assert!(report.results[1].detail.as_deref().unwrap().contains("behind a Service's address"));
+}
