@@ -526,3 +526,45 @@ fn a_cluster_scoped_object_not_read_leaves_every_probe_inconclusive() {
         ["every ClusterNetworkPolicy cannot be read and was skipped: the API server refused to list them: forbidden"]
     );
 }
+
+/// Each cell sent by the pod path and through its Service: the backend pod's verdict is the
+/// expectation of both, and a door open only through the Service says so.
+#[test]
+fn every_path_expects_the_backends_verdict_and_a_mismatch_only_through_a_service_says_so() {
+    let mut plan = plan();
+    let canary = plan.probes.pop().expect("the canary");
+    netcanary_planner::paths::by_paths(&mut plan, &[ProbePath::Service, ProbePath::Pod]);
+    plan.probes.push(canary);
+    let pods = ProbePodCluster::new(&cluster(true), &plan, "r1", &everyone_placed(), &["kube-system/coredns-1".into()]);
+    let dns = WorkloadRef { namespace: "kube-system".into(), workload: "kube-dns".into() };
+    // api → web by pod and service, cron → web by pod and service (open through the
+    // Service only), api → DNS, the canary.
+    let observations =
+        [Connected, Connected, Timeout, Connected, Connected, Timeout].map(|observed| answered(&[observed]));
+    let judgement = judge_run(&Evidence {
+        plan: &plan,
+        canary: 5,
+        canary_namespace: "netcanary",
+        dns_service: &dns,
+        facts: &SnapshotFacts::default(),
+        probe_pods: &pods,
+        observations: &observations,
+    });
+    let rows: Vec<(ProbePath, Expectation, Outcome)> =
+        judgement.probes.iter().map(|p| (p.path, p.expected, p.outcome)).collect();
+    assert_eq!(
+        rows,
+        [
+            (ProbePath::Pod, Expectation::Allow, Outcome::Pass),
+            (ProbePath::Service, Expectation::Allow, Outcome::Pass),
+            (ProbePath::Pod, Expectation::Deny, Outcome::Pass),
+            (ProbePath::Service, Expectation::Deny, Outcome::UnexpectedAllow),
+            (ProbePath::Service, Expectation::Allow, Outcome::Pass),
+        ]
+    );
+    let detail = judgement.probes[3].detail.as_deref().unwrap_or_default();
+    assert!(detail.starts_with("only through the Service (by the Service's ClusterIP)"), "{detail}");
+    assert!(detail.ends_with("saw connected"), "the prober's detail is kept: {detail}");
+    assert_eq!(judgement.probes[1].detail.as_deref(), Some("saw connected"), "a pass says nothing of paths");
+    assert_eq!(judgement.canary, Canary::Enforced);
+}
