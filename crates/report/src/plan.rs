@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use netcanary_planner::{Destination, Plan, Purpose};
+use netcanary_planner::{Destination, Plan, ProbePath, Purpose};
 
 use crate::style::{self, paint};
 
@@ -34,6 +34,14 @@ pub fn table(plan: &Plan) -> String {
         count(Purpose::Sample),
         count(Purpose::External)
     );
+    let mut by_path: BTreeMap<ProbePath, usize> = BTreeMap::new();
+    for probe in plan.probes.iter().filter(|p| matches!(p.to, Destination::Mirror(_))) {
+        *by_path.entry(probe.path).or_default() += 1;
+    }
+    if by_path.keys().any(|path| path.needs_service()) {
+        let counts: Vec<String> = by_path.iter().map(|(path, n)| format!("{n} by {path}")).collect();
+        let _ = writeln!(out, "  paths         to target pods: {}", counts.join(", "));
+    }
     let coverage = &plan.coverage;
     let _ = writeln!(
         out,
@@ -84,4 +92,47 @@ pub fn json(plan: &Plan) -> serde_json::Value {
         },
         "notes": plan.notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use netcanary_planner::{Mirror, PlannedProbe, ProbePath};
+    use netcanary_policy::{PortProto, Protocol};
+
+    use super::*;
+
+    fn mirror(name: &str) -> Mirror {
+        Mirror {
+            class: 0,
+            namespace: "shop".into(),
+            labels: Default::default(),
+            dropped_labels: Vec::new(),
+            stands_for: format!("shop/{name}-0"),
+            workload: name.into(),
+            members: 1,
+            listen: Default::default(),
+            port_names: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_plan_counts_probes_by_path_when_services_are_asked_for() {
+        let probe = PlannedProbe {
+            from: 0,
+            to: Destination::Mirror(1),
+            port: PortProto { port: 8080, protocol: Protocol::Tcp },
+            expected_allowed: true,
+            purpose: Purpose::AllowRule,
+            covers: Vec::new(),
+            path: ProbePath::Pod,
+        };
+        let mut plan = Plan { mirrors: vec![mirror("web"), mirror("api")], probes: vec![probe], ..Plan::default() };
+        assert!(!table(&plan).contains("paths"), "{}", table(&plan));
+        netcanary_planner::paths::by_paths(&mut plan, &[ProbePath::Pod, ProbePath::Service, ProbePath::Dns]);
+        let text = table(&plan);
+        assert!(text.contains("  paths         to target pods: 1 by pod, 1 by service, 1 by dns"), "{text}");
+        let json = json(&plan);
+        let paths: Vec<&str> = json["probes"].as_array().unwrap().iter().map(|p| p["path"].as_str().unwrap()).collect();
+        assert_eq!(paths, ["pod", "service", "dns"]);
+    }
 }
