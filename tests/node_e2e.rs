@@ -516,6 +516,9 @@ async fn egress_default_deny_with_and_without_the_dns_rule() {
 #[tokio::test]
 async fn every_path_to_a_backend_meets_the_backends_policy() {
     let Some(bed) = shop("every_path_to_a_backend_meets_the_backends_policy").await else { return };
+    // A UDP backend no rule admits: through a Service, kube-router's ICMP reject comes back
+    // from the ClusterIP, as a closed port's would.
+    bed.kubelet.add_workload(&workload("shop", "statsd-0", "statsd", &[(8125, "UDP")])).await;
     bed.start_kube_router();
     let mut command = run_command(&bed);
     command.args(["--paths", "pod,service,dns"]);
@@ -535,6 +538,13 @@ async fn every_path_to_a_backend_meets_the_backends_policy() {
     for path in ["pod", "service", "dns"] {
         by_path("shop/web-0", "shop/api-0", 8080, path, Allow);
         by_path("shop/api-0", "shop/db-0", 5432, path, Allow);
+    }
+    for path in ["pod", "service", "dns"] {
+        let udp =
+            ran.record.probes.iter().find(|p| {
+                p.destination.to_string() == "shop/statsd-0" && p.protocol == "UDP" && p.path.as_str() == path
+            });
+        assert!(udp.is_some(), "no UDP probe to shop/statsd-0 by {path}:\n{}", summary(&ran.record));
     }
     // Each closed door into shop is closed through the Service too.
     for path in ["service", "dns"] {
