@@ -29,13 +29,14 @@ use common::{read_repo_file, relative, repo_file};
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding, Validation, Variable,
 };
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::{Client, ResourceExt};
 use netcanary_orchestrator::fence::{self, BINDING, IMAGE_PARAM, PARAMS, POLICY};
 use netcanary_orchestrator::pods::{self, PodSettings};
 use netcanary_orchestrator::record;
 use netcanary_orchestrator::run::RunOptions;
+use netcanary_orchestrator::services;
 use netcanary_planner::Mirror;
 use netcanary_verify::RunRecord;
 use netcanary_wire::{AgentPlan, AgentProbe, ProbeTarget};
@@ -152,7 +153,11 @@ fn the_shipped_fence_is_rendered_from_the_pod_builder() {
     assert_eq!(resource_rules.len(), 1, "{FENCE}: one resource rule");
     let rule = &resource_rules[0];
     assert_eq!(rule.api_groups.as_deref(), Some(&[String::new()][..]), "{FENCE}: core pods");
-    assert_eq!(rule.resources.as_deref(), Some(&["pods".to_string()][..]), "{FENCE}: pods");
+    assert_eq!(
+        rule.resources.as_deref(),
+        Some(&["pods".to_string(), "services".to_string()][..]),
+        "{FENCE}: pods and Services"
+    );
     assert_eq!(
         rule.operations.as_deref(),
         Some(&["CREATE".to_string(), "DELETE".to_string()][..]),
@@ -193,7 +198,7 @@ fn grants_pods(rules: &Value) -> bool {
     };
     rules.as_array().into_iter().flatten().any(|rule| {
         has(rule, "apiGroups", &["", "*"])
-            && has(rule, "resources", &["pods", "*"])
+            && has(rule, "resources", &["pods", "services", "*"])
             && has(rule, "verbs", &["create", "delete", "deletecollection", "*"])
     })
 }
@@ -485,14 +490,14 @@ value: 1000000
         timeout_ms: 2000,
         concurrency: None,
         delay_ms: None,
-        probes: vec![AgentProbe { id: "1".into(), target: ProbeTarget::Tcp { host: "10.0.0.2".into(), port: 80 } }],
+        probes: vec![AgentProbe::new("1".into(), ProbeTarget::Tcp { host: "10.0.0.2".into(), port: 80 })],
     };
     let built = [
         pods::target(&settings(false), 0, &web),
         pods::target(&settings(true), 1, &web),
-        pods::source(&settings(false), "netcanary-fencetest-s0r0", &web, &plan),
+        pods::source(&settings(false), "netcanary-fencetest-s0r0", &web, &plan).unwrap(),
         pods::target(&settings(false), 2, &canary),
-        pods::source(&settings(false), "netcanary-fencetest-s3r1", &canary, &plan),
+        pods::source(&settings(false), "netcanary-fencetest-s3r1", &canary, &plan).unwrap(),
     ];
     for pod in &built {
         let api = Api::<Pod>::namespaced(netcanary.clone(), &pod.namespace().expect("a namespace"));
@@ -613,7 +618,7 @@ value: 1000000
             Box::new(|p| {
                 p["metadata"]["labels"].as_object_mut().unwrap().remove("netcanary.io/run-id");
             }),
-            rule("run-id"),
+            rule("labelled netcanary.io/run-id"),
         ),
         (
             "no owner",
@@ -779,6 +784,106 @@ subjects: [{kind: ServiceAccount, name: deployer, namespace: shop}]
     let deployer = Api::<Pod>::namespaced(kube.client_as("system:serviceaccount:shop:deployer").await, "shop");
     assert_eq!(answer(deployer.create(&dry_run(), &plain).await), Ok(()), "another ServiceAccount's plain pod");
     assert_eq!(answer(deployer.delete("web-0", &delete).await), Ok(()), "another ServiceAccount deletes a pod");
+}
+
+/// The Service the builder puts in front of a target pod is admitted; a Service that could
+/// select a workload's pods, or reach beyond the cluster, is refused, and so is deleting a
+/// Service netcanary never made.
+#[tokio::test]
+async fn the_fence_admits_target_services_and_refuses_every_other_service() {
+    let test = "the_fence_admits_target_services_and_refuses_every_other_service";
+    let Some(kube) = KubeFixture::start_or_skip(test) else { return };
+    let admin = install(&kube, &["shop"]).await;
+    let netcanary = kube.client_as(NETCANARY_SA).await;
+    let shop = Api::<Service>::namespaced(netcanary.clone(), "shop");
+    apply(&admin, "{apiVersion: v1, kind: Service, metadata: {name: web, namespace: shop}, spec: {selector: {app: web}, ports: [{port: 80}]}}").await;
+
+    let options = RunOptions::default();
+    let owner = record::create(&netcanary, "fencesvc", 1.0e9, options.deadline).await.expect("create a NetcanaryRun");
+    let settings = PodSettings {
+        image: options.image.clone(),
+        run_id: "fencesvc".into(),
+        owner,
+        deadline_seconds: 60,
+        spread_across_nodes: false,
+    };
+    let web = mirror("shop", &[("app", "web")], &["8080/TCP", "53/UDP"]);
+    let built = services::target_service(&settings, "netcanary-fencesvc-t0", &web);
+    assert_eq!(answer(shop.create(&dry_run(), &built).await), Ok(()), "the builder's Service refused");
+
+    let selects_the_workload = rule("select one probe pod of its own run");
+    let mutations: Vec<Mutation> = vec![
+        (
+            "a selector on the workload's labels",
+            Box::new(|s| s["spec"]["selector"] = json!({"app": "web"})),
+            selects_the_workload.clone(),
+        ),
+        (
+            "netcanary's labels but no target in the selector",
+            Box::new(|s| {
+                s["spec"]["selector"].as_object_mut().unwrap().remove("netcanary.io/target");
+            }),
+            selects_the_workload.clone(),
+        ),
+        (
+            "another run's pods",
+            Box::new(|s| s["spec"]["selector"]["netcanary.io/run-id"] = json!("other")),
+            selects_the_workload.clone(),
+        ),
+        (
+            "no selector (endpoints written by hand)",
+            Box::new(|s| {
+                s["spec"].as_object_mut().unwrap().remove("selector");
+            }),
+            selects_the_workload,
+        ),
+        ("type NodePort", Box::new(|s| s["spec"]["type"] = json!("NodePort")), rule("of type ClusterIP")),
+        ("type LoadBalancer", Box::new(|s| s["spec"]["type"] = json!("LoadBalancer")), rule("of type ClusterIP")),
+        ("an external IP", Box::new(|s| s["spec"]["externalIPs"] = json!(["192.0.2.10"])), rule("of type ClusterIP")),
+        (
+            "no owner",
+            Box::new(|s| {
+                s["metadata"].as_object_mut().unwrap().remove("ownerReferences");
+            }),
+            rule("or Service must have exactly one ownerReference"),
+        ),
+        (
+            "no managed-by label",
+            Box::new(|s| {
+                s["metadata"]["labels"].as_object_mut().unwrap().remove("app.kubernetes.io/managed-by");
+            }),
+            rule("or Service must be labelled app.kubernetes.io/managed-by"),
+        ),
+    ];
+    let base = serde_json::to_value(&built).expect("JSON");
+    let mut wrong = Vec::new();
+    for (what, mutate, message) in &mutations {
+        let mut service = base.clone();
+        mutate(&mut service);
+        let service: Service = serde_json::from_value(service).expect("a Service");
+        let got = answer(shop.create(&dry_run(), &service).await);
+        eprintln!("{what}: {got:?}");
+        if !refused_by(&got, message) {
+            wrong.push(format!("  {what}: want the fence's refusal {message:?}, got {got:?}"));
+        }
+        // Anyone else's Service: the fence stays out of it.
+        let admins = Api::<Service>::namespaced(admin.clone(), "shop");
+        assert_eq!(answer(admins.create(&dry_run(), &service).await), Ok(()), "{what}: the admin's Service");
+    }
+    assert!(wrong.is_empty(), "the fence answers one-field changes of a Service wrongly:\n{}", wrong.join("\n"));
+
+    // Deleting: its own Service only.
+    let delete = DeleteParams { dry_run: true, ..DeleteParams::default() };
+    assert!(
+        refused_by(&answer(shop.delete("web", &delete).await), &rule("may delete only")),
+        "deleting a workload's Service"
+    );
+    shop.create(&PostParams::default(), &built).await.expect("netcanary creates its Service");
+    assert_eq!(
+        answer(shop.delete("netcanary-fencesvc-t0", &DeleteParams::default()).await),
+        Ok(()),
+        "deleting its own"
+    );
 }
 
 async fn answer_as_admin(admin: &Client, pod: &Pod) -> Result<(), String> {

@@ -508,6 +508,57 @@ async fn egress_default_deny_with_and_without_the_dns_rule() {
     assert_eq!(ran.code, 0, "{}", ran.stderr);
 }
 
+/// Every cell of SHOP through each path: by the pod's IP, by the ClusterIP of the Service the
+/// run makes for the target (kube-proxy translates it, then kube-router judges the pod), and
+/// by that Service's name (the cluster DNS answers it). Policy is the backend pod's, so the
+/// hand-written table holds for every path alike; the doors SHOP opens and closes are each
+/// seen through all three.
+#[tokio::test]
+async fn every_path_to_a_backend_meets_the_backends_policy() {
+    let Some(bed) = shop("every_path_to_a_backend_meets_the_backends_policy").await else { return };
+    // A UDP backend no rule admits: through a Service, kube-router's ICMP reject comes back
+    // from the ClusterIP, as a closed port's would.
+    bed.kubelet.add_workload(&workload("shop", "statsd-0", "statsd", &[(8125, "UDP")])).await;
+    bed.start_kube_router();
+    let mut command = run_command(&bed);
+    command.args(["--paths", "pod,service,dns"]);
+    let ran = bed.run_with(command).await;
+    assert_all_pass(&bed, &ran, SHOP_SAYS);
+    let by_path = |from: &str, to: &str, port: u16, path: &str, expected: Expectation| {
+        let found = ran.record.probes.iter().any(|p| {
+            p.source.to_string() == from
+                && p.destination.to_string() == to
+                && p.port == port
+                && p.path.as_str() == path
+                && p.expected == expected
+                && p.outcome == Outcome::Pass
+        });
+        assert!(found, "no passing {from} -> {to} {port} by {path} expecting {expected}:\n{}", summary(&ran.record));
+    };
+    for path in ["pod", "service", "dns"] {
+        by_path("shop/web-0", "shop/api-0", 8080, path, Allow);
+        by_path("shop/api-0", "shop/db-0", 5432, path, Allow);
+    }
+    for path in ["pod", "service", "dns"] {
+        let udp =
+            ran.record.probes.iter().find(|p| {
+                p.destination.to_string() == "shop/statsd-0" && p.protocol == "UDP" && p.path.as_str() == path
+            });
+        assert!(udp.is_some(), "no UDP probe to shop/statsd-0 by {path}:\n{}", summary(&ran.record));
+    }
+    // Each closed door into shop is closed through the Service too.
+    for path in ["service", "dns"] {
+        let denied = ran.record.probes.iter().filter(|p| {
+            p.path.as_str() == path
+                && p.destination.namespace == "shop"
+                && p.expected == Deny
+                && p.outcome == Outcome::Pass
+        });
+        assert!(denied.count() > 0, "no denied probe into shop by {path}:\n{}", summary(&ran.record));
+    }
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+}
+
 /// The run starts before kube-router does, so its first probes meet a node that enforces
 /// nothing yet: netcanary must end with every probe passing or converging after its rounds,
 /// never with a mismatch, and the canary judged on what the network ends up doing.

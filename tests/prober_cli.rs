@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use netcanary_wire::{AgentReport, Observed, termination_log};
+use netcanary_wire::{AgentReport, Observed, plan_env, termination_log};
 
 #[path = "common/scratch.rs"]
 mod scratch;
@@ -149,4 +149,34 @@ fn a_plan_from_the_environment_runs_as_in_a_probe_pod() {
     let neither = Command::new(BIN).arg("agent").env_remove("NETCANARY_PLAN").output().unwrap();
     assert_eq!(neither.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&neither.stderr).contains("--plan"));
+}
+
+#[test]
+fn a_plan_of_5000_probes_starts_from_the_environment_in_parts() {
+    // Nothing listens on port 1 of loopback: every probe is refused, without any network.
+    let probes: Vec<String> =
+        (1..=5000).map(|i| format!(r#"{{"id":"{i}","kind":"tcp","host":"127.0.0.1","port":1}}"#)).collect();
+    let plan = format!(r#"{{"timeout_ms":2000,"probes":[{}]}}"#, probes.join(","));
+    assert!(plan.len() > 128 * 1024, "the plan must be over the kernel's limit: {} bytes", plan.len());
+
+    // As one variable, the kernel refuses to start the agent at all.
+    let whole = Command::new(BIN).arg("agent").env("NETCANARY_PLAN_JSON", &plan).arg("--no-termination-log").output();
+    assert_eq!(whole.map_err(|e| e.raw_os_error()).unwrap_err(), Some(7), "E2BIG expected");
+
+    let vars = plan_env::split(&plan).unwrap();
+    assert!(vars.len() > 2, "{} variables", vars.len());
+    let out = Command::new(BIN).arg("agent").arg("--no-termination-log").envs(vars).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: AgentReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report.results.len(), 5000);
+    assert_eq!(report.results[4999].id, "5000");
+    let not_refused: Vec<_> = report.results.iter().filter(|r| r.observed != Observed::Refused).collect();
+    assert!(not_refused.is_empty(), "{:?}", &not_refused[..not_refused.len().min(3)]);
+
+    // A lost part is named, never run as a shorter plan.
+    let mut vars = plan_env::split(&plan).unwrap();
+    vars.retain(|(name, _)| name != "NETCANARY_PLAN_JSON_1");
+    let out = Command::new(BIN).arg("agent").arg("--no-termination-log").envs(vars).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NETCANARY_PLAN_JSON_1 is not set"));
 }

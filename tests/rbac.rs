@@ -20,13 +20,14 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use netcanary_objects::cluster_policy::CLUSTER_POLICY_APIS;
 use netcanary_orchestrator::pods::{self, PodSettings};
 use netcanary_orchestrator::run::RunOptions;
+use netcanary_orchestrator::services;
 use netcanary_orchestrator::snapshot::api_resource;
 use netcanary_planner::Mirror;
 use serde_json::{Value, json};
@@ -295,6 +296,19 @@ async fn netcanary_service_account_has_least_privilege() {
             let api = intents.clone();
             async move { api.delete("production-isolation", &DeleteParams::default()).await }
         }),
+        // A target's Service, for the service and dns paths: created and deleted, never changed.
+        case("create a Service", Want::Allowed, {
+            let api = Api::<Service>::namespaced(sa.clone(), "shop");
+            let service = services::target_service(&settings, &probe_name, &mirror);
+            let pp = pp.clone();
+            async move { api.create(&pp, &service).await }
+        }),
+        case("patch a Service", Want::Forbidden, {
+            let api = Api::<Service>::namespaced(sa.clone(), "shop");
+            let patch = json!({"spec": {"selector": {"app": "web"}}});
+            let name = probe_name.clone();
+            async move { api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await }
+        }),
         case("create a NetcanaryRun", Want::Allowed, {
             let pp = pp.clone();
             async move { runs.create(&pp, &run).await }
@@ -350,4 +364,8 @@ async fn netcanary_service_account_has_least_privilege() {
     // The refused deletion left the namespace alone, and the pod it may create, it may delete.
     assert!(Api::<Namespace>::all(admin.clone()).get_opt("shop").await.expect("read shop").is_some());
     shop_pods.delete(&probe_name, &DeleteParams::default()).await.expect("netcanary deletes its pod");
+    Api::<Service>::namespaced(sa.clone(), "shop")
+        .delete(&probe_name, &DeleteParams::default())
+        .await
+        .expect("netcanary deletes its Service");
 }

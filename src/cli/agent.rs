@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use netcanary_probe::agent::{self, DEFAULT_CONCURRENCY};
 use netcanary_probe::fd_limit;
 use netcanary_probe::plan::{PlanSource, ProbePlan};
-use netcanary_wire::termination_log;
+use netcanary_wire::{plan_env, termination_log};
 use tracing::{info, warn};
 
 /// Runs a probe plan inside a probe pod and reports what the network did.
@@ -27,7 +27,9 @@ pub struct Args {
     plan: Option<String>,
 
     /// The plan itself, as JSON text: how the orchestrator hands a probe pod its plan (in
-    /// the environment, so that no ConfigMap or volume is needed).
+    /// the environment, so that no ConfigMap or volume is needed). A plan longer than one
+    /// variable may be continued in NETCANARY_PLAN_JSON_1, _2, … with their count in
+    /// NETCANARY_PLAN_JSON_PARTS.
     #[arg(long, value_name = "JSON", env = "NETCANARY_PLAN_JSON", hide_env_values = true)]
     plan_json: Option<String>,
 
@@ -54,7 +56,11 @@ const HARD_WATCHDOG_GRACE: Duration = Duration::from_secs(2);
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let plan = match (&args.plan, &args.plan_json) {
-        (_, Some(json)) => ProbePlan::parse(json, "--plan-json")?,
+        (_, Some(first)) => {
+            // A long plan comes in parts (NETCANARY_PLAN_JSON_1, …) that follow the first.
+            let json = plan_env::join(first, |name| std::env::var(name).ok())?;
+            ProbePlan::parse(&json, "--plan-json")?
+        }
         (Some(source), None) => ProbePlan::load(&PlanSource::from_arg(source))?,
         (None, None) => anyhow::bail!("give the plan with --plan FILE|- or --plan-json JSON"),
     };

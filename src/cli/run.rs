@@ -11,7 +11,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use netcanary_metrics::Metrics;
 use netcanary_orchestrator::run::{RunOptions, plan, run};
 use netcanary_orchestrator::snapshot::{DnsService, Listed, SnapshotSource};
-use netcanary_planner::NamespaceFilter;
+use netcanary_planner::{NamespaceFilter, ProbePath};
 use netcanary_policy::PortProto;
 use netcanary_policy::Selector;
 use netcanary_report::plan as report_plan;
@@ -171,6 +171,18 @@ pub struct ProbeArgs {
     /// variable). An intent given here replaces the cluster's of the same name.
     #[arg(long, value_name = "PATH", env = "NETCANARY_INTENT", value_delimiter = ',')]
     intent: Vec<PathBuf>,
+
+    /// How probes reach each target pod (comma-separated): `pod` (its own IP), `service`
+    /// (the ClusterIP of a Service the run makes for that pod alone), `dns` (that Service's
+    /// name, resolved through the cluster DNS Service). Policy is the pod's on every path, so
+    /// each expects the same. `pod` by default: each other path makes one Service per target
+    /// and adds one probe per probed cell, beyond --max-probes.
+    #[arg(long, value_name = "PATH,...", env = "NETCANARY_PATHS", value_delimiter = ',', default_value = "pod")]
+    paths: Vec<ProbePath>,
+
+    /// The cluster's DNS domain: the `dns` path resolves NAME.NAMESPACE.svc.DOMAIN.
+    #[arg(long, value_name = "DOMAIN", env = "NETCANARY_CLUSTER_DOMAIN", default_value = "cluster.local")]
+    cluster_domain: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -233,10 +245,12 @@ impl ProbeArgs {
                 },
                 external: self.external.clone(),
                 intent: intent.statements,
+                paths: self.paths.clone(),
                 ..netcanary_planner::Options::default()
             },
             dns: DnsService { namespace: namespace.into(), name: name.into() },
             dns_name: self.dns_name.clone(),
+            cluster_domain: self.cluster_domain.clone(),
             canary_namespace: self.namespace.clone(),
             spread_across_nodes: self.spread,
             ..RunOptions::default()

@@ -22,7 +22,7 @@ use std::process::{Child, Command, Output};
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -301,7 +301,13 @@ impl Bed {
 
     pub async fn assert_cleaned_up(&self, ran: &Ran) {
         let selector = format!("netcanary.io/run-id={}", ran.record.run_id);
-        self.assert_no_pods(&selector, &format!("run {}; its log:\n{}", ran.record.run_id, ran.stderr)).await;
+        let context = format!("run {}; its log:\n{}", ran.record.run_id, ran.stderr);
+        self.assert_no_pods(&selector, &context).await;
+        // The Services of the service and dns paths go with the pods.
+        let services: Api<Service> = Api::all(self.client.clone());
+        let left = services.list(&ListParams::default().labels(&selector)).await.expect("list Services");
+        let left: Vec<String> = left.iter().map(|s| s.name_any()).collect();
+        assert!(left.is_empty(), "Services {selector} left: {left:?}\n{context}");
     }
 
     /// Waits up to [`CLEANUP_TIMEOUT`] for the pods `selector` picks to be gone.

@@ -246,6 +246,7 @@ impl FakeKubelet {
                         pods: HashMap::new(),
                         ignored: HashSet::new(),
                         dns_records: String::new(),
+                        slices: HashSet::new(),
                     };
                     kubelet.run().await;
                 });
@@ -395,6 +396,8 @@ struct Kubelet {
     ignored: HashSet<String>,
     /// What the cluster DNS's hosts file holds.
     dns_records: String,
+    /// netcanary's Services whose EndpointSlice is written, as `namespace/name`.
+    slices: HashSet<String>,
 }
 
 /// A started pod.
@@ -426,6 +429,7 @@ impl Kubelet {
     async fn sync(&mut self) -> Result<(), kube::Error> {
         ensure_service_accounts(&self.client, &mut self.accounts).await?;
         self.sync_dns_records().await?;
+        self.sync_endpoint_slices().await?;
         let listed = Api::<Pod>::all(self.client.clone()).list(&ListParams::default().labels(MANAGED)).await?;
         let mut seen = HashSet::new();
         for pod in &listed.items {
@@ -479,6 +483,63 @@ impl Kubelet {
                 Ok(()) => self.dns_records = records,
                 Err(error) => eprintln!("fake-kubelet: the cluster DNS's records: {error}"),
             }
+        }
+        Ok(())
+    }
+
+    /// Writes the EndpointSlice of each of netcanary's Services once the pods it selects have
+    /// IPs, as the controller-manager's EndpointSlice controller would (there is none here):
+    /// every selected pod, ready or not, since the Services publish not-ready addresses.
+    async fn sync_endpoint_slices(&mut self) -> Result<(), kube::Error> {
+        let services = Api::<Service>::all(self.client.clone()).list(&ListParams::default().labels(MANAGED)).await?;
+        for service in &services.items {
+            let namespace = service.namespace().unwrap_or_default();
+            let id = format!("{namespace}/{}", service.name_any());
+            let Some(spec) = service.spec.as_ref() else { continue };
+            let Some(selector) = spec.selector.as_ref().filter(|s| !s.is_empty()) else { continue };
+            if self.slices.contains(&id) {
+                continue;
+            }
+            let selector: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let pods = Api::<Pod>::namespaced(self.client.clone(), &namespace)
+                .list(&ListParams::default().labels(&selector.join(",")))
+                .await?;
+            let endpoints: Vec<Value> = pods
+                .items
+                .iter()
+                .filter_map(|pod| {
+                    let ip = pod.status.as_ref()?.pod_ip.clone()?;
+                    Some(json!({"addresses": [ip], "conditions": {"ready": true}, "nodeName": NODE,
+                                "targetRef": {"kind": "Pod", "namespace": namespace, "name": pod.name_any()}}))
+                })
+                .collect();
+            if endpoints.is_empty() {
+                continue;
+            }
+            let ports: Vec<Value> = spec
+                .ports
+                .iter()
+                .flatten()
+                .map(|p| json!({"name": p.name, "port": p.port, "protocol": p.protocol}))
+                .collect();
+            let slice: EndpointSlice = serde_json::from_value(json!({
+                "metadata": {"name": format!("{}-bed", service.name_any()), "namespace": namespace,
+                             "labels": {"kubernetes.io/service-name": service.name_any(),
+                                        "endpointslice.kubernetes.io/managed-by": "fake-kubelet"}},
+                "addressType": "IPv4",
+                "endpoints": endpoints,
+                "ports": ports
+            }))
+            .expect("a valid EndpointSlice");
+            match Api::<EndpointSlice>::namespaced(self.client.clone(), &namespace)
+                .create(&PostParams::default(), &slice)
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 409 => {}
+                Err(error) => return Err(error),
+            }
+            self.slices.insert(id);
         }
         Ok(())
     }

@@ -85,7 +85,7 @@ impl Metrics {
             mismatch: gauge_vec(
                 "netcanary_mismatch",
                 "1 for every open mismatch between policy and network, or intent violation, in the last run.",
-                &["src_namespace", "src_workload", "dst_namespace", "dst_workload", "port", "protocol", "kind"],
+                &["src_namespace", "src_workload", "dst_namespace", "dst_workload", "port", "protocol", "kind", "path"],
             ),
             namespace_pairs: gauge_vec(
                 "netcanary_namespace_pair_probes",
@@ -133,6 +133,7 @@ impl Metrics {
                     port.as_str(),
                     probe.protocol.as_str(),
                     probe.outcome.as_str(),
+                    probe.path.as_str(),
                 ])
                 .set(1.0);
         }
@@ -231,7 +232,7 @@ mod tests {
             "netcanary_probes{result=\"unexpected_allow\"} 1",
             "netcanary_probes{result=\"pass\"} 1",
             "netcanary_probes{result=\"inconclusive\"} 0",
-            "netcanary_mismatch{dst_namespace=\"prod\",dst_workload=\"db\",kind=\"unexpected_allow\",port=\"5432\",protocol=\"TCP\",src_namespace=\"dev\",src_workload=\"api\"} 1",
+            "netcanary_mismatch{dst_namespace=\"prod\",dst_workload=\"db\",kind=\"unexpected_allow\",path=\"pod\",port=\"5432\",protocol=\"TCP\",src_namespace=\"dev\",src_workload=\"api\"} 1",
             "netcanary_policy_rules_covered_ratio 0.75",
             "netcanary_policy_rules_planned_ratio 1",
             "netcanary_enforcement_canary 0",
@@ -257,7 +258,7 @@ mod tests {
         for line in [
             "netcanary_probes{result=\"intent_violation\"} 1",
             "netcanary_probes{result=\"unexpected_allow\"} 0",
-            "netcanary_mismatch{dst_namespace=\"prod\",dst_workload=\"db\",kind=\"intent_violation\",port=\"5432\",protocol=\"TCP\",src_namespace=\"dev\",src_workload=\"api\"} 1",
+            "netcanary_mismatch{dst_namespace=\"prod\",dst_workload=\"db\",kind=\"intent_violation\",path=\"pod\",port=\"5432\",protocol=\"TCP\",src_namespace=\"dev\",src_workload=\"api\"} 1",
             "netcanary_run_success 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");

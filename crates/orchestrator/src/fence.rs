@@ -1,9 +1,12 @@
-//! The fence: what netcanary's own ServiceAccount may do to pods, beyond what RBAC can say.
+//! The fence: what netcanary's own ServiceAccount may do to pods and Services, beyond what
+//! RBAC can say.
 //!
-//! RBAC lets netcanary create and delete pods in every namespace, and cannot say "only probe
-//! pods". The ValidatingAdmissionPolicy in `manifests/base/core/fence.yaml` can: for requests
-//! by netcanary's ServiceAccount, the API server admits a new pod only in the shape
-//! [`pods`](crate::pods) builds, and a deletion only of a pod that carries netcanary's label.
+//! RBAC lets netcanary create and delete pods and Services in every namespace, and cannot
+//! say "only probe pods". The ValidatingAdmissionPolicy in `manifests/base/core/fence.yaml`
+//! can: for requests by netcanary's ServiceAccount, the API server admits a new pod only in
+//! the shape [`pods`](crate::pods) builds, a new Service only in the shape
+//! [`services`](crate::services) builds (selecting its run's probe pods, never a workload's),
+//! and a deletion only of an object that carries netcanary's label.
 //! [`rules`] renders the policy's rules from the builder's own constants; the tests hold the
 //! shipped policy to them and to what the builder really builds. [`check`] tells a run
 //! whether the fence is in place: a run without it verifies as well, but the cluster should
@@ -24,6 +27,7 @@ use crate::pods::{
     RUN_ID_KEY, SECCOMP_PROFILE, SYSCTLS,
 };
 use crate::record;
+use crate::services::{SERVICE_TYPE, TARGET_KEY};
 
 /// The ValidatingAdmissionPolicy's name.
 pub const POLICY: &str = "netcanary-fence";
@@ -83,23 +87,53 @@ pub fn rules() -> Vec<Rule> {
             "request.operation != \"DELETE\" || {} == \"{MANAGED_BY_VALUE}\"",
             label("oldObject", MANAGED_BY_KEY)
         ),
-        message: format!("netcanary may delete only pods labelled {MANAGED_BY_KEY}={MANAGED_BY_VALUE}"),
+        message: format!("netcanary may delete only pods and Services labelled {MANAGED_BY_KEY}={MANAGED_BY_VALUE}"),
         message_expression: None,
     };
+    // Rules for both kinds, then for pods only, then for Services only.
     let create = |condition: String, message: String| Rule {
         expression: format!("request.operation != \"CREATE\" || {condition}"),
         message,
         message_expression: None,
     };
-    vec![
+    let create_a = |resource: &str, condition: String, message: String| {
+        create(format!("request.resource.resource != \"{resource}\" || {condition}"), message)
+    };
+    let create_pod = |condition: String, message: String| create_a("pods", condition, message);
+    let selector = |key: &str| format!("object.spec.?selector[?\"{key}\"].orValue(\"\")");
+    let service_rules = vec![
+        create_a(
+            "services",
+            format!(
+                "{} == \"{MANAGED_BY_VALUE}\" && {} == {} && {} != \"\"",
+                selector(MANAGED_BY_KEY),
+                selector(RUN_ID_KEY),
+                label("object", RUN_ID_KEY),
+                selector(TARGET_KEY)
+            ),
+            format!(
+                "a netcanary Service must select one probe pod of its own run: {MANAGED_BY_KEY}={MANAGED_BY_VALUE}, \
+                 the run's {RUN_ID_KEY} and {TARGET_KEY} in its selector"
+            ),
+        ),
+        create_a(
+            "services",
+            format!(
+                "object.spec.?type.orValue(\"{SERVICE_TYPE}\") == \"{SERVICE_TYPE}\" && \
+                 object.spec.?externalIPs.orValue([]).size() == 0"
+            ),
+            format!("a netcanary Service must be of type {SERVICE_TYPE}, with no external IPs"),
+        ),
+    ];
+    let mut rules = vec![
         delete,
         create(
             format!("{} == \"{MANAGED_BY_VALUE}\"", label("object", MANAGED_BY_KEY)),
-            format!("a probe pod must be labelled {MANAGED_BY_KEY}={MANAGED_BY_VALUE}"),
+            format!("a probe pod or Service must be labelled {MANAGED_BY_KEY}={MANAGED_BY_VALUE}"),
         ),
         create(
             format!("{} != \"\"", label("object", RUN_ID_KEY)),
-            format!("a probe pod must be labelled {RUN_ID_KEY} with its run"),
+            format!("a probe pod or Service must be labelled {RUN_ID_KEY} with its run"),
         ),
         create(
             format!(
@@ -108,32 +142,32 @@ pub fn rules() -> Vec<Rule> {
                  r.kind == \"{kind}\" && r.?controller.orValue(false))"
             ),
             format!(
-                "a probe pod must have exactly one ownerReference, to its run's {kind} ({owner_api_version}), as \
-                 controller"
+                "a probe pod or Service must have exactly one ownerReference, to its run's {kind} \
+                 ({owner_api_version}), as controller"
             ),
         ),
-        create(
+        create_pod(
             "!object.spec.?hostNetwork.orValue(false) && !object.spec.?hostPID.orValue(false) && \
              !object.spec.?hostIPC.orValue(false)"
                 .into(),
             "a probe pod must not share the host's network, PID or IPC namespace".into(),
         ),
-        create(
+        create_pod(
             containers("!c.?securityContext.?privileged.orValue(false)"),
             "no container of a probe pod may be privileged".into(),
         ),
-        create(
+        create_pod(
             containers("c.?securityContext.?allowPrivilegeEscalation.orValue(true) == false"),
             "every container of a probe pod must set allowPrivilegeEscalation: false".into(),
         ),
-        create(
+        create_pod(
             containers(&format!(
                 "c.?securityContext.?capabilities.?drop.orValue([]).exists(d, d == \"{DROPPED_CAPABILITIES}\") && \
                  c.?securityContext.?capabilities.?add.orValue([]).size() == 0"
             )),
             format!("every container of a probe pod must drop {DROPPED_CAPABILITIES} capabilities and add none"),
         ),
-        create(
+        create_pod(
             format!(
                 "object.spec.?securityContext.?runAsNonRoot.orValue(false) && \
                  object.spec.?securityContext.?runAsUser.orValue(0) == {uid} && \
@@ -146,11 +180,11 @@ pub fn rules() -> Vec<Rule> {
             ),
             format!("a probe pod must run as non-root (runAsNonRoot: true), as user and group {uid}"),
         ),
-        create(
+        create_pod(
             containers("c.?securityContext.?readOnlyRootFilesystem.orValue(false)"),
             "every container of a probe pod must have a read-only root filesystem".into(),
         ),
-        create(
+        create_pod(
             format!(
                 "object.spec.?securityContext.?seccompProfile.?type.orValue(\"\") == \"{SECCOMP_PROFILE}\" && {}",
                 containers(&format!(
@@ -159,7 +193,7 @@ pub fn rules() -> Vec<Rule> {
             ),
             format!("a probe pod must have the {SECCOMP_PROFILE} seccomp profile, in every container"),
         ),
-        create(
+        create_pod(
             format!(
                 "!object.spec.?securityContext.?seLinuxOptions.hasValue() && \
                  !object.spec.?securityContext.?appArmorProfile.hasValue() && \
@@ -173,7 +207,7 @@ pub fn rules() -> Vec<Rule> {
             ),
             "a probe pod must set no SELinux options, AppArmor profile, Windows options or procMount".into(),
         ),
-        create(
+        create_pod(
             format!("object.spec.?securityContext.?sysctls.orValue([]).all(s, {})", sysctls.join(" || ")),
             format!("a probe pod may set no sysctl but {}", sysctls_text.join(", ")),
         ),
@@ -182,7 +216,7 @@ pub fn rules() -> Vec<Rule> {
                 "\"every container of a probe pod must run \" + params.data.{IMAGE_PARAM} + \", the image in the \
                  fence parameters\""
             )),
-            ..create(
+            ..create_pod(
                 containers(&format!("c.image == params.data.{IMAGE_PARAM}")),
                 format!(
                     "every container of a probe pod must run the image in the fence parameters (ConfigMap {PARAMS}, \
@@ -190,23 +224,23 @@ pub fn rules() -> Vec<Rule> {
                 ),
             )
         },
-        create(
+        create_pod(
             "object.spec.?automountServiceAccountToken.orValue(true) == false".into(),
             "a probe pod must not mount a ServiceAccount token (automountServiceAccountToken: false)".into(),
         ),
-        create("object.spec.?volumes.orValue([]).size() == 0".into(), "a probe pod must have no volumes".into()),
-        create(
+        create_pod("object.spec.?volumes.orValue([]).size() == 0".into(), "a probe pod must have no volumes".into()),
+        create_pod(
             containers("c.?ports.orValue([]).all(p, p.?hostPort.orValue(0) == 0)"),
             "no container of a probe pod may use a host port".into(),
         ),
-        create(
+        create_pod(
             format!("object.spec.?readinessGates.orValue([]).exists(g, g.conditionType == \"{NEVER_READY_GATE}\")"),
             format!(
                 "a probe pod must have the readiness gate {NEVER_READY_GATE}, so that it is never Ready and no \
                  Service sends it traffic"
             ),
         ),
-        create(
+        create_pod(
             containers(&format!(
                 "c.?resources.?limits[?\"cpu\"].hasValue() && c.?resources.?limits[?\"memory\"].hasValue() && \
                  quantity(c.resources.limits[\"cpu\"]).compareTo(quantity(\"{CPU_LIMIT}\")) <= 0 && \
@@ -216,15 +250,17 @@ pub fn rules() -> Vec<Rule> {
                 "every container of a probe pod must have CPU and memory limits of at most {CPU_LIMIT} and {MEMORY_LIMIT}"
             ),
         ),
-        create(
+        create_pod(
             "object.spec.?activeDeadlineSeconds.orValue(0) > 0".into(),
             "a probe pod must have an activeDeadlineSeconds".into(),
         ),
-        create(
+        create_pod(
             "object.spec.?priority.orValue(0) <= 0".into(),
             "a probe pod must not have a priority above 0, which would let it preempt other pods".into(),
         ),
-    ]
+    ];
+    rules.extend(service_rules);
+    rules
 }
 
 /// The fence as the API server holds it: each object, absent, or why it could not be read.
@@ -419,6 +455,8 @@ mod tests {
             MEMORY_LIMIT,
             SYSCTLS[0].0,
             record::KIND,
+            TARGET_KEY,
+            SERVICE_TYPE,
             &NON_ROOT_UID.to_string(),
         ] {
             assert!(all.contains(fact), "no rule checks {fact}");

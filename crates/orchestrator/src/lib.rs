@@ -4,6 +4,7 @@
 //! - [`snapshot`]: what policy evaluation needs from the cluster (the cluster policy tiers
 //!   where their CRDs are served), read with paging and converted by `netcanary-objects`.
 //! - [`pods`]: the probe and target pods, built to the safety rules.
+//! - [`services`]: the Service in front of a target pod, for the service and dns paths.
 //! - [`fence`]: the admission policy that keeps netcanary to those pods, and the run's check
 //!   that it is in place.
 //! - [`run`]: one verification run, from snapshot to cleanup; the decisions about its
@@ -24,5 +25,6 @@ pub mod record;
 pub mod retry;
 pub mod run;
 pub mod schedule;
+pub mod services;
 pub mod snapshot;
 pub mod watch;

@@ -20,6 +20,7 @@ use netcanary_planner::mirror::with_netcanary_labels;
 pub use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE, RUN_ID_KEY};
 use netcanary_policy::Protocol;
 use netcanary_wire::AgentPlan;
+use netcanary_wire::plan_env::{self, PlanTooLong};
 
 /// A readiness gate nobody sets: the pods never become Ready, so no Service (that does not
 /// publish not-ready addresses) ever sends them traffic.
@@ -74,7 +75,13 @@ pub fn target(settings: &PodSettings, index: usize, mirror: &Mirror) -> Pod {
             args.extend([flag.to_string(), list]);
         }
     }
-    let mut pod = build(settings, &pod_name(&settings.run_id, "t", index), mirror, args, Vec::new());
+    let name = pod_name(&settings.run_id, "t", index);
+    let mut pod = build(settings, &name, mirror, args, Vec::new());
+    // Its own name, which only it carries: what its Service (for the service and dns paths)
+    // selects. No policy selector reads netcanary's keys, so policy sees the same pod.
+    if let Some(labels) = pod.metadata.labels.as_mut() {
+        labels.insert(crate::services::TARGET_KEY.to_string(), name);
+    }
     let declared = mirror
         .listen
         .iter()
@@ -91,12 +98,16 @@ pub fn target(settings: &PodSettings, index: usize, mirror: &Mirror) -> Pod {
     pod
 }
 
-/// A source pod for `mirror` that runs `plan` (the agent's JSON plan) once.
-pub fn source(settings: &PodSettings, name: &str, mirror: &Mirror, plan: &AgentPlan) -> Pod {
+/// A source pod for `mirror` that runs `plan` (the agent's JSON plan) once, the plan in its
+/// environment (split in parts when long); none when the plan is too long for one pod.
+pub fn source(settings: &PodSettings, name: &str, mirror: &Mirror, plan: &AgentPlan) -> Result<Pod, PlanTooLong> {
     // Plain strings, numbers and addresses: serializing cannot fail.
     let plan = serde_json::to_string(plan).expect("an agent plan serializes");
-    let env = vec![EnvVar { name: "NETCANARY_PLAN_JSON".into(), value: Some(plan), ..EnvVar::default() }];
-    build(settings, name, mirror, vec!["agent".into()], env)
+    let env = plan_env::split(&plan)?
+        .into_iter()
+        .map(|(name, value)| EnvVar { name, value: Some(value), ..EnvVar::default() })
+        .collect();
+    Ok(build(settings, name, mirror, vec!["agent".into()], env))
 }
 
 fn build(settings: &PodSettings, name: &str, mirror: &Mirror, args: Vec<String>, env: Vec<EnvVar>) -> Pod {
@@ -179,6 +190,7 @@ fn build(settings: &PodSettings, name: &str, mirror: &Mirror, args: Vec<String>,
 mod tests {
     use super::*;
     use netcanary_policy::{Labels, PortProto};
+    use netcanary_wire::{AgentProbe, ProbeTarget, Transport};
 
     fn mirror() -> Mirror {
         Mirror {
@@ -218,8 +230,9 @@ mod tests {
     fn target_pods_follow_the_safety_rules() {
         let pod = target(&settings(), 3, &mirror());
         let labels = pod.metadata.labels.unwrap();
-        assert_eq!(labels.len(), 3, "{labels:?}");
+        assert_eq!(labels.len(), 4, "{labels:?}");
         assert_eq!(labels["app"], "db");
+        assert_eq!(labels[crate::services::TARGET_KEY], "netcanary-r1-t3");
         assert_eq!(labels[MANAGED_BY_KEY], MANAGED_BY_VALUE);
         assert_eq!(labels[RUN_ID_KEY], "r1");
         assert_eq!(pod.metadata.name.as_deref(), Some("netcanary-r1-t3"));
@@ -260,11 +273,45 @@ mod tests {
     #[test]
     fn source_pods_carry_their_plan_in_the_environment() {
         let plan = AgentPlan { timeout_ms: 2000, concurrency: None, delay_ms: None, probes: Vec::new() };
-        let pod = source(&settings(), "netcanary-r1-s0", &mirror(), &plan);
+        let pod = source(&settings(), "netcanary-r1-s0", &mirror(), &plan).unwrap();
         let container = &pod.spec.unwrap().containers[0];
         assert_eq!(container.args.as_ref().unwrap(), &["agent"]);
-        let env = &container.env.as_ref().unwrap()[0];
-        assert_eq!(env.name, "NETCANARY_PLAN_JSON");
-        assert_eq!(env.value.as_deref(), Some(r#"{"timeout_ms":2000,"probes":[]}"#));
+        let env = container.env.as_ref().unwrap();
+        assert_eq!(env.len(), 1);
+        assert_eq!(env[0].name, "NETCANARY_PLAN_JSON");
+        assert_eq!(env[0].value.as_deref(), Some(r#"{"timeout_ms":2000,"probes":[]}"#));
+    }
+
+    #[test]
+    fn a_long_plan_is_split_over_variables_and_one_too_long_is_refused() {
+        let probe = |i: u32| {
+            AgentProbe::new(
+                i.to_string(),
+                ProbeTarget::to_address(Transport::Tcp, "10.244.1.23".parse().unwrap(), 8080),
+            )
+        };
+        let plan = |n: u32| AgentPlan {
+            timeout_ms: 2000,
+            concurrency: None,
+            delay_ms: None,
+            probes: (1..=n).map(probe).collect(),
+        };
+        let pod = source(&settings(), "netcanary-r1-s0", &mirror(), &plan(5000)).unwrap();
+        let env = pod.spec.unwrap().containers[0].env.clone().unwrap();
+        let names: Vec<&str> = env.iter().map(|e| e.name.as_str()).collect();
+        // About 62 bytes a probe: 310 kB in four parts of at most 96 KiB.
+        assert_eq!(
+            names,
+            [
+                "NETCANARY_PLAN_JSON",
+                "NETCANARY_PLAN_JSON_1",
+                "NETCANARY_PLAN_JSON_2",
+                "NETCANARY_PLAN_JSON_3",
+                "NETCANARY_PLAN_JSON_PARTS"
+            ]
+        );
+        assert!(env.iter().all(|e| e.value.as_ref().unwrap().len() <= plan_env::PART_BYTES));
+        let err = source(&settings(), "netcanary-r1-s0", &mirror(), &plan(20_000)).unwrap_err();
+        assert!(err.bytes > plan_env::MAX_PLAN_BYTES, "{err}");
     }
 }

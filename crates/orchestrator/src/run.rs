@@ -4,15 +4,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::{StreamExt, TryStreamExt, future, stream};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 use kube::{Client, ResourceExt};
 use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE, RUN_ID_KEY};
-use netcanary_planner::{Destination, Placement, Plan, ProbePodCluster, add_canary};
+use netcanary_planner::{Destination, Placement, Plan, PlannedProbe, ProbePath, ProbePodCluster, add_canary};
 use netcanary_policy::Protocol;
 use netcanary_verify::{
     Canary, Evidence, Judgement, ProbeRounds, RoundResult, RuleCoverage, RunRecord, SnapshotFacts, Timings,
@@ -26,6 +27,7 @@ use crate::error::{Error, KubeContext};
 use crate::pods::{self, PodSettings};
 use crate::record;
 use crate::retry::with_backoff;
+use crate::services;
 use crate::snapshot::{DnsService, Snapshot, SnapshotSource};
 
 /// How a run behaves.
@@ -49,6 +51,9 @@ pub struct RunOptions {
     pub dns: DnsService,
     /// The name DNS probes resolve.
     pub dns_name: String,
+    /// The cluster's DNS domain, under which a `dns` probe names a Service
+    /// (`NAME.NAMESPACE.svc.<domain>`).
+    pub cluster_domain: String,
     /// netcanary's own namespace, where its default-deny policy makes the canary fail.
     pub canary_namespace: String,
     /// How often pod status is read while waiting.
@@ -69,6 +74,7 @@ impl Default for RunOptions {
             planner: netcanary_planner::Options::default(),
             dns: DnsService::default(),
             dns_name: "kubernetes.default.svc.cluster.local".into(),
+            cluster_domain: "cluster.local".into(),
             canary_namespace: "netcanary".into(),
             poll_interval: Duration::from_millis(250),
             spread_across_nodes: false,
@@ -99,6 +105,7 @@ pub async fn run(
         problems: Vec::new(),
         warnings,
         timings: Timings::default(),
+        services: HashMap::new(),
     };
     let outcome = tokio::select! {
         result = tokio::time::timeout(options.deadline, run.execute(started_at)) => match result {
@@ -178,7 +185,13 @@ struct Run<'a, S> {
     /// What the run noticed that leaves it verified (a missing fence).
     warnings: Vec<String>,
     timings: Timings,
+    /// The Service in front of each target that a probe reaches through one (by mirror
+    /// index): its DNS name and ClusterIP, or why there is none.
+    services: HashMap<usize, TargetService>,
 }
+
+/// A target's Service as probes use it: its DNS name and ClusterIP, or why there is none.
+type TargetService = Result<(String, IpAddr), String>;
 
 /// A pod of the run, once the kubelet reported on it.
 #[derive(Clone, Debug, Default)]
@@ -225,6 +238,7 @@ impl<S: SnapshotSource> Run<'_, S> {
             spread_across_nodes: self.options.spread_across_nodes,
         };
         let targets = self.start_targets(&plan, &settings).await?;
+        self.start_services(&plan, &settings, &targets).await;
         let (observations, probe_pods) = self.probe_in_rounds(&plan, &settings, &targets, &snapshot).await?;
         let dns_service =
             WorkloadRef { namespace: self.options.dns.namespace.clone(), workload: self.options.dns.name.clone() };
@@ -263,6 +277,43 @@ impl<S: SnapshotSource> Run<'_, S> {
         Ok(states.into_iter().map(|(name, state)| (names[&name].0, state)).collect())
     }
 
+    /// Creates the Service of every started target that a probe reaches through one. A
+    /// Service that cannot be made leaves its probes unsent (inconclusive), not the run.
+    async fn start_services(&mut self, plan: &Plan, settings: &PodSettings, targets: &HashMap<usize, PodState>) {
+        let wanted: BTreeSet<usize> = plan
+            .probes
+            .iter()
+            .filter(|p| p.path.needs_service())
+            .filter_map(|p| match p.to {
+                Destination::Mirror(m) if targets.get(&m).is_some_and(|s| s.ip.is_some()) => Some(m),
+                _ => None,
+            })
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let phase = Instant::now();
+        let (client, run_id, domain) = (self.client, &self.run_id, &self.options.cluster_domain);
+        let created: Vec<(usize, TargetService)> = stream::iter(wanted)
+            .map(|m| {
+                let mirror = &plan.mirrors[m];
+                let name = pods::pod_name(run_id, "t", m);
+                let dns_name = services::dns_name(&name, &mirror.namespace, domain);
+                let service = services::target_service(settings, &name, mirror);
+                async move { (m, create_service(client, service).await.map(|ip| (dns_name, ip))) }
+            })
+            .buffer_unordered(API_CONCURRENCY)
+            .collect()
+            .await;
+        self.timings.create_seconds += phase.elapsed().as_secs_f64();
+        for (m, service) in created {
+            if let Err(reason) = &service {
+                warn!(run.id = %self.run_id, target = m, %reason, "no Service for a target: its service and dns probes are unsent");
+            }
+            self.services.insert(m, service);
+        }
+    }
+
     /// Runs the probes; each round retries what disagreed or broke in the last. Returns
     /// every probe's rounds and the probe-pod cluster the last round was judged against.
     async fn probe_in_rounds(
@@ -279,7 +330,11 @@ impl<S: SnapshotSource> Run<'_, S> {
         let mut judged_against = None;
         let mut pending: Vec<usize> = (0..plan.probes.len()).collect();
         for round in 0..self.options.rounds.max(1) {
-            let delay = if round > 0 { self.options.round_wait } else { Duration::ZERO };
+            // A Service just made is programmed by the node (kube-proxy) and named by the
+            // cluster DNS a moment later: probed at once, it reads as blocked or unresolved
+            // for reasons that are not policy's. The first round waits for it as retries do.
+            let settle = round > 0 || !self.services.is_empty();
+            let delay = if settle { self.options.round_wait } else { Duration::ZERO };
             let mut by_source: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
             for &p in &pending {
                 by_source.entry(plan.probes[p].from).or_default().push(p);
@@ -292,7 +347,17 @@ impl<S: SnapshotSource> Run<'_, S> {
                 let (mut agent_plan, ids) = self.agent_plan(plan, probe_ids, targets, snapshot, &mut observations);
                 agent_plan.delay_ms = (!delay.is_zero()).then(|| delay.as_millis().try_into().unwrap_or(u64::MAX));
                 let name = format!("{}r{round}", pods::pod_name(&self.run_id, "s", *source));
-                created.push(pods::source(settings, &name, mirror, &agent_plan));
+                match pods::source(settings, &name, mirror, &agent_plan) {
+                    Ok(pod) => created.push(pod),
+                    Err(too_long) => {
+                        // Partial failure: these probes are unsent, so inconclusive, never passed.
+                        warn!(run.id = %self.run_id, pod = %name, %too_long, "source plan too long; its probes are unsent");
+                        for p in ids.keys() {
+                            observations[*p].unsent = Some(too_long.to_string());
+                        }
+                        continue;
+                    }
+                }
                 names.insert(name.clone(), (*source, mirror.namespace.clone()));
                 agent_ids.insert(name, ids);
             }
@@ -351,6 +416,8 @@ impl<S: SnapshotSource> Run<'_, S> {
         for &p in probe_ids {
             let probe = &plan.probes[p];
             let transport = if probe.port.protocol == Protocol::Udp { Transport::Udp } else { Transport::Tcp };
+            let mut path = ProbePath::Pod;
+            let mut resolver = None;
             let target = match probe.to {
                 Destination::Dns => match &snapshot.dns {
                     Some(dns) => {
@@ -362,24 +429,70 @@ impl<S: SnapshotSource> Run<'_, S> {
                 },
                 Destination::External(ip) => Ok(ProbeTarget::to_address(transport, ip, probe.port.port)),
                 Destination::Mirror(m) => match targets.get(&m).and_then(|s| s.ip) {
-                    Some(ip) => Ok(ProbeTarget::to_address(transport, ip, probe.port.port)),
                     None => Err(targets
                         .get(&m)
                         .and_then(|s| s.failed.clone())
                         .unwrap_or_else(|| "the target pod never started".into())),
+                    Some(ip) => {
+                        path = probe.path;
+                        self.path_target(m, ip, probe, transport, snapshot).map(|(target, by)| {
+                            resolver = by;
+                            target
+                        })
+                    }
                 },
             };
             match target {
                 Ok(target) => {
                     let id = (probes.len() + 1).to_string();
                     ids.insert(p, id.clone());
-                    probes.push(AgentProbe { id, target });
+                    probes.push(AgentProbe { id, target, path, resolver });
                 }
                 Err(reason) => observations[p].unsent = Some(reason),
             }
         }
         let timeout_ms = u64::try_from(self.options.probe_timeout.as_millis()).unwrap_or(u64::MAX);
         (AgentPlan { timeout_ms, concurrency: None, delay_ms: None, probes }, ids)
+    }
+
+    /// Where a probe to the target pod of mirror `m` (at `ip`) goes by its path, and the DNS
+    /// server that resolves it; why it cannot be sent when its Service or the cluster DNS is
+    /// missing.
+    fn path_target(
+        &self,
+        m: usize,
+        ip: IpAddr,
+        probe: &PlannedProbe,
+        transport: Transport,
+        snapshot: &Snapshot,
+    ) -> Result<(ProbeTarget, Option<SocketAddr>), String> {
+        let port = probe.port.port;
+        let service = || match self.services.get(&m) {
+            Some(Ok(service)) => Ok(service),
+            Some(Err(reason)) => Err(format!("the target's Service could not be made: {reason}")),
+            None => Err("the target has no Service".to_string()),
+        };
+        match probe.path {
+            ProbePath::Pod => Ok((ProbeTarget::to_address(transport, ip, port), None)),
+            ProbePath::Service => {
+                service().map(|(_, cluster_ip)| (ProbeTarget::to_address(transport, *cluster_ip, port), None))
+            }
+            ProbePath::Dns => {
+                let (host, _) = service()?;
+                let dns = snapshot.dns.as_ref().ok_or_else(|| {
+                    format!(
+                        "no cluster DNS Service {}/{} to resolve the target's Service",
+                        self.options.dns.namespace, self.options.dns.name
+                    )
+                })?;
+                let host = host.clone();
+                let target = match transport {
+                    Transport::Tcp => ProbeTarget::Tcp { host, port },
+                    Transport::Udp => ProbeTarget::Udp { host, port },
+                };
+                Ok((target, Some(dns.server)))
+            }
+        }
     }
 
     /// Reads a finished source pod's results: the termination message, or the log when the
@@ -530,24 +643,45 @@ async fn create_pods(client: &Client, pods: Vec<Pod>) -> Result<(), Error> {
         .await
 }
 
-/// Deletes every pod of this run.
+/// Creates a target's Service and returns its ClusterIP, or why it has none.
+async fn create_service(client: &Client, service: Service) -> Result<IpAddr, String> {
+    let namespace = service.namespace().unwrap_or_default();
+    let name = service.name_any();
+    let api: Api<Service> = Api::namespaced(client.clone(), &namespace);
+    let what = format!("create Service {namespace}/{name}");
+    // A retried create may find the Service its lost first attempt made.
+    let created = with_backoff(&what, || async {
+        match api.create(&PostParams::default(), &service).await {
+            Err(kube::Error::Api(status)) if status.code == 409 => api.get(&name).await,
+            other => other,
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let cluster_ip = created.spec.and_then(|s| s.cluster_ip).unwrap_or_default();
+    cluster_ip.parse().map_err(|_| format!("Service {namespace}/{name} has no ClusterIP ({cluster_ip:?})"))
+}
+
+/// Deletes every pod and Service of this run.
 pub async fn cleanup(client: &Client, run_id: &str) -> Result<(), Error> {
-    delete_matching(client, &format!("{MANAGED_BY_KEY}={MANAGED_BY_VALUE},{RUN_ID_KEY}={run_id}")).await
+    let selector = format!("{MANAGED_BY_KEY}={MANAGED_BY_VALUE},{RUN_ID_KEY}={run_id}");
+    let (pods, services) =
+        futures::join!(delete_matching::<Pod>(client, &selector), delete_matching::<Service>(client, &selector));
+    pods.and(services)
 }
 
 /// Deletes the pods of other runs that are no longer running (a crashed run's leftovers):
 /// those whose run record is gone, finished, or past its deadline.
 pub async fn sweep(client: &Client, current_run: &str) -> Result<(), Error> {
     let runs: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &record::api_resource());
-    let pods: Api<Pod> = Api::all(client.clone());
-    let ours = pods
-        .list(&ListParams::default().labels(&format!("{MANAGED_BY_KEY}={MANAGED_BY_VALUE}")))
-        .await
-        .context("list netcanary pods")?;
+    let ours = ListParams::default().labels(&format!("{MANAGED_BY_KEY}={MANAGED_BY_VALUE}"));
+    let pods = Api::<Pod>::all(client.clone()).list_metadata(&ours).await.context("list netcanary pods")?;
+    let services = Api::<Service>::all(client.clone()).list_metadata(&ours).await.context("list netcanary Services")?;
     let mut stale: BTreeSet<String> = BTreeSet::new();
-    // Pods already being deleted (the last run's, in serve) need nothing more.
-    for pod in ours.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
-        let Some(run) = pod.labels().get(RUN_ID_KEY) else { continue };
+    // Objects already being deleted (the last run's, in serve) need nothing more.
+    let left = pods.items.iter().map(|p| &p.metadata).chain(services.items.iter().map(|s| &s.metadata));
+    for metadata in left.filter(|m| m.deletion_timestamp.is_none()) {
+        let Some(run) = metadata.labels.as_ref().and_then(|l| l.get(RUN_ID_KEY)) else { continue };
         if run == current_run || stale.contains(run) {
             continue;
         }
@@ -560,27 +694,35 @@ pub async fn sweep(client: &Client, current_run: &str) -> Result<(), Error> {
         }
     }
     for run in stale {
-        info!(run.id = %run, "sweeping pods left by an earlier run");
+        info!(run.id = %run, "sweeping pods and Services left by an earlier run");
         cleanup(client, &run).await?;
     }
     Ok(())
 }
 
-/// Deletes the pods matching `selector`, concurrently. One request per pod rather than a
-/// `deletecollection`: that verb would let a wrong selector empty a namespace, so the
-/// ServiceAccount is not granted it.
-async fn delete_matching(client: &Client, selector: &str) -> Result<(), Error> {
-    let pods: Api<Pod> = Api::all(client.clone());
+/// Deletes the pods or Services matching `selector`, concurrently. One request per object
+/// rather than a `deletecollection`: that verb would let a wrong selector empty a namespace,
+/// so the ServiceAccount is not granted it.
+async fn delete_matching<K>(client: &Client, selector: &str) -> Result<(), Error>
+where
+    K: kube::Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+{
+    let kind = K::kind(&()).into_owned();
+    let kind = kind.as_str();
+    let all: Api<K> = Api::all(client.clone());
     let params = ListParams::default().labels(selector);
-    let listed = with_backoff("list pods to delete", || pods.list_metadata(&params)).await?;
+    let listed = with_backoff(&format!("list {kind} objects to delete"), || all.list_metadata(&params)).await?;
     stream::iter(listed.items)
-        .map(|pod| async move {
-            let namespace = pod.namespace().unwrap_or_default();
-            let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-            let what = format!("delete pod {namespace}/{}", pod.name_any());
+        .map(|object| async move {
+            let namespace = object.namespace().unwrap_or_default();
+            let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+            let what = format!("delete {kind} {namespace}/{}", object.name_any());
             let delete = DeleteParams::default().grace_period(1);
             with_backoff(&what, || async {
-                match api.delete(&pod.name_any(), &delete).await {
+                match api.delete(&object.name_any(), &delete).await {
                     Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
                     other => other.map(drop),
                 }

@@ -8,14 +8,16 @@
 //!   the rules of ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy;
 //!   its `intent` module: a probe for every statement of declared intent).
 //! - [`plan`]: what a plan holds, and coverage.
+//! - [`paths`]: each probe to a target pod once per path (pod, service, dns).
 //! - [`probe_pods`]: the probe pods once they exist, as the engine judges them, and the
 //!   enforcement canary.
 
 pub mod mirror;
+pub mod paths;
 pub mod plan;
 pub mod probe_pods;
 pub mod select;
 
-pub use plan::{Coverage, Destination, IntentMark, Mirror, Plan, PlannedProbe, Purpose};
+pub use plan::{Coverage, Destination, IntentMark, Mirror, Plan, PlannedProbe, ProbePath, Purpose};
 pub use probe_pods::{Placement, ProbePodCluster, add_canary};
 pub use select::{NamespaceFilter, Options, plan};

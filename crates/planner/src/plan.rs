@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use netcanary_policy::intent::Expect;
 use netcanary_policy::{Labels, PortProto, RuleRef};
+pub use netcanary_wire::ProbePath;
 
 /// A probe pod standing in for one class of workload pods.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +70,9 @@ pub struct PlannedProbe {
     pub purpose: Purpose,
     /// The rules that allow it (both directions), for coverage.
     pub covers: Vec<RuleRef>,
+    /// How it reaches a target pod: its address, or a Service netcanary makes for it (by
+    /// ClusterIP or by name). Policy is the backend pod's on every path.
+    pub path: ProbePath,
     /// The statement of declared intent the connection falls under, if any: the network
     /// must do what it says whatever policy says.
     pub intent: Option<IntentMark>,

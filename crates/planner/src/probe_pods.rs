@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use netcanary_policy::{Cluster, ContainerPort, Endpoint, Labels, PortProto, Protocol, Verdict, evaluate};
 
 use crate::mirror::with_netcanary_labels;
-use crate::plan::{Destination, Mirror, Plan, PlannedProbe, Purpose};
+use crate::plan::{Destination, Mirror, Plan, PlannedProbe, ProbePath, Purpose};
 
 /// Which side of probes a probe pod is on; a class can have a pod on each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,6 +133,7 @@ pub fn add_canary(plan: &mut Plan, namespace: &str) -> usize {
         purpose: Purpose::Isolation,
         covers: Vec::new(),
         intent: None,
+        path: ProbePath::Pod,
     });
     plan.probes.len() - 1
 }
@@ -197,6 +198,7 @@ mod tests {
                     purpose: Purpose::AllowRule,
                     covers: Vec::new(),
                     intent: None,
+                    path: ProbePath::Pod,
                 })
                 .collect(),
             ..Plan::default()
@@ -250,6 +252,7 @@ mod tests {
             purpose: Purpose::Dns,
             covers: Vec::new(),
             intent: None,
+            path: ProbePath::Service,
         });
         let pods = ProbePodCluster::new(&cluster, &plan, "r1", &Placement::default(), &[]);
         assert_eq!(pods.verdict(&plan, 0), None, "the target was never created");

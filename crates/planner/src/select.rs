@@ -15,7 +15,7 @@ use netcanary_policy::{
 };
 
 use crate::mirror::{mirrored_labels, probe_pod_labels};
-use crate::plan::{Coverage, Destination, Mirror, Plan, PlannedProbe, Purpose};
+use crate::plan::{Coverage, Destination, Mirror, Plan, PlannedProbe, ProbePath, Purpose};
 
 mod cluster_rules;
 mod intent;
@@ -49,6 +49,8 @@ pub struct Options {
     /// Statements of declared intent: each gets a probe when some probed pair falls under
     /// it, and every probe is marked with the statement it falls under.
     pub intent: Vec<netcanary_policy::intent::Statement>,
+    /// The paths each probe to a target pod takes (see [`crate::paths`]).
+    pub paths: Vec<ProbePath>,
 }
 
 /// Which namespaces a run probes: by name, by labels, or both (a namespace must pass each
@@ -83,6 +85,7 @@ impl Default for Options {
             probed_namespaces: NamespaceFilter::default(),
             external: Vec::new(),
             intent: Vec::new(),
+            paths: vec![ProbePath::Pod],
         }
     }
 }
@@ -98,7 +101,9 @@ pub fn plan(cluster: &Cluster, options: &Options) -> Plan {
     planner.cluster_rule_witnesses();
     planner.isolation();
     planner.samples();
-    planner.finish()
+    let mut plan = planner.finish();
+    crate::paths::by_paths(&mut plan, &options.paths);
+    plan
 }
 
 /// `cluster` with every pod that may be mirrored carrying the labels its probe pod will
@@ -329,6 +334,7 @@ impl<'c> Planner<'c> {
             purpose,
             covers,
             intent: None,
+            path: ProbePath::Pod,
         });
         true
     }
@@ -384,6 +390,7 @@ impl<'c> Planner<'c> {
                     purpose: Purpose::External,
                     covers,
                     intent: None,
+                    path: ProbePath::Pod,
                 });
             }
         }

@@ -89,6 +89,7 @@ async fn run_one(probe: &PlanEntry, timeout: Duration) -> Observation {
             Err(detail) => Observation::error(detail),
         },
         ProbeSpec::Udp(endpoint) => match resolve::endpoint(endpoint, timeout).await {
+            Ok(addr) if endpoint.path.needs_service() => dns::behind_a_service(udp::probe(addr, timeout).await),
             Ok(addr) => udp::probe(addr, timeout).await,
             Err(detail) => Observation::error(detail),
         },

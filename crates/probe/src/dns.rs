@@ -9,11 +9,11 @@
 //! transports and caches would blur what one server on one transport did. Reusing the UDP
 //! and TCP probes' sockets gives DNS exactly the same outcome classification.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_resolver::proto::op::{Message, MessageType, Query};
-use hickory_resolver::proto::rr::{Name, RecordType};
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -34,13 +34,14 @@ pub async fn probe(name: &str, server: SocketAddr, transport: Transport, timeout
     }
 }
 
-/// A DNS query over UDP that got an ICMP port unreachable is blocked, whoever sent it. The
-/// server is the cluster DNS Service, and for a connection to a Service address connection
-/// tracking rewrites every ICMP error about it to come from that address: a filter's reject
-/// on the node (kube-router's, after kube-proxy translated the address) then reads exactly
-/// like a DNS pod where nothing listens (see [`crate::refusal`]). Either way no name
-/// resolves. Over TCP a reset still tells them apart.
-fn behind_a_service(outcome: Observation) -> Observation {
+/// A UDP probe to a Service's address that got an ICMP port unreachable is blocked, whoever
+/// sent it: for a connection to a Service address connection tracking rewrites every ICMP
+/// error about it to come from that address, so a filter's reject on the node
+/// (kube-router's, after kube-proxy translated the address) reads exactly like a backend
+/// where nothing listens (see [`crate::refusal`]). A DNS query to the cluster DNS Service
+/// resolves no name either way; a netcanary target listens on every port it is probed on.
+/// Over TCP a reset still tells them apart.
+pub(crate) fn behind_a_service(outcome: Observation) -> Observation {
     if outcome.observed != Observed::Refused {
         return outcome;
     }
@@ -49,6 +50,38 @@ fn behind_a_service(outcome: Observation) -> Observation {
         Observed::Unreachable,
         format!("{detail}; behind a Service's address a filter's reject cannot be told from a closed port: no answer"),
     )
+}
+
+/// The first IPv4 address `server` gives for `name`, asked over UDP: how the `dns` path
+/// resolves a Service's name through the cluster DNS Service the plan names, exactly as a
+/// pod's resolver would, without depending on the prober's own `/etc/resolv.conf`.
+/// Any failure is the probe's own (`error`): a name that does not resolve says nothing about
+/// the policy between the two pods.
+pub async fn lookup(name: &str, server: SocketAddr, timeout: Duration) -> Result<IpAddr, String> {
+    let (id, request) = build_query(name)?;
+    let mut found = None;
+    let outcome = udp::exchange(server, timeout, &request, |reply| {
+        let message = Message::from_vec(reply).ok()?;
+        if message.metadata.id != id || message.metadata.message_type != MessageType::Response {
+            return None;
+        }
+        found = message.answers.iter().find_map(|record| match &record.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            _ => None,
+        });
+        Some(Observation::new(Observed::Connected, format!("{}", message.metadata.response_code)))
+    })
+    .await;
+    match (found, outcome.observed) {
+        (Some(ip), _) => Ok(ip),
+        (None, Observed::Connected) => {
+            Err(format!("{name:?} has no IPv4 address at {server} ({})", outcome.detail.unwrap_or_default()))
+        }
+        (None, observed) => Err(format!(
+            "cannot resolve {name:?} through {server}: {observed} ({})",
+            outcome.detail.unwrap_or_default()
+        )),
+    }
 }
 
 fn build_query(name: &str) -> Result<(u16, Vec<u8>), String> {

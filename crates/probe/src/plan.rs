@@ -8,7 +8,8 @@
 //! ]}
 //! ```
 //!
-//! Optional keys: `"concurrency"` at the top; `"transport": "udp" | "tcp"` on a dns probe.
+//! Optional keys: `"concurrency"` at the top; `"transport": "udp" | "tcp"` on a dns probe;
+//! `"path"` and `"resolver"` on a tcp or udp probe (see the wire plan).
 //!
 //! Validation is per probe on purpose: one bad probe (unknown kind, bad address, port 0,
 //! duplicate id) must not cost the results of the others, so it becomes a [`PlanEntry`]
@@ -24,8 +25,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use netcanary_wire::Transport;
 pub use netcanary_wire::plan::{DEFAULT_TIMEOUT, DNS_PORT, MAX_TIMEOUT_MS};
+use netcanary_wire::{ProbePath, Transport};
 
 /// A parsed plan: every probe is kept, valid or not, in plan order.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +78,11 @@ impl ProbeSpec {
 pub struct HostPort {
     pub host: Host,
     pub port: u16,
+    /// The DNS server that resolves a host name; `None`: the system resolver.
+    pub resolver: Option<SocketAddr>,
+    /// How the probe reaches its target: through a Service's address, a refusal cannot
+    /// name who sent it (see [`crate::dns::behind_a_service`]).
+    pub path: ProbePath,
 }
 
 impl fmt::Display for HostPort {
@@ -266,7 +272,26 @@ fn parse_host_port(object: &Map<String, Value>) -> Result<HostPort, String> {
         Some(other) => return Err(format!("`port` must be an integer in 1-65535, got {other}")),
         None => return Err("`port` is missing".to_owned()),
     };
-    Ok(HostPort { host, port })
+    let resolver = match object.get("resolver") {
+        None => None,
+        Some(Value::String(text)) => Some(parse_server(text).map_err(|e| e.replace("`server`", "`resolver`"))?),
+        Some(other) => return Err(format!("`resolver` must be a DNS server address, got {other}")),
+    };
+    // The path says how the plan meant to reach the target; its shape must fit it.
+    let path = match object.get("path").map(|p| p.as_str().map(str::parse::<ProbePath>)) {
+        None => ProbePath::Pod,
+        Some(Some(Ok(path))) => path,
+        Some(Some(Err(unknown))) => return Err(unknown.to_string()),
+        Some(None) => return Err("`path` must be \"pod\", \"service\" or \"dns\"".to_owned()),
+    };
+    match (path, &host) {
+        (ProbePath::Dns, Host::Ip(_)) => return Err("path \"dns\" needs a host name, not an address".to_owned()),
+        (ProbePath::Pod | ProbePath::Service, Host::Name(_)) if object.contains_key("path") => {
+            return Err("paths \"pod\" and \"service\" need an IP address, not a host name".to_owned());
+        }
+        _ => {}
+    }
+    Ok(HostPort { host, port, resolver, path })
 }
 
 fn parse_host(text: &str) -> Result<Host, String> {
@@ -358,8 +383,14 @@ mod tests {
         assert_eq!(plan.timeout, Duration::from_millis(1000));
         let specs: Vec<ProbeSpec> = plan.probes.iter().map(|p| p.spec.clone().unwrap()).collect();
         let ip: IpAddr = "10.0.0.2".parse().unwrap();
-        assert_eq!(specs[0], ProbeSpec::Tcp(HostPort { host: Host::Ip(ip), port: 80 }));
-        assert_eq!(specs[1], ProbeSpec::Udp(HostPort { host: Host::Ip(ip), port: 81 }));
+        assert_eq!(
+            specs[0],
+            ProbeSpec::Tcp(HostPort { host: Host::Ip(ip), port: 80, resolver: None, path: ProbePath::Pod })
+        );
+        assert_eq!(
+            specs[1],
+            ProbeSpec::Udp(HostPort { host: Host::Ip(ip), port: 81, resolver: None, path: ProbePath::Pod })
+        );
         assert_eq!(
             specs[2],
             ProbeSpec::Dns {
@@ -379,17 +410,17 @@ mod tests {
             concurrency: Some(4),
             delay_ms: Some(1500),
             probes: vec![
+                AgentProbe::new("1".into(), ProbeTarget::to_address(Transport::Tcp, "fd00::2".parse().unwrap(), 8080)),
+                AgentProbe::new("2".into(), ProbeTarget::to_address(Transport::Udp, "10.0.0.2".parse().unwrap(), 53)),
+                AgentProbe::new(
+                    "3".into(),
+                    ProbeTarget::Dns { name: "a.test".into(), server, transport: Transport::Tcp },
+                ),
                 AgentProbe {
-                    id: "1".into(),
-                    target: ProbeTarget::to_address(Transport::Tcp, "fd00::2".parse().unwrap(), 8080),
-                },
-                AgentProbe {
-                    id: "2".into(),
-                    target: ProbeTarget::to_address(Transport::Udp, "10.0.0.2".parse().unwrap(), 53),
-                },
-                AgentProbe {
-                    id: "3".into(),
-                    target: ProbeTarget::Dns { name: "a.test".into(), server, transport: Transport::Tcp },
+                    id: "4".into(),
+                    target: ProbeTarget::Tcp { host: "web.shop.svc.cluster.local".into(), port: 8080 },
+                    path: ProbePath::Dns,
+                    resolver: Some(server),
                 },
             ],
         };
@@ -398,9 +429,32 @@ mod tests {
         assert_eq!(plan.concurrency, Some(4));
         assert_eq!(plan.delay, Duration::from_millis(1500));
         let specs: Vec<ProbeSpec> = plan.probes.iter().map(|p| p.spec.clone().unwrap()).collect();
-        assert_eq!(specs[0], ProbeSpec::Tcp(HostPort { host: Host::Ip("fd00::2".parse().unwrap()), port: 8080 }));
-        assert_eq!(specs[1], ProbeSpec::Udp(HostPort { host: Host::Ip("10.0.0.2".parse().unwrap()), port: 53 }));
+        assert_eq!(
+            specs[0],
+            ProbeSpec::Tcp(HostPort {
+                host: Host::Ip("fd00::2".parse().unwrap()),
+                port: 8080,
+                resolver: None,
+                path: ProbePath::Pod
+            })
+        );
+        assert_eq!(
+            specs[1],
+            ProbeSpec::Udp(HostPort {
+                host: Host::Ip("10.0.0.2".parse().unwrap()),
+                port: 53,
+                resolver: None,
+                path: ProbePath::Pod
+            })
+        );
         assert_eq!(specs[2], ProbeSpec::Dns { name: "a.test".into(), server, transport: Transport::Tcp });
+        let by_name = HostPort {
+            host: Host::Name("web.shop.svc.cluster.local".into()),
+            port: 8080,
+            resolver: Some(server),
+            path: ProbePath::Dns,
+        };
+        assert_eq!(specs[3], ProbeSpec::Tcp(by_name));
     }
 
     #[test]
@@ -435,6 +489,10 @@ mod tests {
               {"id": "noport", "kind": "udp", "host": "127.0.0.1"},
               {"id": "srv", "kind": "dns", "name": "a.test", "server": "dns.example:53"},
               {"id": "tr", "kind": "dns", "name": "a.test", "server": "10.0.0.1", "transport": "quic"},
+              {"id": "path", "kind": "tcp", "host": "127.0.0.1", "port": 1, "path": "mesh"},
+              {"id": "dnsip", "kind": "tcp", "host": "127.0.0.1", "port": 1, "path": "dns"},
+              {"id": "svcname", "kind": "udp", "host": "a.test", "port": 1, "path": "service"},
+              {"id": "res", "kind": "tcp", "host": "a.test", "port": 1, "resolver": "a.test"},
               {"id": "dup", "kind": "tcp", "host": "127.0.0.1", "port": 1},
               {"id": "dup", "kind": "tcp", "host": "127.0.0.1", "port": 2},
               {"kind": "tcp", "host": "127.0.0.1", "port": 1},
@@ -452,9 +510,13 @@ mod tests {
             ("noport", "`port` is missing"),
             ("srv", "`server` \"dns.example:53\" is not an IP address"),
             ("tr", "`transport` must be"),
-            ("dup", "duplicate id \"dup\" (at probes[9], probes[10])"),
-            ("probes[11]", "probes[11]: `id` is missing"),
-            ("probes[12]", "probes[12] is not an object"),
+            ("path", "unknown probe path \"mesh\""),
+            ("dnsip", "path \"dns\" needs a host name"),
+            ("svcname", "need an IP address, not a host name"),
+            ("res", "`resolver` \"a.test\" is not an IP address"),
+            ("dup", "duplicate id \"dup\" (at probes[13], probes[14])"),
+            ("probes[15]", "probes[15]: `id` is missing"),
+            ("probes[16]", "probes[16] is not an object"),
         ];
         for (id, want) in cases {
             let detail = only_error(&plan, id);

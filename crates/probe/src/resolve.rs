@@ -1,5 +1,6 @@
-//! Host names in a plan are resolved right before their probe, through the system resolver
-//! (the pod's `/etc/resolv.conf`). A failure here is the probe's own failure (`error`), never
+//! Host names in a plan are resolved right before their probe, through the DNS server the
+//! probe names (`resolver`: the cluster DNS Service, for the `dns` path), else the system
+//! resolver (the pod's `/etc/resolv.conf`). A failure here is the probe's own failure (`error`), never
 //! "blocked": an unresolvable name says nothing about the policy between the two pods.
 
 use std::net::SocketAddr;
@@ -13,6 +14,9 @@ pub async fn endpoint(endpoint: &HostPort, timeout: Duration) -> Result<SocketAd
         Host::Ip(ip) => return Ok(SocketAddr::new(*ip, endpoint.port)),
         Host::Name(name) => name,
     };
+    if let Some(server) = endpoint.resolver {
+        return crate::dns::lookup(name, server, timeout).await.map(|ip| SocketAddr::new(ip, endpoint.port));
+    }
     let lookup = tokio::net::lookup_host((name.as_str(), endpoint.port));
     match tokio::time::timeout(timeout, lookup).await {
         Ok(Ok(mut addrs)) => addrs.next().ok_or_else(|| format!("host {name:?} resolved to no address")),

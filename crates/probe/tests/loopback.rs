@@ -224,3 +224,72 @@ async fn two_thousand_loopback_probes_finish_in_about_one_timeout() {
     assert!(report.elapsed_ms < 3000, "took {} ms", report.elapsed_ms);
     target.stop().await;
 }
+
+/// A DNS server on loopback that answers one name with 127.0.0.1 and every other with
+/// NXDOMAIN, for the `dns` path.
+async fn one_name_dns_server(known: &'static str) -> SocketAddr {
+    use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
+    use hickory_resolver::proto::rr::{RData, Record, rdata::A};
+    let socket = UdpSocket::bind((V4, 0)).await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        while let Ok((len, from)) = socket.recv_from(&mut buf).await {
+            let Ok(mut message) = Message::from_vec(&buf[..len]) else { continue };
+            message.metadata.message_type = MessageType::Response;
+            let name = message.queries[0].name().clone();
+            if name.to_ascii().trim_end_matches('.') == known {
+                message.add_answer(Record::from_rdata(name, 5, RData::A(A(Ipv4Addr::LOCALHOST))));
+            } else {
+                message.metadata.response_code = ResponseCode::NXDomain;
+            }
+            let _ = socket.send_to(&message.to_vec().unwrap(), from).await;
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_dns_path_resolves_through_the_named_server_then_connects() {
+    let server = one_name_dns_server("web.shop.svc.cluster.local").await;
+    let listener = TcpListener::bind((V4, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let plan = ProbePlan::parse(
+        &format!(
+            r#"{{"timeout_ms": 500, "probes": [
+              {{"id": "1", "kind": "tcp", "host": "web.shop.svc.cluster.local", "port": {port}, "path": "dns", "resolver": "{server}"}},
+              {{"id": "2", "kind": "tcp", "host": "api.shop.svc.cluster.local", "port": {port}, "path": "dns", "resolver": "{server}"}}
+            ]}}"#
+        ),
+        "test",
+    )
+    .unwrap();
+    let report = run_plan(&plan, 4).await;
+    assert_eq!(report.results[0].observed, Observed::Connected, "{:?}", report.results[0]);
+    // A name that does not resolve is the probe's own failure, never "blocked".
+    assert_eq!(report.results[1].observed, Observed::Error, "{:?}", report.results[1]);
+    let detail = report.results[1].detail.as_deref().unwrap();
+    assert!(detail.contains("api.shop.svc.cluster.local") && detail.contains("no IPv4 address"), "{detail}");
+}
+
+/// Through a Service's address, connection tracking makes a filter's ICMP reject come from
+/// that address, like a closed port's: a UDP refusal by the service path is blocked.
+#[tokio::test]
+async fn a_udp_refusal_through_a_service_address_is_blocked() {
+    let closed = closed_udp_port(V4).await;
+    let port = closed.port();
+    let plan = ProbePlan::parse(
+        &format!(
+            r#"{{"timeout_ms": 500, "probes": [
+              {{"id": "pod", "kind": "udp", "host": "127.0.0.1", "port": {port}}},
+              {{"id": "service", "kind": "udp", "host": "127.0.0.1", "port": {port}, "path": "service"}}
+            ]}}"#
+        ),
+        "test",
+    )
+    .unwrap();
+    let report = run_plan(&plan, 2).await;
+    assert_eq!(report.results[0].observed, Observed::Refused, "{:?}", report.results[0]);
+    assert_eq!(report.results[1].observed, Observed::Unreachable, "{:?}", report.results[1]);
+    assert!(report.results[1].detail.as_deref().unwrap().contains("behind a Service's address"));
+}

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use netcanary_planner::{Destination, Plan, Purpose};
+use netcanary_planner::{Destination, Plan, ProbePath, Purpose};
 
 use crate::style::{self, paint};
 
@@ -35,6 +35,14 @@ pub fn table(plan: &Plan) -> String {
         count(Purpose::External),
         count(Purpose::Intent)
     );
+    let mut by_path: BTreeMap<ProbePath, usize> = BTreeMap::new();
+    for probe in plan.probes.iter().filter(|p| matches!(p.to, Destination::Mirror(_))) {
+        *by_path.entry(probe.path).or_default() += 1;
+    }
+    if by_path.keys().any(|path| path.needs_service()) {
+        let counts: Vec<String> = by_path.iter().map(|(path, n)| format!("{n} by {path}")).collect();
+        let _ = writeln!(out, "  paths         to target pods: {}", counts.join(", "));
+    }
     let coverage = &plan.coverage;
     let _ = writeln!(
         out,
@@ -72,6 +80,7 @@ pub fn json(plan: &Plan) -> serde_json::Value {
                 "protocol": p.port.protocol.as_str(),
                 "expectedAllowed": p.expected_allowed,
                 "purpose": format!("{:?}", p.purpose),
+                "path": p.path.as_str(),
                 "covers": p.covers.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "intent": p.intent.as_ref().map(|i| serde_json::json!({"statement": i.statement, "expect": i.expect.as_str()})),
             })
@@ -93,25 +102,29 @@ pub fn json(plan: &Plan) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
-    use netcanary_planner::{IntentMark, Mirror, PlannedProbe};
+    use netcanary_planner::{IntentMark, Mirror, PlannedProbe, ProbePath};
     use netcanary_policy::intent::Expect;
+    use netcanary_policy::{PortProto, Protocol};
 
     use super::*;
 
-    /// One probe for a statement of intent, and one statement no probe checks.
-    fn plan() -> Plan {
-        let mirror = |name: &str| Mirror {
+    fn mirror(name: &str) -> Mirror {
+        Mirror {
             class: 0,
-            namespace: "dev".into(),
+            namespace: "shop".into(),
             labels: Default::default(),
             dropped_labels: Vec::new(),
-            stands_for: format!("dev/{name}"),
+            stands_for: format!("shop/{name}-0"),
             workload: name.into(),
             members: 1,
             listen: Default::default(),
             port_names: Default::default(),
-        };
-        Plan {
+        }
+    }
+
+    #[test]
+    fn intent_probes_and_unverified_statements_are_shown() {
+        let plan = Plan {
             mirrors: vec![mirror("web"), mirror("db")],
             probes: vec![PlannedProbe {
                 from: 0,
@@ -120,24 +133,21 @@ mod tests {
                 expected_allowed: true,
                 purpose: Purpose::Intent,
                 covers: Vec::new(),
+                path: ProbePath::Pod,
                 intent: Some(IntentMark { statement: "isolation/web-never-db".into(), expect: Expect::Deny }),
             }],
             unverified_intent: vec![
                 "intent isolation/nobody is not verified: `from` selects no pod this run probes".into(),
             ],
             ..Plan::default()
-        }
-    }
-
-    #[test]
-    fn intent_probes_and_unverified_statements_are_shown() {
-        let text = table(&plan());
+        };
+        let text = table(&plan);
         assert!(
             text.contains("1: 0 dns, 0 allow-rule, 0 isolation, 0 sampled, 0 outside the cluster, 1 for intent"),
             "{text}"
         );
         assert!(text.contains("intent isolation/nobody is not verified"), "{text}");
-        let doc = json(&plan());
+        let doc = json(&plan);
         assert_eq!(
             doc["probes"][0]["intent"],
             serde_json::json!({"statement": "isolation/web-never-db", "expect": "deny"})
@@ -146,5 +156,27 @@ mod tests {
             doc["unverifiedIntent"][0],
             "intent isolation/nobody is not verified: `from` selects no pod this run probes"
         );
+    }
+
+    #[test]
+    fn the_plan_counts_probes_by_path_when_services_are_asked_for() {
+        let probe = PlannedProbe {
+            from: 0,
+            to: Destination::Mirror(1),
+            port: PortProto { port: 8080, protocol: Protocol::Tcp },
+            expected_allowed: true,
+            purpose: Purpose::AllowRule,
+            covers: Vec::new(),
+            path: ProbePath::Pod,
+            intent: None,
+        };
+        let mut plan = Plan { mirrors: vec![mirror("web"), mirror("api")], probes: vec![probe], ..Plan::default() };
+        assert!(!table(&plan).contains("paths"), "{}", table(&plan));
+        netcanary_planner::paths::by_paths(&mut plan, &[ProbePath::Pod, ProbePath::Service, ProbePath::Dns]);
+        let text = table(&plan);
+        assert!(text.contains("  paths         to target pods: 1 by pod, 1 by service, 1 by dns"), "{text}");
+        let json = json(&plan);
+        let paths: Vec<&str> = json["probes"].as_array().unwrap().iter().map(|p| p["path"].as_str().unwrap()).collect();
+        assert_eq!(paths, ["pod", "service", "dns"]);
     }
 }

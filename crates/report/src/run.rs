@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use netcanary_verify::{Canary, Outcome, ProbeRecord, RunRecord};
+use netcanary_verify::{Canary, Outcome, ProbePath, ProbeRecord, RunRecord};
 
 use crate::style::{self, paint};
 
@@ -63,7 +63,7 @@ pub fn table(run: &RunRecord) -> String {
         let _ = writeln!(out, "  {}       {warning}", paint(style::WARNING, "warning"));
     }
     let mut shown: Vec<&ProbeRecord> = run.probes.iter().collect();
-    shown.sort_by_key(|p| (rank(p.outcome), p.source.clone(), p.destination.clone(), p.port));
+    shown.sort_by_key(|p| (rank(p.outcome), p.source.clone(), p.destination.clone(), p.port, p.path));
     let rows: Vec<[String; 6]> = shown
         .iter()
         .map(|p| {
@@ -71,7 +71,7 @@ pub fn table(run: &RunRecord) -> String {
                 p.outcome.as_str().to_string(),
                 p.source.to_string(),
                 p.destination.to_string(),
-                format!("{}/{}{}", p.port, p.protocol, if p.kind == "dns" { " dns" } else { "" }),
+                port_and_path(p),
                 format!("{} / {}", p.expected, observed(p)),
                 p.detail.clone().unwrap_or_else(|| p.expected_because.clone()),
             ]
@@ -109,6 +109,19 @@ pub fn table(run: &RunRecord) -> String {
         let _ = writeln!(out, "{styled}");
     }
     out
+}
+
+/// The port, with how the probe got there when not by the pod's own address: `53/UDP dns`
+/// for a DNS query, `8080/TCP via service` or `via dns` for a Service's ClusterIP or name.
+fn port_and_path(p: &ProbeRecord) -> String {
+    let kind = if p.kind == "dns" { " dns" } else { "" };
+    format!("{}/{}{kind}{}", p.port, p.protocol, via(p))
+}
+
+/// ` via service` or ` via dns` for a probe to a target pod through a Service; empty else
+/// (a DNS query always goes to its Service, and says so by its kind).
+fn via(p: &ProbeRecord) -> String {
+    if p.path == ProbePath::Pod || p.kind == "dns" { String::new() } else { format!(" via {}", p.path) }
 }
 
 /// Intent violations and mismatches first, then what could not be judged, then the rest.
@@ -162,8 +175,15 @@ pub fn junit(run: &RunRecord) -> String {
     }
     out.push_str("</testcase>\n");
     for probe in &run.probes {
-        let name =
-            format!("{} -> {} {}/{} ({})", probe.source, probe.destination, probe.port, probe.protocol, probe.kind);
+        let name = format!(
+            "{} -> {} {}/{} ({}){}",
+            probe.source,
+            probe.destination,
+            probe.port,
+            probe.protocol,
+            probe.kind,
+            via(probe)
+        );
         let _ = write!(out, "  <testcase classname=\"netcanary.{}\" name=\"{}\">", xml(&probe.purpose), xml(&name));
         let mut message =
             format!("policy says {} ({}); observed {}", probe.expected, probe.expected_because, observed(probe));
@@ -238,6 +258,20 @@ mod tests {
         let mut unplanned = sample::run(Vec::new(), Canary::Enforced);
         unplanned.coverage = None;
         assert!(table(&unplanned).contains("coverage      unknown: the run ended before it planned"));
+    }
+
+    #[test]
+    fn the_table_names_the_path_of_a_probe_through_a_service() {
+        let probes = vec![
+            ProbeRecord { path: ProbePath::Service, ..probe(Outcome::Pass, false, Observed::Timeout) },
+            ProbeRecord { path: ProbePath::Dns, ..probe(Outcome::Pass, false, Observed::Timeout) },
+            probe(Outcome::Pass, false, Observed::Timeout),
+        ];
+        let text = table(&sample::run(probes, Canary::Enforced));
+        let rows: Vec<&str> = text.lines().skip_while(|l| !l.contains("RESULT")).skip(1).collect();
+        assert!(rows[0].contains("5432/TCP ") && !rows[0].contains("via"), "{text}");
+        assert!(rows[1].contains("5432/TCP via service"), "{text}");
+        assert!(rows[2].contains("5432/TCP via dns"), "{text}");
     }
 
     #[test]

@@ -128,6 +128,7 @@ pub fn judge_run(evidence: &Evidence) -> Judgement {
             probes.push(record);
         }
     }
+    crate::paths::say_where_only_a_service_disagrees(&mut probes);
     let coverage = RuleCoverage { exercised: exercised.len(), ..RuleCoverage::planned(plan) };
     let problems = facts_problems(facts).into_iter().chain(plan.unverified_intent.iter().cloned()).collect();
     Judgement { probes, canary: canary_state, coverage: Some(coverage), problems }
@@ -214,6 +215,7 @@ fn probe_record(evidence: &Evidence, p: usize, verdict: Option<&Verdict>, unread
             probe.port.protocol.as_str().to_ascii_lowercase()
         },
         purpose: if p == evidence.canary { "canary".into() } else { purpose(probe.purpose).into() },
+        path: probe.path,
         expected: match verdict {
             Some(v) if unknown.is_none() => Expectation::from_allowed(v.allowed),
             _ => Expectation::Unknown,

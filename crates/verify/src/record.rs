@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-pub use netcanary_wire::Observed;
+pub use netcanary_wire::{Observed, ProbePath};
 use serde::{Deserialize, Serialize};
 
 use crate::Outcome;
@@ -70,6 +70,10 @@ pub struct ProbeRecord {
     pub kind: String,
     /// Why the plan holds this probe (`dns`, `allow-rule`, `isolation`, `sample`, `canary`).
     pub purpose: String,
+    /// How the probe reached its destination: `pod` (its address), `service` (a Service's
+    /// ClusterIP) or `dns` (a Service's name). A record written before paths existed is `pod`.
+    #[serde(default)]
+    pub path: ProbePath,
     pub expected: Expectation,
     /// What policy says, in words: the rule that allows it or the isolation that denies it.
     pub expected_because: String,

@@ -1,7 +1,9 @@
 //! Sample records, for the tests of the crates that render run records (reports, metrics).
 
 use crate::Outcome;
-use crate::record::{Canary, Expectation, Observed, ProbeRecord, RuleCoverage, RunRecord, Timings, WorkloadRef};
+use crate::record::{
+    Canary, Expectation, Observed, ProbePath, ProbeRecord, RuleCoverage, RunRecord, Timings, WorkloadRef,
+};
 
 /// A probe from `dev/api` to `prod/db` on 5432/TCP, which policy denies unless
 /// `expected_allowed`.
@@ -18,6 +20,7 @@ pub fn expected_probe(outcome: Outcome, expected: Expectation, observed: Observe
         protocol: "TCP".into(),
         kind: "tcp".into(),
         purpose: "isolation".into(),
+        path: ProbePath::Pod,
         expected,
         expected_because: "ingress isolated by prod/deny-all and no rule allows it".into(),
         observed: vec![observed],

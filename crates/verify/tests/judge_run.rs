@@ -7,7 +7,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use netcanary_planner::{
-    Coverage, Destination, IntentMark, Mirror, Placement, Plan, PlannedProbe, ProbePodCluster, Purpose, add_canary,
+    Coverage, Destination, IntentMark, Mirror, Placement, Plan, PlannedProbe, ProbePath, ProbePodCluster, Purpose,
+    add_canary,
 };
 use netcanary_policy::intent::Expect;
 use netcanary_policy::port::{PortMatch, RulePort};
@@ -79,7 +80,7 @@ fn mirror(name: &str, listen: &[PortProto]) -> Mirror {
 }
 
 fn probe(from: usize, to: Destination, port: PortProto, purpose: Purpose, covers: Vec<RuleRef>) -> PlannedProbe {
-    PlannedProbe { from, to, port, expected_allowed: false, purpose, covers, intent: None }
+    PlannedProbe { from, to, port, expected_allowed: false, purpose, covers, path: ProbePath::Pod, intent: None }
 }
 
 /// api → web (allowed by the rule), cron → web (denied), api → DNS (allowed: nothing
@@ -579,4 +580,46 @@ fn a_statement_no_probe_checks_is_a_problem_not_a_pass() {
     let judgement = Scenario { unverified_intent: vec![why.clone()], ..Scenario::agreeing() }.judge();
     assert_eq!(outcomes(&judgement), [Outcome::Pass; 3]);
     assert_eq!(judgement.problems, [why]);
+}
+
+/// Each cell sent by the pod path and through its Service: the backend pod's verdict is the
+/// expectation of both, and a door open only through the Service says so.
+#[test]
+fn every_path_expects_the_backends_verdict_and_a_mismatch_only_through_a_service_says_so() {
+    let mut plan = plan();
+    let canary = plan.probes.pop().expect("the canary");
+    netcanary_planner::paths::by_paths(&mut plan, &[ProbePath::Service, ProbePath::Pod]);
+    plan.probes.push(canary);
+    let pods = ProbePodCluster::new(&cluster(true), &plan, "r1", &everyone_placed(), &["kube-system/coredns-1".into()]);
+    let dns = WorkloadRef { namespace: "kube-system".into(), workload: "kube-dns".into() };
+    // api → web by pod and service, cron → web by pod and service (open through the
+    // Service only), api → DNS, the canary.
+    let observations =
+        [Connected, Connected, Timeout, Connected, Connected, Timeout].map(|observed| answered(&[observed]));
+    let judgement = judge_run(&Evidence {
+        plan: &plan,
+        canary: 5,
+        canary_namespace: "netcanary",
+        dns_service: &dns,
+        facts: &SnapshotFacts::default(),
+        probe_pods: &pods,
+        observations: &observations,
+    });
+    let rows: Vec<(ProbePath, Expectation, Outcome)> =
+        judgement.probes.iter().map(|p| (p.path, p.expected, p.outcome)).collect();
+    assert_eq!(
+        rows,
+        [
+            (ProbePath::Pod, Expectation::Allow, Outcome::Pass),
+            (ProbePath::Service, Expectation::Allow, Outcome::Pass),
+            (ProbePath::Pod, Expectation::Deny, Outcome::Pass),
+            (ProbePath::Service, Expectation::Deny, Outcome::UnexpectedAllow),
+            (ProbePath::Service, Expectation::Allow, Outcome::Pass),
+        ]
+    );
+    let detail = judgement.probes[3].detail.as_deref().unwrap_or_default();
+    assert!(detail.starts_with("only through the Service (by the Service's ClusterIP)"), "{detail}");
+    assert!(detail.ends_with("saw connected"), "the prober's detail is kept: {detail}");
+    assert_eq!(judgement.probes[1].detail.as_deref(), Some("saw connected"), "a pass says nothing of paths");
+    assert_eq!(judgement.canary, Canary::Enforced);
 }

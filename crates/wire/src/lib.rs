@@ -9,15 +9,17 @@
 //! - [`observed`]: what the network did to one probe (`connected`, `timeout`, …) and how
 //!   each outcome counts against policy.
 //! - [`plan`]: the agent's plan, as the orchestrator writes it.
+//! - [`plan_env`]: how a plan, however long, travels in a probe pod's environment.
 //! - [`report`]: the agent's results, as it prints them.
 //! - [`termination_log`]: the compact form of the results that fits a pod's termination
 //!   message, and its decoder.
 
 pub mod observed;
 pub mod plan;
+pub mod plan_env;
 pub mod report;
 pub mod termination_log;
 
 pub use observed::{Observed, Reachability};
-pub use plan::{AgentPlan, AgentProbe, ProbeTarget, Transport};
+pub use plan::{AgentPlan, AgentProbe, ProbePath, ProbeTarget, Transport};
 pub use report::{AgentReport, ProbeResult};

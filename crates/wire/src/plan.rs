@@ -9,7 +9,9 @@
 //! ```
 //!
 //! Optional keys: `"concurrency"` and `"delay_ms"` at the top; `"transport": "udp" | "tcp"`
-//! on a dns probe.
+//! on a dns probe; on a tcp or udp probe, `"path": "pod" | "service" | "dns"` (how it reaches
+//! its target; absent: `pod`) and `"resolver": "10.96.0.10:53"` (the DNS server that resolves
+//! a `host` name; absent: the system resolver).
 //! The agent reads plans leniently, one probe at a time, so that one bad probe does not
 //! cost the others (see the prober's plan parser); these types are the plan as it should
 //! be written.
@@ -50,6 +52,77 @@ pub struct AgentProbe {
     pub id: String,
     #[serde(flatten)]
     pub target: ProbeTarget,
+    /// How the probe reaches its target; a plan written before paths existed means `pod`.
+    #[serde(default, skip_serializing_if = "ProbePath::is_pod")]
+    pub path: ProbePath,
+    /// The DNS server that resolves a `host` name (the cluster DNS Service), so that the
+    /// `dns` path asks exactly the server policy is judged for; absent: the system resolver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<SocketAddr>,
+}
+
+impl AgentProbe {
+    /// A probe by the pod path, resolved (if at all) by the system resolver.
+    pub fn new(id: String, target: ProbeTarget) -> Self {
+        AgentProbe { id, target, path: ProbePath::Pod, resolver: None }
+    }
+}
+
+/// How a probe reaches a backend pod. Policy applies to the backend pod after the Service's
+/// address is translated, so every path expects the same; a path that disagrees where the
+/// others agree points at the translation (kube-proxy, a Service mesh, a DNS view).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbePath {
+    /// The pod's own IP.
+    #[default]
+    Pod,
+    /// A Service's ClusterIP and port.
+    Service,
+    /// A Service's name (`NAME.NS.svc.<cluster domain>`), resolved by the source, then its
+    /// address and port.
+    Dns,
+}
+
+impl ProbePath {
+    pub const ALL: [ProbePath; 3] = [ProbePath::Pod, ProbePath::Service, ProbePath::Dns];
+
+    pub fn is_pod(&self) -> bool {
+        *self == ProbePath::Pod
+    }
+
+    /// The metric label, CLI and JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbePath::Pod => "pod",
+            ProbePath::Service => "service",
+            ProbePath::Dns => "dns",
+        }
+    }
+
+    /// Whether the path goes through a Service netcanary makes for the target.
+    pub fn needs_service(self) -> bool {
+        self != ProbePath::Pod
+    }
+}
+
+impl fmt::Display for ProbePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A path name that is not `pod`, `service` or `dns`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown probe path {0:?} (expected pod, service or dns)")]
+pub struct UnknownPath(pub String);
+
+impl std::str::FromStr for ProbePath {
+    type Err = UnknownPath;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        ProbePath::ALL.into_iter().find(|p| p.as_str() == text).ok_or_else(|| UnknownPath(text.to_string()))
+    }
 }
 
 /// What one probe tries.
@@ -110,22 +183,16 @@ mod tests {
             concurrency: None,
             delay_ms: None,
             probes: vec![
-                AgentProbe {
-                    id: "1".into(),
-                    target: ProbeTarget::to_address(Transport::Tcp, "10.0.0.2".parse().unwrap(), 80),
-                },
-                AgentProbe {
-                    id: "2".into(),
-                    target: ProbeTarget::to_address(Transport::Udp, "fd00::2".parse().unwrap(), 81),
-                },
-                AgentProbe {
-                    id: "3".into(),
-                    target: ProbeTarget::Dns {
+                AgentProbe::new("1".into(), ProbeTarget::to_address(Transport::Tcp, "10.0.0.2".parse().unwrap(), 80)),
+                AgentProbe::new("2".into(), ProbeTarget::to_address(Transport::Udp, "fd00::2".parse().unwrap(), 81)),
+                AgentProbe::new(
+                    "3".into(),
+                    ProbeTarget::Dns {
                         name: "kubernetes.default.svc.cluster.local".into(),
                         server: "10.96.0.10:53".parse().unwrap(),
                         transport: Transport::Tcp,
                     },
-                },
+                ),
             ],
         };
         let json = serde_json::to_string(&plan).unwrap();
@@ -154,5 +221,34 @@ mod tests {
                 transport: Transport::Udp
             }
         );
+    }
+
+    #[test]
+    fn paths_round_trip_and_a_plan_without_one_is_by_pod() {
+        let by_name = AgentProbe {
+            id: "4".into(),
+            target: ProbeTarget::Tcp { host: "web.shop.svc.cluster.local".into(), port: 8080 },
+            path: ProbePath::Dns,
+            resolver: Some("10.96.0.10:53".parse().unwrap()),
+        };
+        let by_service = AgentProbe {
+            path: ProbePath::Service,
+            ..AgentProbe::new("5".into(), ProbeTarget::to_address(Transport::Udp, "10.96.0.7".parse().unwrap(), 53))
+        };
+        let json = serde_json::to_string(&[&by_name, &by_service]).unwrap();
+        assert_eq!(
+            json,
+            concat!(
+                r#"[{"id":"4","kind":"tcp","host":"web.shop.svc.cluster.local","port":8080,"path":"dns","resolver":"10.96.0.10:53"},"#,
+                r#"{"id":"5","kind":"udp","host":"10.96.0.7","port":53,"path":"service"}]"#
+            )
+        );
+        let back: Vec<AgentProbe> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, [by_name, by_service]);
+        let old: AgentProbe =
+            serde_json::from_str(r#"{"id": "1", "kind": "tcp", "host": "10.0.0.2", "port": 80}"#).unwrap();
+        assert_eq!(old, AgentProbe::new("1".into(), ProbeTarget::Tcp { host: "10.0.0.2".into(), port: 80 }));
+        assert_eq!("service".parse::<ProbePath>(), Ok(ProbePath::Service));
+        assert_eq!("svc".parse::<ProbePath>(), Err(UnknownPath("svc".into())));
     }
 }
