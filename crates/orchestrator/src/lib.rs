@@ -10,12 +10,15 @@
 //!   results are the comparator's (`netcanary-verify`).
 //! - [`schedule`]: `serve`'s runs on a schedule until told to stop.
 //! - [`record`]: the `NetcanaryRun` record and Events.
+//! - [`index`]: the snapshot's inputs, converted as objects arrive, so a watch event
+//!   updates them in place.
 //! - [`watch`]: watch caches that keep `serve`'s snapshot current.
 //! - [`retry`]: backoff for API calls that can succeed a moment later.
 //! - [`error`]: one error type with bounded metric labels.
 
 pub mod error;
 pub mod fence;
+pub mod index;
 pub mod pods;
 pub mod record;
 pub mod retry;

@@ -5,21 +5,19 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::error::Error;
+use crate::index::Index;
+use crate::retry::with_backoff;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams, ObjectList};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::{Client, Resource};
-use netcanary_objects::convert::{self, Problems, Severity};
 use netcanary_objects::{UNEVALUATED_KINDS, UnevaluatedKind};
 use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use netcanary_policy::{Cluster, Selector};
 use netcanary_verify::SnapshotFacts;
 use serde::de::DeserializeOwned;
-use tracing::warn;
-
-use crate::error::Error;
-use crate::retry::with_backoff;
 
 /// Page size for lists, so that a large cluster is read in bounded pieces.
 const PAGE: u32 = 500;
@@ -110,14 +108,13 @@ impl SnapshotSource for Listed {
     /// above all) are never all in memory at once.
     async fn snapshot(&self, dns: &DnsService) -> Result<Snapshot, Error> {
         let client = &self.0;
-        let mut builder = Builder::default();
-        for_each_page(Api::<Namespace>::all(client.clone()), "list namespaces", |ns| builder.namespace(ns)).await?;
-        for_each_page(Api::<Pod>::all(client.clone()), "list pods", |pod| builder.pod(pod)).await?;
-        for_each_page(Api::<NetworkPolicy>::all(client.clone()), "list networkpolicies", |np| builder.policy(np))
-            .await?;
+        let mut index = Index::default();
+        for_each_page(Api::<Namespace>::all(client.clone()), "list namespaces", |ns| index.apply(&ns)).await?;
+        for_each_page(Api::<Pod>::all(client.clone()), "list pods", |pod| index.apply(&pod)).await?;
+        for_each_page(Api::<NetworkPolicy>::all(client.clone()), "list networkpolicies", |np| index.apply(&np)).await?;
         let mut services = Vec::new();
         for_each_page(Api::<Service>::all(client.clone()), "list services", |s| services.push(s)).await?;
-        let mut snapshot = builder.finish(&services, dns)?;
+        let mut snapshot = index.into_snapshot(&services, dns)?;
         snapshot.unmodelled = unmodelled_policies(client).await;
         Ok(snapshot)
     }
@@ -132,65 +129,32 @@ pub fn build(
     services: &[Service],
     dns: &DnsService,
 ) -> Result<Snapshot, Error> {
-    let mut builder = Builder::default();
-    namespaces.into_iter().for_each(|ns| builder.namespace(ns));
-    pods.into_iter().for_each(|pod| builder.pod(pod));
-    policies.into_iter().for_each(|np| builder.policy(np));
-    builder.finish(services, dns)
+    let mut index = Index::default();
+    namespaces.iter().for_each(|ns| index.apply(ns));
+    pods.iter().for_each(|pod| index.apply(pod));
+    policies.iter().for_each(|np| index.apply(np));
+    index.into_snapshot(services, dns)
 }
 
-/// A snapshot in the making: objects are converted one by one and dropped.
-#[derive(Default)]
-struct Builder {
-    snapshot: Snapshot,
-}
-
-impl Builder {
-    fn namespace(&mut self, ns: Namespace) {
-        let mut problems = Problems::default();
-        if let Some((name, labels)) = convert::namespace(&ns, &mut problems) {
-            self.snapshot.cluster.set_namespace(&name, labels);
+/// Adds what Services say: which publish not-ready addresses, and where cluster DNS is.
+/// Last, since the cluster DNS Service's endpoints are pods.
+pub(crate) fn add_services(snapshot: &mut Snapshot, services: &[Service], dns: &DnsService) -> Result<(), Error> {
+    for service in services {
+        let spec = service.spec.clone().unwrap_or_default();
+        let namespace = service.metadata.namespace.clone().unwrap_or_default();
+        if spec.publish_not_ready_addresses == Some(true)
+            && let Some(selector) = spec.selector.as_ref().filter(|s| !s.is_empty())
+        {
+            snapshot.not_ready_services.push((
+                namespace.clone(),
+                Selector::from_labels(selector.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            ));
+        }
+        if namespace == dns.namespace && service.metadata.name.as_deref() == Some(dns.name.as_str()) {
+            snapshot.dns = Some(cluster_dns(&snapshot.cluster, service, &spec)?);
         }
     }
-
-    fn pod(&mut self, pod: Pod) {
-        if is_ours(&pod) {
-            return;
-        }
-        let mut problems = Problems::default();
-        if let Some(endpoint) = convert::pod(&pod, "default", &mut problems) {
-            self.snapshot.cluster.add_endpoint(endpoint);
-        }
-        report(&mut self.snapshot, &pod, &problems);
-    }
-
-    fn policy(&mut self, np: NetworkPolicy) {
-        let mut problems = Problems::default();
-        match convert::policy(&np, "default", &mut problems) {
-            Some(policy) => self.snapshot.cluster.add_policy(policy),
-            None => report(&mut self.snapshot, &np, &problems),
-        }
-    }
-
-    /// Services last: the cluster DNS Service's endpoints are pods.
-    fn finish(mut self, services: &[Service], dns: &DnsService) -> Result<Snapshot, Error> {
-        for service in services {
-            let spec = service.spec.clone().unwrap_or_default();
-            let namespace = service.metadata.namespace.clone().unwrap_or_default();
-            if spec.publish_not_ready_addresses == Some(true)
-                && let Some(selector) = spec.selector.as_ref().filter(|s| !s.is_empty())
-            {
-                self.snapshot.not_ready_services.push((
-                    namespace.clone(),
-                    Selector::from_labels(selector.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-                ));
-            }
-            if namespace == dns.namespace && service.metadata.name.as_deref() == Some(dns.name.as_str()) {
-                self.snapshot.dns = Some(cluster_dns(&self.snapshot.cluster, service, &spec)?);
-            }
-        }
-        Ok(self.snapshot)
-    }
+    Ok(())
 }
 
 fn cluster_dns(
@@ -220,32 +184,6 @@ fn cluster_dns(
 /// Whether netcanary created this pod (they are never part of what is verified).
 pub fn is_ours(pod: &Pod) -> bool {
     pod.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY_KEY)).is_some_and(|v| v == MANAGED_BY_VALUE)
-}
-
-fn report<K: Resource<DynamicType = ()>>(snapshot: &mut Snapshot, object: &K, problems: &Problems) {
-    let name = format!(
-        "{} {}/{}",
-        K::kind(&()),
-        object.meta().namespace.clone().unwrap_or_default(),
-        object.meta().name.clone().unwrap_or_default()
-    );
-    for problem in problems.list.iter().filter(|p| p.severity == Severity::Error) {
-        warn!(object = %name, field = %problem.field, message = %problem.message, "cannot read object, skipped");
-    }
-    if problems.has_errors() {
-        let reason = problems
-            .list
-            .iter()
-            .filter(|p| p.severity == Severity::Error)
-            .map(|p| format!("{}: {}", p.field, p.message))
-            .collect::<Vec<_>>()
-            .join("; ");
-        snapshot.unreadable.push(Unreadable {
-            object: name,
-            namespace: object.meta().namespace.clone().unwrap_or_default(),
-            reason,
-        });
-    }
 }
 
 /// Lists every object, page by page, handing each to `each` as its page arrives.

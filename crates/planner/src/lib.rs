@@ -5,10 +5,12 @@
 //! # Layout
 //! - [`mirror`]: which labels a probe pod copies from the workload it stands in for.
 //! - [`select`]: the budgeted choice of probes.
+//! - `budget`: the probe pods a plan starts, which is what its budget counts.
 //! - [`plan`]: what a plan holds, and coverage.
 //! - [`probe_pods`]: the probe pods once they exist, as the engine judges them, and the
 //!   enforcement canary.
 
+mod budget;
 pub mod mirror;
 pub mod plan;
 pub mod probe_pods;
@@ -16,4 +18,4 @@ pub mod select;
 
 pub use plan::{Coverage, Destination, Mirror, Plan, PlannedProbe, Purpose};
 pub use probe_pods::{Placement, ProbePodCluster, add_canary};
-pub use select::{NamespaceFilter, Options, plan};
+pub use select::{DEFAULT_MAX_PROBE_PODS, DEFAULT_MAX_PROBES, NamespaceFilter, Options, plan};

@@ -16,5 +16,5 @@ pub mod rounds;
 pub mod sample;
 
 pub use judgement::{Evidence, Judgement, ProbeRounds, RoundResult, SnapshotFacts, Unreadable, judge_run};
-pub use record::{Canary, Expectation, ProbeRecord, RuleCoverage, RunRecord, Timings, WorkloadRef};
+pub use record::{Canary, Expectation, ProbeRecord, RuleCoverage, RunRecord, Timings, UncoveredRule, WorkloadRef};
 pub use rounds::{Outcome, judge_rounds, needs_retry};
