@@ -19,6 +19,7 @@
 mod common;
 mod support;
 
+use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -162,17 +163,19 @@ fn in_process(config: &Config) {
     let policies = objects.policies.into_iter().map(|o| serde_json::from_value(o).unwrap()).collect();
     let snapshot = build(namespaces, pods, policies, &[], &DnsService::default()).expect("a snapshot");
     println!(
-        "netcanary planner benchmark, in process: {} pods, {} namespaces, {} policies (built in {:.2} s)",
+        "netcanary planner benchmark, in process: {} pods, {} namespaces, {} policies, {} classes (built in {:.2} s)",
         config.pods,
         config.namespaces,
         config.policies,
+        netcanary_policy::PolicyIndex::new(&snapshot.cluster).classes().len(),
         started.elapsed().as_secs_f64()
     );
     println!(
-        "  {:>11}  {:>10}  {:>6}  {:>8}  {:>16}  {:>7}",
-        "pod budget", "probe pods", "probes", "plan s", "rules covered", "of coverable"
+        "  {:>11}  {:>10}  {:>6}  {:>8}  {:>16}  {:>12}",
+        "pod budget", "probe pods", "probes", "plan s", "covered of rules", "of coverable"
     );
-    for budget in option_list("--budgets", &[10, 25, 50, 100, 200, 300, 400, 600, 1000]) {
+    let mut why: BTreeMap<String, usize> = BTreeMap::new();
+    for budget in option_list("--budgets", &[25, 50, 100, 200, 300, 400, 500, 600, 650]) {
         let options = RunOptions {
             planner: netcanary_planner::Options { max_probe_pods: budget, ..netcanary_planner::Options::default() },
             ..RunOptions::default()
@@ -182,13 +185,23 @@ fn in_process(config: &Config) {
         let seconds = started.elapsed().as_secs_f64();
         let coverage = &plan.coverage;
         println!(
-            "  {budget:>11}  {:>10}  {:>6}  {seconds:>8.2}  {:>7} of {:>5}  {:>6.0}%",
+            "  {budget:>11}  {:>10}  {:>6}  {seconds:>8.2}  {:>7} of {:>6}  {:>11.0}%",
             plan.probe_pods(),
             plan.probes.len(),
             coverage.covered.len(),
             coverage.rules,
             100.0 * coverage.covered.len() as f64 / coverage.coverable().max(1) as f64
         );
+        why.clear();
+        for (rule, reason) in &coverage.uncovered {
+            if !coverage.budget.contains(rule) {
+                *why.entry(reason.clone()).or_default() += 1;
+            }
+        }
+    }
+    println!("  rules no budget covers:");
+    for (reason, rules) in why {
+        println!("  {rules:>6}  {reason}");
     }
 }
 
