@@ -100,7 +100,7 @@ pub const DEFAULT_MAX_PROBE_PODS: usize = 650;
 pub const DEFAULT_MAX_PROBES: usize = 2000;
 
 /// Plans a run over `cluster`'s pods. Steps that plan more (witnesses for other kinds of
-/// rules) go after [`Planner::rule_witnesses`], through [`Planner::witness`].
+/// rules) go after `Planner::rule_witnesses`, through `Planner::witness`.
 pub fn plan(cluster: &Cluster, options: &Options) -> Plan {
     let probed = as_probe_pods(cluster);
     let mut planner = Planner::new(&probed, cluster, options);
