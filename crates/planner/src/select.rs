@@ -747,6 +747,10 @@ impl<'c> Planner<'c> {
     fn first_ranked(&mut self, anchor: usize, side: Side, mut take: impl FnMut(&mut Self, usize) -> bool) -> bool {
         let layout = Rc::clone(&self.layout);
         let anchor_cost = usize::from(!self.has_pod(side.other(), anchor));
+        if anchor_cost > self.pods.left() {
+            self.pods.left_out();
+            return false;
+        }
         let anchor_ns = layout.namespace[anchor];
         for same_namespace in [false, true] {
             for group in 0..2 {
@@ -762,11 +766,9 @@ impl<'c> Planner<'c> {
                 .filter(|&c| wanted(c))
                 .collect();
                 with_pods.sort_by_key(|&c| layout.position(side, c));
-                if anchor_cost <= self.pods.left() {
-                    for c in with_pods {
-                        if take(self, c) {
-                            return true;
-                        }
+                for c in with_pods {
+                    if take(self, c) {
+                        return true;
                     }
                 }
                 let candidates = match same_namespace {
@@ -774,9 +776,10 @@ impl<'c> Planner<'c> {
                     false => layout.by_rank(side, group),
                 };
                 for &c in candidates {
+                    // Later groups may still have candidates with pods.
                     if anchor_cost + 1 > self.pods.left() {
                         self.pods.left_out();
-                        return false;
+                        break;
                     }
                     if !self.has_pod(side, c) && wanted(c) && take(self, c) {
                         return true;

@@ -348,3 +348,46 @@ fn dns_is_expected_of_the_real_dns_pods_and_their_probe_pod_of_its_own_labels() 
     assert_eq!(expected("kube-system/coredns-0 -> shop/web 80/TCP"), Some(true), "{described:#?}");
     assert_eq!(expected("kube-system/coredns-0 -> dns 53/UDP"), Some(false), "{described:#?}");
 }
+
+/// web admits api on 8080 only, and also listens on 9090; x, elsewhere, is not isolated.
+const SPENT_BUDGET: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: x, namespace: other, labels: {app: x}}
+spec: {containers: [{name: x, image: x, ports: [{containerPort: 8080}]}]}
+status: {podIP: 10.0.1.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: api, namespace: shop, labels: {app: api}}
+spec: {containers: [{name: api, image: api}]}
+status: {podIP: 10.0.0.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop, labels: {app: web}}
+spec: {containers: [{name: web, image: web, ports: [{containerPort: 8080}, {containerPort: 9090}]}]}
+status: {podIP: 10.0.0.2}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-from-api, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress: [{from: [{podSelector: {matchLabels: {app: api}}}], ports: [{port: 8080}]}]
+"#;
+
+/// With the budget spent on a witness, an isolated class still gets its denied probe from
+/// a pod planned already, in its own namespace when no pod elsewhere has one.
+#[test]
+fn isolation_uses_the_pods_planned_when_the_budget_is_spent() {
+    let plan = plan(&load("spent.yaml", SPENT_BUDGET), &Options { max_probe_pods: 2, ..Options::default() });
+    let describe_all: Vec<String> = (0..plan.probes.len()).map(|i| describe(&plan, i)).collect();
+    assert_eq!(plan.probe_pods(), 2, "{describe_all:?}");
+    let isolation: Vec<&String> = (plan.probes.iter().zip(&describe_all))
+        .filter(|(p, _)| p.purpose == Purpose::Isolation)
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(isolation, ["shop/api -> shop/web 9090/TCP"], "{describe_all:?}");
+    assert!(plan.notes.iter().any(|n| n.contains("--max-probe-pods")), "{:?}", plan.notes);
+}
