@@ -113,8 +113,15 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "DURATION", env = "NETCANARY_ROUND_WAIT", default_value = "5s", value_parser = humantime::parse_duration)]
     round_wait: Duration,
 
-    /// At most this many probes per run (the planner covers rules first).
-    #[arg(long, value_name = "N", env = "NETCANARY_MAX_PROBES", default_value_t = 500)]
+    /// At most this many probe pods per run (sources and targets; the canary's two are
+    /// extra): what a run's time and footprint grow with. The planner covers rules first,
+    /// and plans as many probes as it can from the pods it already has.
+    #[arg(long, value_name = "N", env = "NETCANARY_MAX_PROBE_PODS", default_value_t = netcanary_planner::DEFAULT_MAX_PROBE_PODS)]
+    max_probe_pods: usize,
+
+    /// At most this many probes per run: a probe from a pod that runs anyway costs
+    /// milliseconds, so this mostly bounds the sampled pairs.
+    #[arg(long, value_name = "N", env = "NETCANARY_MAX_PROBES", default_value_t = netcanary_planner::DEFAULT_MAX_PROBES)]
     max_probes: usize,
 
     /// Also probe this address outside the cluster from every probed workload, e.g.
@@ -238,6 +245,7 @@ impl ProbeArgs {
             pod_start_timeout: self.pod_start_timeout,
             deadline: self.deadline,
             planner: netcanary_planner::Options {
+                max_probe_pods: self.max_probe_pods,
                 max_probes: self.max_probes,
                 probed_namespaces: NamespaceFilter {
                     names: (!self.namespaces.is_empty()).then(|| self.namespaces.iter().cloned().collect()),

@@ -12,6 +12,8 @@
 //! - [`schedule`]: `serve`'s runs on a schedule until told to stop.
 //! - [`record`]: the `NetcanaryRun` record and Events.
 //! - [`policy_report`]: the run's results as PolicyReports, for Policy Reporter.
+//! - [`index`]: the snapshot's inputs, converted as objects arrive, so a watch event
+//!   updates them in place.
 //! - [`watch`]: watch caches that keep `serve`'s snapshot current (a cluster policy kind's
 //!   from the first run that finds it served).
 //! - [`retry`]: backoff for API calls that can succeed a moment later.
@@ -19,6 +21,7 @@
 
 pub mod error;
 pub mod fence;
+pub mod index;
 pub mod pods;
 pub mod policy_report;
 pub mod record;

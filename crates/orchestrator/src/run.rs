@@ -17,7 +17,7 @@ use netcanary_planner::{Destination, Placement, Plan, PlannedProbe, ProbePath, P
 use netcanary_policy::Protocol;
 use netcanary_verify::{
     Canary, Evidence, Judgement, ProbeRounds, RoundResult, RuleCoverage, RunRecord, SnapshotFacts, Timings,
-    WorkloadRef, judge_run, needs_retry,
+    UncoveredRule, WorkloadRef, judge_run, needs_retry,
 };
 use netcanary_wire::{AgentPlan, AgentProbe, AgentReport, Observed, ProbeTarget, Transport, termination_log};
 use tokio::time::{Instant, sleep};
@@ -101,6 +101,7 @@ pub async fn run(
         run_id: run_id.clone(),
         facts: None,
         planned: None,
+        uncovered: Vec::new(),
         judgement: None,
         problems: Vec::new(),
         warnings,
@@ -179,6 +180,8 @@ struct Run<'a, S> {
     facts: Option<SnapshotFacts>,
     /// What the plan meant to cover, once planned.
     planned: Option<RuleCoverage>,
+    /// The rules it leaves unexercised, and why.
+    uncovered: Vec<UncoveredRule>,
     judgement: Option<Judgement>,
     /// What went wrong outside the judgement: pods that never ran, API errors.
     problems: Vec<String>,
@@ -228,6 +231,7 @@ impl<S: SnapshotSource> Run<'_, S> {
         self.timings.plan_seconds = phase.elapsed().as_secs_f64();
         info!(run.id = %self.run_id, mirrors = plan.mirrors.len(), probes = plan.probes.len(), coverage = plan.coverage.ratio(), "planned");
         self.planned = Some(RuleCoverage::planned(&plan));
+        self.uncovered = UncoveredRule::of(&plan);
         let canary = add_canary(&mut plan, &self.options.canary_namespace);
 
         let settings = PodSettings {
@@ -242,7 +246,7 @@ impl<S: SnapshotSource> Run<'_, S> {
         let (observations, probe_pods) = self.probe_in_rounds(&plan, &settings, &targets, &snapshot).await?;
         let dns_service =
             WorkloadRef { namespace: self.options.dns.namespace.clone(), workload: self.options.dns.name.clone() };
-        let facts = snapshot.facts();
+        let facts = self.facts.clone().unwrap_or_default();
         let judgement = judge_run(&Evidence {
             plan: &plan,
             canary,
@@ -540,6 +544,7 @@ impl<S: SnapshotSource> Run<'_, S> {
             self.judgement.clone().unwrap_or_else(|| Judgement::nothing_judged(self.facts.as_ref(), self.planned));
         RunRecord {
             warnings: self.warnings.clone(),
+            uncovered: self.uncovered.clone(),
             ..RunRecord::new(
                 self.run_id.clone(),
                 (started_at, unix_now()),

@@ -9,11 +9,11 @@ use std::net::{IpAddr, SocketAddr};
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams, ObjectList};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::{Client, Resource};
 use netcanary_objects::cluster_policy::{self as cluster_policy, CLUSTER_POLICY_APIS, ClusterPolicyApi};
-use netcanary_objects::convert::{self, Problems, Severity};
+use netcanary_objects::convert::{Problems, Severity};
 use netcanary_objects::{UNEVALUATED_KINDS, UnevaluatedKind};
 use netcanary_planner::mirror::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use netcanary_policy::intent::Statement;
@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use tracing::warn;
 
 use crate::error::Error;
+use crate::index::{self, Index};
 use crate::retry::with_backoff;
 
 /// Page size for lists, so that a large cluster is read in bounded pieces.
@@ -174,20 +175,23 @@ impl SnapshotSource for Listed {
     /// above all) are never all in memory at once.
     async fn snapshot(&self, dns: &DnsService) -> Result<Snapshot, Error> {
         let client = &self.0;
-        let mut builder = Builder::default();
-        for_each_page(Api::<Namespace>::all(client.clone()), "list namespaces", |ns| builder.namespace(ns)).await?;
-        for_each_page(Api::<Pod>::all(client.clone()), "list pods", |pod| builder.pod(pod)).await?;
-        for_each_page(Api::<NetworkPolicy>::all(client.clone()), "list networkpolicies", |np| builder.policy(np))
-            .await?;
+        let mut index = Index::default();
+        for_each_page(Api::<Namespace>::all(client.clone()), "list namespaces", |ns| index.apply(&ns)).await?;
+        for_each_page(Api::<Pod>::all(client.clone()), "list pods", |pod| index.apply(&pod)).await?;
+        for_each_page(Api::<NetworkPolicy>::all(client.clone()), "list networkpolicies", |np| index.apply(&np)).await?;
+        let mut cluster_scoped = ClusterScoped::default();
         for api in &CLUSTER_POLICY_APIS {
             let what = format!("list {}", api.plural);
-            let each = |object| builder.cluster_policy(api.kind, object);
-            let listed = for_each_served(Api::all_with(client.clone(), &api_resource(api)), &what, each).await?;
-            builder.listed(api.kind.as_str(), listed);
+            let each = |object| cluster_scoped.policies.push((api.kind, object));
+            if let Some(reason) =
+                for_each_served(Api::all_with(client.clone(), &api_resource(api)), &what, each).await?
+            {
+                cluster_scoped.refused.push((api.kind.as_str().to_string(), reason));
+            }
         }
         let mut services = Vec::new();
         for_each_page(Api::<Service>::all(client.clone()), "list services", |s| services.push(s)).await?;
-        let mut snapshot = builder.finish(&services, dns)?;
+        let mut snapshot = index.into_snapshot(cluster_scoped, &services, dns)?;
         read_nodes(client, &mut snapshot).await?;
         snapshot.unmodelled = unmodelled_policies(client).await;
         (snapshot.intent, snapshot.intent_problems) = intents(client).await;
@@ -246,7 +250,8 @@ fn from_json<T>(
         }
     };
     if converted.is_none() {
-        record_problems(snapshot, name, String::new(), &problems);
+        // Cluster-scoped: no namespace, so it can decide any pair.
+        snapshot.unreadable.extend(index::unreadable(name, String::new(), &problems));
     }
     converted
 }
@@ -315,87 +320,54 @@ pub fn build(
     services: &[Service],
     dns: &DnsService,
 ) -> Result<Snapshot, Error> {
-    let mut builder = Builder::default();
-    namespaces.into_iter().for_each(|ns| builder.namespace(ns));
-    pods.into_iter().for_each(|pod| builder.pod(pod));
-    policies.into_iter().for_each(|np| builder.policy(np));
+    let mut index = Index::default();
+    namespaces.iter().for_each(|ns| index.apply(ns));
+    pods.iter().for_each(|pod| index.apply(pod));
+    policies.iter().for_each(|np| index.apply(np));
+    index.into_snapshot(cluster_scoped, services, dns)
+}
+
+/// Adds the cluster policies, converted here rather than kept converted in the [`Index`]:
+/// a cluster has a handful, against thousands of pods. A kind refused makes every pair
+/// unreadable; policies of both generations are a warning.
+pub(crate) fn add_cluster_scoped(snapshot: &mut Snapshot, cluster_scoped: ClusterScoped) {
     let ClusterScoped { policies, refused } = cluster_scoped;
-    policies.into_iter().for_each(|(kind, object)| builder.cluster_policy(kind, object));
-    refused.into_iter().for_each(|(kind, reason)| builder.listed(&kind, Some(reason)));
-    builder.finish(services, dns)
-}
-
-/// A snapshot in the making: objects are converted one by one and dropped.
-#[derive(Default)]
-struct Builder {
-    snapshot: Snapshot,
-}
-
-impl Builder {
-    fn namespace(&mut self, ns: Namespace) {
-        let mut problems = Problems::default();
-        if let Some((name, labels)) = convert::namespace(&ns, &mut problems) {
-            self.snapshot.cluster.set_namespace(&name, labels);
-            let annotations = convert::kept_annotations(ns.metadata.annotations.as_ref());
-            self.snapshot.cluster.set_namespace_annotations(&name, annotations);
-        }
-    }
-
-    fn pod(&mut self, pod: Pod) {
-        if is_ours(&pod) {
-            return;
-        }
-        let mut problems = Problems::default();
-        if let Some(endpoint) = convert::pod(&pod, "default", &mut problems) {
-            self.snapshot.cluster.add_endpoint(endpoint);
-        }
-        report(&mut self.snapshot, &pod, &problems);
-    }
-
-    fn policy(&mut self, np: NetworkPolicy) {
-        let mut problems = Problems::default();
-        match convert::policy(&np, "default", &mut problems) {
-            Some(policy) => self.snapshot.cluster.add_policy(policy),
-            None => report(&mut self.snapshot, &np, &problems),
-        }
-    }
-
-    fn cluster_policy(&mut self, kind: ClusterPolicyKind, object: DynamicObject) {
+    for (kind, object) in policies {
         let name = format!("{} {}", kind.as_str(), object.metadata.name.clone().unwrap_or_default());
         let convert =
             |value: &serde_json::Value, problems: &mut Problems| cluster_policy::cluster_policy(kind, value, problems);
-        if let Some(policy) = from_json(&mut self.snapshot, name, &object, convert) {
-            self.snapshot.cluster.add_cluster_policy(policy);
+        if let Some(policy) = from_json(snapshot, name, &object, convert) {
+            snapshot.cluster.add_cluster_policy(policy);
         }
     }
+    for (kind, reason) in refused {
+        refuse(snapshot, &kind, Some(reason));
+    }
+    if let Some((_, warning)) = cluster_policy::both_generations(snapshot.cluster.cluster_policies()) {
+        warn!(%warning, "cluster policies of both generations");
+        snapshot.warnings.push(warning);
+    }
+}
 
-    fn listed(&mut self, kind: &str, refused: Option<String>) {
-        refuse(&mut self.snapshot, kind, refused);
-    }
-
-    /// Services last: the cluster DNS Service's endpoints are pods.
-    fn finish(mut self, services: &[Service], dns: &DnsService) -> Result<Snapshot, Error> {
-        if let Some((_, warning)) = cluster_policy::both_generations(self.snapshot.cluster.cluster_policies()) {
-            warn!(%warning, "cluster policies of both generations");
-            self.snapshot.warnings.push(warning);
+/// Adds what Services say: which publish not-ready addresses, and where cluster DNS is.
+/// Last, since the cluster DNS Service's endpoints are pods.
+pub(crate) fn add_services(snapshot: &mut Snapshot, services: &[Service], dns: &DnsService) -> Result<(), Error> {
+    for service in services {
+        let spec = service.spec.clone().unwrap_or_default();
+        let namespace = service.metadata.namespace.clone().unwrap_or_default();
+        if spec.publish_not_ready_addresses == Some(true)
+            && let Some(selector) = spec.selector.as_ref().filter(|s| !s.is_empty())
+        {
+            snapshot.not_ready_services.push((
+                namespace.clone(),
+                Selector::from_labels(selector.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            ));
         }
-        for service in services {
-            let spec = service.spec.clone().unwrap_or_default();
-            let namespace = service.metadata.namespace.clone().unwrap_or_default();
-            if spec.publish_not_ready_addresses == Some(true)
-                && let Some(selector) = spec.selector.as_ref().filter(|s| !s.is_empty())
-            {
-                self.snapshot.not_ready_services.push((
-                    namespace.clone(),
-                    Selector::from_labels(selector.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-                ));
-            }
-            if namespace == dns.namespace && service.metadata.name.as_deref() == Some(dns.name.as_str()) {
-                self.snapshot.dns = Some(cluster_dns(&self.snapshot.cluster, service, &spec)?);
-            }
+        if namespace == dns.namespace && service.metadata.name.as_deref() == Some(dns.name.as_str()) {
+            snapshot.dns = Some(cluster_dns(&snapshot.cluster, service, &spec)?);
         }
-        Ok(self.snapshot)
     }
+    Ok(())
 }
 
 fn cluster_dns(
@@ -425,30 +397,6 @@ fn cluster_dns(
 /// Whether netcanary created this pod (they are never part of what is verified).
 pub fn is_ours(pod: &Pod) -> bool {
     pod.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY_KEY)).is_some_and(|v| v == MANAGED_BY_VALUE)
-}
-
-fn report<K: Resource<DynamicType = ()>>(snapshot: &mut Snapshot, object: &K, problems: &Problems) {
-    let namespace = object.meta().namespace.clone().unwrap_or_default();
-    let name = format!("{} {namespace}/{}", K::kind(&()), object.meta().name.clone().unwrap_or_default());
-    record_problems(snapshot, name, namespace, problems);
-}
-
-/// Records an object with errors as unreadable: `namespace` is empty for a cluster-scoped
-/// one, which can decide any pair.
-fn record_problems(snapshot: &mut Snapshot, name: String, namespace: String, problems: &Problems) {
-    for problem in problems.list.iter().filter(|p| p.severity == Severity::Error) {
-        warn!(object = %name, field = %problem.field, message = %problem.message, "cannot read object, skipped");
-    }
-    if problems.has_errors() {
-        let reason = problems
-            .list
-            .iter()
-            .filter(|p| p.severity == Severity::Error)
-            .map(|p| format!("{}: {}", p.field, p.message))
-            .collect::<Vec<_>>()
-            .join("; ");
-        snapshot.unreadable.push(Unreadable { object: name, namespace, reason });
-    }
 }
 
 /// Lists a kind the cluster may not serve: a kind not served (404) has no objects; one the

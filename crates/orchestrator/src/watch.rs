@@ -1,11 +1,12 @@
-//! Watch caches for `serve`: reflectors keep namespaces, pods, NetworkPolicies, Services and
-//! the cluster policy tiers (ClusterNetworkPolicy, AdminNetworkPolicy,
-//! BaselineAdminNetworkPolicy) current, so a scheduled run starts from memory instead of
-//! listing the cluster. Watch errors are retried with backoff and logged; a bad object never
-//! stops them.
+//! Watch caches for `serve`: watches keep namespaces, pods and NetworkPolicies converted in
+//! an [`Index`] (an event converts one object; a run assembles its snapshot from what is
+//! converted), and reflectors keep the Services and the cluster policy tiers
+//! (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy), so a scheduled
+//! run starts from memory instead of listing the cluster. Watch errors are retried with
+//! backoff and logged; a bad object never stops them.
 
 use std::hash::Hash;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use futures::{StreamExt, future};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
@@ -16,19 +17,21 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use netcanary_objects::cluster_policy::{CLUSTER_POLICY_APIS, ClusterPolicyApi};
 use serde::de::DeserializeOwned;
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::error::Error;
+use crate::index::{Index, Indexed};
 use crate::retry::with_backoff;
 use crate::snapshot::{self, ClusterScoped, DnsService, Snapshot, SnapshotSource};
 
-/// Reflector stores for everything a snapshot needs.
+/// The index and the Services a snapshot needs, kept current.
 #[derive(Clone)]
 pub struct Watched {
     client: Client,
-    namespaces: Store<Namespace>,
-    pods: Store<Pod>,
-    policies: Store<NetworkPolicy>,
+    index: Arc<Mutex<Index>>,
+    /// Turns true once every watch of the index has listed its objects once.
+    synced: watch::Receiver<bool>,
     services: Store<Service>,
     cluster_policies: Arc<[ClusterPolicyWatch; 3]>,
 }
@@ -78,12 +81,17 @@ impl ClusterPolicyWatch {
 impl Watched {
     /// Starts the watches on the current runtime; they run until the process ends.
     pub fn start(client: &Client) -> Self {
+        let index = Arc::new(Mutex::new(Index::default()));
+        let (set_synced, synced) = watch::channel(false);
+        let set_synced = Arc::new(set_synced);
+        index_kind::<Namespace>(client, &index, &set_synced);
+        index_kind::<Pod>(client, &index, &set_synced);
+        index_kind::<NetworkPolicy>(client, &index, &set_synced);
         let unstarted = |api| ClusterPolicyWatch { api, store: OnceLock::new() };
         Self {
             client: client.clone(),
-            namespaces: reflect(Api::all(client.clone()), ()),
-            pods: reflect(Api::all(client.clone()), ()),
-            policies: reflect(Api::all(client.clone()), ()),
+            index,
+            synced,
             services: reflect(Api::all(client.clone()), ()),
             cluster_policies: Arc::new(CLUSTER_POLICY_APIS.map(unstarted)),
         }
@@ -91,13 +99,31 @@ impl Watched {
 
     /// Completes once every watch has listed its objects once.
     pub async fn synced(&self) {
-        let _ = tokio::join!(
-            self.namespaces.wait_until_ready(),
-            self.pods.wait_until_ready(),
-            self.policies.wait_until_ready(),
-            self.services.wait_until_ready(),
-        );
+        let mut synced = self.synced.clone();
+        let _ = tokio::join!(synced.wait_for(|synced| *synced), self.services.wait_until_ready());
     }
+}
+
+/// Watches one kind into the index; every event is applied as it comes.
+fn index_kind<K>(client: &Client, index: &Arc<Mutex<Index>>, set_synced: &Arc<watch::Sender<bool>>)
+where
+    K: Indexed + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let (index, set_synced) = (Arc::clone(index), Arc::clone(set_synced));
+    let events = watcher(Api::<K>::all(client.clone()), watcher::Config::default()).default_backoff();
+    tokio::spawn(events.for_each(move |event| {
+        match event {
+            Ok(event) => {
+                let mut index = index.lock().unwrap_or_else(PoisonError::into_inner);
+                index.event(event);
+                if index.synced() {
+                    set_synced.send_if_modified(|synced| !std::mem::replace(synced, true));
+                }
+            }
+            Err(error) => warn!(kind = %K::kind(&()), %error, "watch error; retrying"),
+        }
+        future::ready(())
+    }));
 }
 
 fn reflect<K>(api: Api<K>, dyntype: K::DynamicType) -> Store<K>
@@ -142,14 +168,9 @@ impl SnapshotSource for Watched {
                 Found::Refused(reason) => cluster_scoped.refused.push((kind.as_str().to_string(), reason)),
             }
         }
-        let mut snapshot = snapshot::build(
-            owned(&self.namespaces),
-            owned(&self.pods),
-            owned(&self.policies),
-            cluster_scoped,
-            &owned(&self.services),
-            dns,
-        )?;
+        let services = owned(&self.services);
+        let mut snapshot =
+            self.index.lock().unwrap_or_else(PoisonError::into_inner).snapshot(cluster_scoped, &services, dns)?;
         // Rare and small (as NetcanaryIntents): listed at each run rather than watched.
         snapshot.unmodelled = snapshot::unmodelled_policies(&self.client).await;
         snapshot::read_nodes(&self.client, &mut snapshot).await?;

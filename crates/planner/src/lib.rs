@@ -7,11 +7,13 @@
 //! - [`select`]: the budgeted choice of probes (its `cluster_rules` module: witnesses for
 //!   the rules of ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy;
 //!   its `intent` module: a probe for every statement of declared intent).
+//! - `budget`: the probe pods a plan starts, which is what its budget counts.
 //! - [`plan`]: what a plan holds, and coverage.
 //! - [`paths`]: each probe to a target pod once per path (pod, service, dns).
 //! - [`probe_pods`]: the probe pods once they exist, as the engine judges them, and the
 //!   enforcement canary.
 
+mod budget;
 pub mod mirror;
 pub mod paths;
 pub mod plan;
@@ -20,4 +22,4 @@ pub mod select;
 
 pub use plan::{Coverage, Destination, IntentMark, Mirror, Plan, PlannedProbe, ProbePath, Purpose};
 pub use probe_pods::{Placement, ProbePodCluster, add_canary};
-pub use select::{NamespaceFilter, Options, plan};
+pub use select::{DEFAULT_MAX_PROBE_PODS, DEFAULT_MAX_PROBES, NamespaceFilter, Options, plan};

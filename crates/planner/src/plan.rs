@@ -94,12 +94,21 @@ pub struct Coverage {
     pub covered: BTreeSet<RuleRef>,
     /// Rules no planned probe exercises, with the reason.
     pub uncovered: BTreeMap<RuleRef, String>,
+    /// The uncovered rules that have a witness the budget could not pay for; the others
+    /// cannot be covered at all.
+    pub budget: BTreeSet<RuleRef>,
 }
 
 impl Coverage {
     /// The fraction of rules exercised; 1 when there are no rules to exercise.
     pub fn ratio(&self) -> f64 {
         if self.rules == 0 { 1.0 } else { self.covered.len() as f64 / self.rules as f64 }
+    }
+
+    /// The rules some probe could exercise: the covered ones and those left out for the
+    /// budget.
+    pub fn coverable(&self) -> usize {
+        self.covered.len() + self.budget.len()
     }
 }
 
@@ -113,4 +122,13 @@ pub struct Plan {
     /// Statements of declared intent no probe of the plan checks, with the reason: the run
     /// cannot say they hold.
     pub unverified_intent: Vec<String>,
+}
+
+impl Plan {
+    /// The probe pods a run starts for it: a source pod for every mirror that sends a
+    /// probe, a target pod for every mirror that receives one.
+    pub fn probe_pods(&self) -> usize {
+        let sources: BTreeSet<usize> = self.probes.iter().map(|p| p.from).collect();
+        sources.len() + self.mirrors.iter().filter(|m| !m.listen.is_empty()).count()
+    }
 }

@@ -99,12 +99,19 @@ fn every_isolated_class_gets_a_denied_probe() {
         });
         assert!(denied.is_some(), "no denied probe into {target}");
     }
-    // Production's ingress denial is probed from dev first.
+    // Production's ingress denial is probed from a dev-like namespace first (dev and
+    // staging rank alike), reusing the source pod a witness already needs.
     let into_db =
         plan.probes.iter().enumerate().find(|(i, p)| {
             p.purpose == Purpose::Isolation && describe(&plan, *i).contains("-> production/statefulset/db")
         });
-    assert!(describe(&plan, into_db.unwrap().0).starts_with("dev/"));
+    let from = describe(&plan, into_db.unwrap().0);
+    assert!(from.starts_with("dev/") || from.starts_with("staging/"), "{from}");
+    let source = plan.probes[into_db.unwrap().0].from;
+    assert!(
+        plan.probes.iter().any(|p| p.from == source && p.purpose == Purpose::AllowRule),
+        "{from}: not a source pod a witness planned"
+    );
 }
 
 #[test]
@@ -128,11 +135,34 @@ fn mirrors_copy_only_policy_relevant_labels_and_listen_on_probed_ports() {
 
 #[test]
 fn the_budget_is_respected_and_reported() {
-    let options = Options { max_probes: 12, ..options() };
+    let options = Options { max_probes: 3, ..options() };
     let plan = plan(&example(), &options);
-    assert_eq!(plan.probes.len(), 12);
+    assert_eq!(plan.probes.len(), 3);
     assert!(plan.notes.iter().any(|n| n.contains("--max-probes")));
-    assert!(plan.coverage.uncovered.values().any(|r| r.contains("budget")));
+    assert!(plan.coverage.uncovered.values().any(|r| r.contains("--max-probes")), "{:#?}", plan.coverage);
+    assert!(!plan.coverage.budget.is_empty());
+}
+
+/// The budget counts probe pods: witnesses reuse the pods planned already, and what does
+/// not fit is named, rule by rule, apart from the rules no probe can cover.
+#[test]
+fn the_probe_pod_budget_is_respected_and_reported() {
+    let everything = plan(&example(), &options());
+    let coverable = everything.coverage.coverable();
+    assert_eq!(coverable, everything.coverage.covered.len(), "the default budget covers every coverable rule");
+    for limit in [0, 1, 3, 5] {
+        let plan = plan(&example(), &Options { max_probe_pods: limit, ..options() });
+        assert!(plan.probe_pods() <= limit, "{} probe pods for a budget of {limit}", plan.probe_pods());
+        assert_eq!(plan.coverage.coverable(), coverable, "budget {limit}: {:#?}", plan.coverage);
+        assert!(plan.coverage.covered.len() < coverable, "budget {limit} covers everything");
+        for rule in &plan.coverage.budget {
+            assert_eq!(plan.coverage.uncovered[rule], "the probe-pod budget (--max-probe-pods) ran out");
+        }
+        assert!(plan.notes.iter().any(|n| n.contains("--max-probe-pods")), "{:?}", plan.notes);
+    }
+    let three = plan(&example(), &Options { max_probe_pods: 3, ..options() });
+    assert!(!three.coverage.covered.is_empty(), "three pods witness something");
+    assert!(three.probes.len() > 3, "probes from pods planned already cost no pod: {}", three.probes.len());
 }
 
 #[test]
@@ -559,4 +589,47 @@ spec:
         .collect();
     assert!(isolation.contains(&"a/x -> b/y 9000/UDP".to_string()), "{isolation:?}");
     assert!(!isolation.contains(&"a/x -> b/y 80/TCP".to_string()), "{isolation:?}");
+}
+
+/// web admits api on 8080 only, and also listens on 9090; x, elsewhere, is not isolated.
+const SPENT_BUDGET: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: x, namespace: other, labels: {app: x}}
+spec: {containers: [{name: x, image: x, ports: [{containerPort: 8080}]}]}
+status: {podIP: 10.0.1.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: api, namespace: shop, labels: {app: api}}
+spec: {containers: [{name: api, image: api}]}
+status: {podIP: 10.0.0.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop, labels: {app: web}}
+spec: {containers: [{name: web, image: web, ports: [{containerPort: 8080}, {containerPort: 9090}]}]}
+status: {podIP: 10.0.0.2}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-from-api, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress: [{from: [{podSelector: {matchLabels: {app: api}}}], ports: [{port: 8080}]}]
+"#;
+
+/// With the budget spent on a witness, an isolated class still gets its denied probe from
+/// a pod planned already, in its own namespace when no pod elsewhere has one.
+#[test]
+fn isolation_uses_the_pods_planned_when_the_budget_is_spent() {
+    let plan = plan(&load("spent.yaml", SPENT_BUDGET), &Options { max_probe_pods: 2, ..Options::default() });
+    let describe_all: Vec<String> = (0..plan.probes.len()).map(|i| describe(&plan, i)).collect();
+    assert_eq!(plan.probe_pods(), 2, "{describe_all:?}");
+    let isolation: Vec<&String> = (plan.probes.iter().zip(&describe_all))
+        .filter(|(p, _)| p.purpose == Purpose::Isolation)
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(isolation, ["shop/api -> shop/web 9090/TCP"], "{describe_all:?}");
+    assert!(plan.notes.iter().any(|n| n.contains("--max-probe-pods")), "{:?}", plan.notes);
 }

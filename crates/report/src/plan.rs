@@ -20,7 +20,7 @@ pub fn table(plan: &Plan) -> String {
     let _ = writeln!(
         out,
         "  probe pods    {} ({} of them targets), standing for {} workload pods",
-        plan.mirrors.len(),
+        plan.probe_pods(),
         targets,
         plan.mirrors.iter().map(|m| m.members).sum::<usize>()
     );
@@ -46,10 +46,11 @@ pub fn table(plan: &Plan) -> String {
     let coverage = &plan.coverage;
     let _ = writeln!(
         out,
-        "  coverage      {:.0}% ({} of {} policy rules exercised)",
+        "  coverage      {:.0}% ({} of {} policy rules exercised; {} of them can be)",
         coverage.ratio() * 100.0,
         coverage.covered.len(),
-        coverage.rules
+        coverage.rules,
+        coverage.coverable()
     );
     for (rule, reason) in &coverage.uncovered {
         let _ = writeln!(out, "  {}     {rule}: {reason}", paint(style::WARNING, "uncovered"));
@@ -88,12 +89,14 @@ pub fn json(plan: &Plan) -> serde_json::Value {
         .collect();
     serde_json::json!({
         "probePods": plan.mirrors.len(),
+        "probePodsStarted": plan.probe_pods(),
         "probes": probes,
         "coverage": {
             "ratio": plan.coverage.ratio(),
             "rules": plan.coverage.rules,
             "covered": plan.coverage.covered.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "uncovered": plan.coverage.uncovered.iter().map(|(r, why)| serde_json::json!({"rule": r.to_string(), "why": why})).collect::<Vec<_>>(),
+            "coverable": plan.coverage.coverable(),
+            "uncovered": plan.coverage.uncovered.iter().map(|(r, why)| serde_json::json!({"rule": r.to_string(), "why": why, "budget": plan.coverage.budget.contains(r)})).collect::<Vec<_>>(),
         },
         "notes": plan.notes,
         "unverifiedIntent": plan.unverified_intent,

@@ -20,6 +20,7 @@ pub mod sample;
 
 pub use judgement::{Evidence, Judgement, ProbeRounds, RoundResult, SnapshotFacts, Unreadable, judge_run};
 pub use record::{
-    Canary, Expectation, IntentRef, ProbePath, ProbeRecord, RuleCoverage, RunRecord, Timings, WorkloadRef,
+    Canary, Expectation, IntentRef, ProbePath, ProbeRecord, RuleCoverage, RunRecord, Timings, UncoveredRule,
+    WorkloadRef,
 };
 pub use rounds::{Outcome, judge_rounds, judge_with_intent, needs_retry};

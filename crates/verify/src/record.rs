@@ -157,6 +157,32 @@ impl RuleCoverage {
     }
 }
 
+/// A rule no planned probe exercises, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UncoveredRule {
+    /// `namespace/policy ingress[0]`.
+    pub rule: String,
+    pub why: String,
+    /// Whether a larger budget would cover it (it has a witness the budget could not pay
+    /// for); otherwise no probe can.
+    pub budget: bool,
+}
+
+impl UncoveredRule {
+    /// Every rule the plan leaves unexercised.
+    pub fn of(plan: &netcanary_planner::Plan) -> Vec<Self> {
+        let coverage = &plan.coverage;
+        (coverage.uncovered.iter())
+            .map(|(rule, why)| UncoveredRule {
+                rule: rule.to_string(),
+                why: why.clone(),
+                budget: coverage.budget.contains(rule),
+            })
+            .collect()
+    }
+}
+
 /// `75% exercised, 100% planned`: what the cluster record and reports show.
 impl std::fmt::Display for RuleCoverage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -189,6 +215,9 @@ pub struct RunRecord {
     pub warnings: Vec<String>,
     #[serde(default)]
     pub timings: Timings,
+    /// The rules the plan left unexercised, each with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncovered: Vec<UncoveredRule>,
 }
 
 impl RunRecord {
@@ -212,6 +241,7 @@ impl RunRecord {
             problems: judged.into_iter().chain(problems).collect(),
             warnings: Vec::new(),
             timings,
+            uncovered: Vec::new(),
         }
     }
 
@@ -274,6 +304,7 @@ mod tests {
             problems: problems.iter().map(|p| p.to_string()).collect(),
             warnings: Vec::new(),
             timings: Timings { pods_seconds: 1.5, round_wait_seconds: 0.5, ..Timings::default() },
+            uncovered: Vec::new(),
         }
     }
 

@@ -44,5 +44,6 @@ pub fn run(probes: Vec<ProbeRecord>, canary: Canary) -> RunRecord {
         problems: Vec::new(),
         warnings: Vec::new(),
         timings: Timings::default(),
+        uncovered: Vec::new(),
     }
 }

@@ -7,10 +7,11 @@
 
 use netcanary_policy::cluster_policy::{ClusterPolicy, ClusterRule, ClusterRuleRef};
 use netcanary_policy::evaluate::{self, Connection, PeerContext};
-use netcanary_policy::{Action, Direction, PortProto, RuleRef, Verdict};
+use std::rc::Rc;
 
-use super::Planner;
-use crate::plan::Purpose;
+use netcanary_policy::{Action, Direction, RuleRef, Verdict};
+
+use super::{NoWitness, Planner, Refused, Side, Witness};
 
 /// The cluster policy rules a verdict exercises: every Pass rule it walks through, and the
 /// Accept or Deny rule that decided a direction (an Accept only when the whole connection
@@ -54,7 +55,8 @@ impl Planner<'_> {
     }
 
     /// A witness for every rule of every cluster policy, after NetworkPolicy's witnesses
-    /// (one of theirs may already walk through a cluster rule).
+    /// (one of theirs may already walk through a cluster rule), through the same
+    /// [`Planner::witness`] accounting: what the budget left out is named as such.
     pub(super) fn cluster_rule_witnesses(&mut self) {
         let cluster = self.cluster;
         for policy in cluster.cluster_policies() {
@@ -65,47 +67,45 @@ impl Planner<'_> {
                     if self.coverage.covered.contains(&rule_ref) {
                         continue;
                     }
-                    let uncovered = match self.find_cluster_witness(policy, rule, &rule_ref) {
-                        Ok((source, destination, port, verdict)) => {
-                            let purpose = if verdict.allowed { Purpose::AllowRule } else { Purpose::Isolation };
-                            if self.add(source, Some(destination), port, &verdict, purpose) {
-                                continue;
-                            }
-                            "the probe budget (--max-probes) ran out".to_string()
-                        }
-                        Err(reason) => reason,
-                    };
-                    self.coverage.uncovered.insert(rule_ref, uncovered);
+                    let found = self.find_cluster_witness(policy, rule, &rule_ref);
+                    self.witness(rule_ref, found);
                 }
             }
         }
-        let covered = self.coverage.covered.clone();
-        self.coverage.uncovered.retain(|rule, _| !covered.contains(rule));
     }
 
-    /// A probed pair and port whose verdict [`exercised`] counts for `rule_ref`. Pairs the
-    /// rule's peers and ports cannot match, and (for Accept and Deny) pairs the matrix
-    /// answers the wrong way, are skipped before the explained evaluation, which is spent
-    /// at most `witness_search_limit` times.
+    /// A probed pair and port whose verdict [`exercised`] counts for `rule_ref`, classes
+    /// with their probe pods planned first. Pairs the rule's peers and ports cannot match,
+    /// and (for Accept and Deny) pairs the matrix answers the wrong way, are skipped before
+    /// the explained evaluation, which is spent at most `witness_search_limit` times. A
+    /// witness the pod budget cannot pay for is passed over for one it can; with none,
+    /// the rule is left out for the budget.
     fn find_cluster_witness(
         &mut self,
         policy: &ClusterPolicy,
         rule: &ClusterRule,
         rule_ref: &RuleRef,
-    ) -> Result<(usize, usize, PortProto, Verdict), String> {
-        let cluster = self.cluster;
-        let is_subject = |class: &usize| evaluate::subject_selects(cluster, policy, self.representative(*class));
-        let (subjects, others): (Vec<usize>, Vec<usize>) = match rule_ref.direction {
-            Direction::Ingress => (self.targets.iter().copied().filter(is_subject).collect(), self.sources.clone()),
-            Direction::Egress => (self.sources.iter().copied().filter(is_subject).collect(), self.targets.clone()),
+    ) -> Result<Witness, NoWitness> {
+        let (cluster, layout) = (self.cluster, Rc::clone(&self.layout));
+        let (subject_side, other_side) = match rule_ref.direction {
+            Direction::Ingress => (Side::Targets, Side::Sources),
+            Direction::Egress => (Side::Sources, Side::Targets),
         };
+        let subjects: Vec<usize> = (layout.side(subject_side).iter().copied())
+            .filter(|&c| evaluate::subject_selects(cluster, policy, self.representative(c)))
+            .collect();
         if subjects.is_empty() {
             let role =
                 if rule_ref.direction == Direction::Ingress { "probed pod with a probed port" } else { "probed pod" };
-            return Err(format!("the policy's subject is no {role}"));
+            return Err(NoWitness::because(format!("the policy's subject is no {role}")));
         }
+        let (mut subjects, subjects_without) = self.planned_first(subject_side, &subjects);
+        subjects.extend(subjects_without);
+        let (mut others, others_without) = self.planned_first(other_side, layout.side(other_side));
+        others.extend(others_without);
         let mut tries = 0;
-        for &subject in &subjects {
+        let mut unaffordable = false;
+        'search: for &subject in &subjects {
             for &other in &others {
                 let (source, destination) =
                     if rule_ref.direction == Direction::Ingress { (other, subject) } else { (subject, other) };
@@ -118,7 +118,7 @@ impl Planner<'_> {
                 if !rule.peers.iter().any(|peer| evaluate::cluster_peer_matches(peer, &context)) {
                     continue;
                 }
-                for port in self.ports(destination) {
+                for &port in &layout.ports[destination] {
                     if !rule.ports_match(port, &to.ports) {
                         continue;
                     }
@@ -128,17 +128,26 @@ impl Planner<'_> {
                     }
                     let verdict = self.verdict(source, destination, port);
                     if exercised(&verdict).contains(rule_ref) {
-                        return Ok((source, destination, port, verdict));
+                        if self.pods.cost(source, Some(destination)) <= self.pods.left() {
+                            return Ok((source, destination, port, verdict));
+                        }
+                        unaffordable = true;
                     }
                     tries += 1;
                     if tries >= self.options.witness_search_limit {
-                        return Err(format!(
-                            "every pair it matches that was tried ({tries}) is decided by an earlier rule or tier"
-                        ));
+                        break 'search;
                     }
                 }
             }
         }
-        Err("no probed pod pair reaches it: its peers match no probed pod, or an earlier rule or tier decides every match".into())
+        if unaffordable {
+            self.pods.left_out();
+            return Err(NoWitness::budget(Refused::Pods));
+        }
+        Err(NoWitness::because(if tries >= self.options.witness_search_limit {
+            format!("every pair it matches that was tried ({tries}) is decided by an earlier rule or tier")
+        } else {
+            "no probed pod pair reaches it: its peers match no probed pod, or an earlier rule or tier decides every match".into()
+        }))
     }
 }

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use netcanary_policy::intent::{Expect, PodSet, Statement};
 use netcanary_policy::{Endpoint, PortProto};
 
-use super::Planner;
+use super::{Planner, Refused};
 use crate::plan::{Destination, IntentMark, PlannedProbe, Purpose};
 
 /// The classes with a member on each side of a statement, among those the run probes.
@@ -27,14 +27,12 @@ impl Planner<'_> {
         let has_member = |class: usize, set: &PodSet| {
             classes.members(class).iter().any(|&i| set.contains(self.workloads, &endpoints[i]))
         };
-        let destinations = self
-            .sources
-            .iter()
+        let destinations = (self.layout.sources.iter())
             .copied()
             .filter(|&c| self.not_ready_service(self.representative(c)).is_none() && has_member(c, &statement.to))
             .collect();
         Sides {
-            sources: self.sources.iter().copied().filter(|&c| has_member(c, &statement.from)).collect(),
+            sources: self.layout.sources.iter().copied().filter(|&c| has_member(c, &statement.from)).collect(),
             destinations,
         }
     }
@@ -79,7 +77,8 @@ impl Planner<'_> {
             }
             if let Some((source, destination, port)) = contradicting.or(first) {
                 let verdict = self.verdict(source, destination, port);
-                self.add(source, Some(destination), port, &verdict, Purpose::Intent);
+                // Refused by a budget, the statement is listed as unverified by `mark_intent`.
+                let _ = self.add(source, Some(destination), port, &verdict, Purpose::Intent);
             }
         }
     }
@@ -132,8 +131,10 @@ impl Planner<'_> {
                 "`to` selects no pod this run probes"
             } else if self.testable(statement).is_empty() {
                 "none of its ports uses a protocol the prober tests"
+            } else if self.pods.exhausted() && !self.probe_budget_exhausted {
+                Refused::Pods.reason()
             } else {
-                "the probe budget (--max-probes) ran out"
+                Refused::Probes.reason()
             };
             unverified.push(format!("intent {} is not verified: {why}", statement.id()));
         }
