@@ -117,6 +117,10 @@ pub const DEFAULT_MAX_PROBES: usize = 2000;
 pub fn plan(cluster: &Cluster, options: &Options) -> Plan {
     let probed = as_probe_pods(cluster);
     let mut planner = Planner::new(&probed, cluster, options);
+    // Declared intent is what its owners most want checked: its probes go first, after the
+    // DNS probes that already check "every namespace reaches DNS" statements. Without
+    // intent, DNS comes after the witnesses and isolation, reusing the pods they planned
+    // rather than spending the probe-pod budget on pods of its own.
     let intent_first = !options.intent.is_empty();
     if intent_first {
         planner.dns();
