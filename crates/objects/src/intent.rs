@@ -216,22 +216,10 @@ struct Reader {
 
 impl Reader {
     fn read_str(&mut self, source: &str, text: &str) {
-        if source.ends_with(".json") {
-            match serde_json::from_str::<Value>(text) {
-                Ok(value) => self.value(source, "document 1", value),
-                Err(e) => self.report(source, None, None, Severity::Error, format!("invalid JSON: {e}")),
-            }
-            return;
-        }
-        for (i, document) in serde_norway::Deserializer::from_str(text).enumerate() {
-            let label = format!("document {}", i + 1);
-            match Value::deserialize(document) {
-                Ok(value) => self.value(source, &label, value),
-                Err(e) => {
-                    self.report(source, Some(label), None, Severity::Error, format!("invalid YAML: {e}"));
-                    return;
-                }
-            }
+        if let Err((label, message)) =
+            crate::manifest::read_documents(source, text, |label, value| self.value(source, label, value))
+        {
+            self.report(source, label, None, Severity::Error, message);
         }
     }
 

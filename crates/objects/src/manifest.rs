@@ -173,25 +173,13 @@ impl Loader {
 
     /// Loads the documents of one file's text; `source` names it in diagnostics.
     pub fn load_str(&mut self, source: &str, text: &str) {
-        if source.ends_with(".json") {
-            if !self.load_json_list(source, text) {
-                match serde_json::from_str::<Value>(text) {
-                    Ok(value) => self.load_value(source, "document 1", value),
-                    Err(e) => self.report(Severity::Error, source, None, None, format!("invalid JSON: {e}")),
-                }
-            }
+        if source.ends_with(".json") && self.load_json_list(source, text) {
             return;
         }
-        for (i, document) in serde_norway::Deserializer::from_str(text).enumerate() {
-            let label = format!("document {}", i + 1);
-            match Value::deserialize(document) {
-                Ok(value) => self.load_value(source, &label, value),
-                Err(e) => {
-                    self.report(Severity::Error, source, Some(label), None, format!("invalid YAML: {e}"));
-                    // The parser cannot resynchronise after a syntax error.
-                    return;
-                }
-            }
+        if let Err((label, message)) =
+            read_documents(source, text, |label, value| self.load_value(source, label, value))
+        {
+            self.report(Severity::Error, source, label, None, message);
         }
     }
 
@@ -609,6 +597,30 @@ pub(crate) fn typed<T: DeserializeOwned>(value: Value, problems: &mut Problems) 
             None
         }
     }
+}
+
+/// Reads the documents of one file's text in order, JSON (one document) or multi-document
+/// YAML, giving `each` a document's label in diagnostics (`document 2`) and its value. The
+/// error is the label of the document that cannot be read (none for JSON) and why: the rest
+/// of the file is not read, since a YAML parser cannot resynchronise after a syntax error.
+pub(crate) fn read_documents(
+    source: &str,
+    text: &str,
+    mut each: impl FnMut(&str, Value),
+) -> Result<(), (Option<String>, String)> {
+    if source.ends_with(".json") {
+        let value = serde_json::from_str::<Value>(text).map_err(|e| (None, format!("invalid JSON: {e}")))?;
+        each("document 1", value);
+        return Ok(());
+    }
+    for (i, document) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let label = format!("document {}", i + 1);
+        match Value::deserialize(document) {
+            Ok(value) => each(&label, value),
+            Err(e) => return Err((Some(label), format!("invalid YAML: {e}"))),
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

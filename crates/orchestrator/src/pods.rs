@@ -186,6 +186,25 @@ fn build(settings: &PodSettings, name: &str, mirror: &Mirror, args: Vec<String>,
     }
 }
 
+/// The settings of run `r1`, for the tests of what is built from them.
+#[cfg(test)]
+pub(crate) fn test_settings() -> PodSettings {
+    PodSettings {
+        image: "netcanary:test".into(),
+        run_id: "r1".into(),
+        owner: OwnerReference {
+            api_version: "netcanary.io/v1alpha1".into(),
+            kind: "NetcanaryRun".into(),
+            name: "r1".into(),
+            uid: "u".into(),
+            controller: Some(true),
+            block_owner_deletion: Some(false),
+        },
+        deadline_seconds: 120,
+        spread_across_nodes: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,26 +228,9 @@ mod tests {
         }
     }
 
-    fn settings() -> PodSettings {
-        PodSettings {
-            image: "netcanary:test".into(),
-            run_id: "r1".into(),
-            owner: OwnerReference {
-                api_version: "netcanary.io/v1alpha1".into(),
-                kind: "NetcanaryRun".into(),
-                name: "r1".into(),
-                uid: "u".into(),
-                controller: Some(true),
-                block_owner_deletion: Some(false),
-            },
-            deadline_seconds: 120,
-            spread_across_nodes: false,
-        }
-    }
-
     #[test]
     fn target_pods_follow_the_safety_rules() {
-        let pod = target(&settings(), 3, &mirror());
+        let pod = target(&test_settings(), 3, &mirror());
         let labels = pod.metadata.labels.unwrap();
         assert_eq!(labels.len(), 4, "{labels:?}");
         assert_eq!(labels["app"], "db");
@@ -263,7 +265,7 @@ mod tests {
 
     #[test]
     fn spreading_asks_the_scheduler_for_one_pod_per_node_of_the_run() {
-        let settings = PodSettings { spread_across_nodes: true, ..settings() };
+        let settings = PodSettings { spread_across_nodes: true, ..test_settings() };
         let spread = target(&settings, 0, &mirror()).spec.unwrap().topology_spread_constraints.unwrap();
         assert_eq!(spread[0].topology_key, "kubernetes.io/hostname");
         assert_eq!(spread[0].max_skew, 1);
@@ -273,7 +275,7 @@ mod tests {
     #[test]
     fn source_pods_carry_their_plan_in_the_environment() {
         let plan = AgentPlan { timeout_ms: 2000, concurrency: None, delay_ms: None, probes: Vec::new() };
-        let pod = source(&settings(), "netcanary-r1-s0", &mirror(), &plan).unwrap();
+        let pod = source(&test_settings(), "netcanary-r1-s0", &mirror(), &plan).unwrap();
         let container = &pod.spec.unwrap().containers[0];
         assert_eq!(container.args.as_ref().unwrap(), &["agent"]);
         let env = container.env.as_ref().unwrap();
@@ -296,7 +298,7 @@ mod tests {
             delay_ms: None,
             probes: (1..=n).map(probe).collect(),
         };
-        let pod = source(&settings(), "netcanary-r1-s0", &mirror(), &plan(5000)).unwrap();
+        let pod = source(&test_settings(), "netcanary-r1-s0", &mirror(), &plan(5000)).unwrap();
         let env = pod.spec.unwrap().containers[0].env.clone().unwrap();
         let names: Vec<&str> = env.iter().map(|e| e.name.as_str()).collect();
         // About 62 bytes a probe: 310 kB in four parts of at most 96 KiB.
@@ -311,7 +313,7 @@ mod tests {
             ]
         );
         assert!(env.iter().all(|e| e.value.as_ref().unwrap().len() <= plan_env::PART_BYTES));
-        let err = source(&settings(), "netcanary-r1-s0", &mirror(), &plan(20_000)).unwrap_err();
+        let err = source(&test_settings(), "netcanary-r1-s0", &mirror(), &plan(20_000)).unwrap_err();
         assert!(err.bytes > plan_env::MAX_PLAN_BYTES, "{err}");
     }
 }

@@ -71,27 +71,9 @@ pub fn dns_name(name: &str, namespace: &str, cluster_domain: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     use netcanary_policy::{Labels, PortProto};
 
     use super::*;
-
-    fn settings() -> PodSettings {
-        PodSettings {
-            image: "netcanary:test".into(),
-            run_id: "r1".into(),
-            owner: OwnerReference {
-                api_version: "netcanary.io/v1alpha1".into(),
-                kind: "NetcanaryRun".into(),
-                name: "r1".into(),
-                uid: "u".into(),
-                controller: Some(true),
-                block_owner_deletion: Some(false),
-            },
-            deadline_seconds: 120,
-            spread_across_nodes: false,
-        }
-    }
 
     #[test]
     fn a_target_service_selects_its_target_pod_alone_on_its_ports() {
@@ -106,7 +88,7 @@ mod tests {
             listen: ["8080/TCP", "53/UDP"].iter().map(|p| p.parse::<PortProto>().unwrap()).collect(),
             port_names: BTreeMap::new(),
         };
-        let service = target_service(&settings(), "netcanary-r1-t2", &mirror);
+        let service = target_service(&crate::pods::test_settings(), "netcanary-r1-t2", &mirror);
         assert_eq!(service.metadata.name.as_deref(), Some("netcanary-r1-t2"));
         assert_eq!(service.metadata.namespace.as_deref(), Some("shop"));
         let labels = service.metadata.labels.unwrap();

@@ -8,7 +8,10 @@ use netcanary_policy::{Cluster, Direction, Endpoint, PortProto, Protocol};
 use super::{Lint, isolation, listing};
 use crate::rules::rule;
 
-/// A mesh and the ports its proxy needs, each with what it is for.
+/// A mesh and the ports its proxy needs, each with what it is for: Istio's from "Ports used
+/// by Istio" (istio.io, docs/ops/deployment/application-requirements), Linkerd's from its
+/// proxy's listeners and control plane addresses and "Network Policy"
+/// (linkerd.io/2/common-errors/network-policy).
 pub(super) struct Mesh {
     name: &'static str,
     /// Ports other parties connect to on the pod.
@@ -30,7 +33,7 @@ const ISTIO: Mesh = Mesh {
 const LINKERD: Mesh = Mesh {
     name: "Linkerd",
     ingress: &[
-        (4143, "the proxy's inbound port, which meshed clients dial for opaque ports"),
+        (4143, "the proxy's inbound port, which meshed clients dial in place of the original port"),
         (4191, "the proxy's admin port: its probes and metrics"),
     ],
     egress: &[(8086, "linkerd-destination"), (8090, "linkerd-policy"), (8080, "linkerd-identity")],
