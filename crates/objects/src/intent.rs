@@ -258,12 +258,6 @@ impl Reader {
     }
 
     fn report(&mut self, file: &str, object: Option<String>, field: Option<&str>, severity: Severity, message: String) {
-        self.loaded.diagnostics.push(Diagnostic {
-            severity,
-            file: file.to_string(),
-            object,
-            field: field.map(str::to_string),
-            message,
-        });
+        self.loaded.diagnostics.push(Diagnostic::new(severity, file, object, field, message));
     }
 }

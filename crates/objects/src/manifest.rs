@@ -36,6 +36,18 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+impl Diagnostic {
+    pub(crate) fn new(
+        severity: Severity,
+        file: &str,
+        object: Option<String>,
+        field: Option<&str>,
+        message: String,
+    ) -> Self {
+        Diagnostic { severity, file: file.to_string(), object, field: field.map(str::to_string), message }
+    }
+}
+
 /// A field that is absent or names the whole object.
 fn is_blank(field: &Option<String>) -> bool {
     field.as_deref().is_none_or(str::is_empty)
@@ -198,13 +210,7 @@ impl Loader {
         };
         let (kind, name) = (old.kind.as_str(), old.name.clone());
         let file = self.seen_in(kind, "", &name);
-        self.loaded.diagnostics.push(Diagnostic {
-            severity: Severity::Warning,
-            file,
-            object: Some(format!("{kind} {name}")),
-            field: None,
-            message,
-        });
+        self.report(Severity::Warning, &file, Some(format!("{kind} {name}")), None, message);
     }
 
     fn warn_unresolved_named_ports(&mut self) {
@@ -497,13 +503,7 @@ impl Loader {
     }
 
     fn report(&mut self, severity: Severity, file: &str, object: Option<String>, field: Option<&str>, message: String) {
-        self.loaded.diagnostics.push(Diagnostic {
-            severity,
-            file: file.to_string(),
-            object,
-            field: field.map(str::to_string),
-            message,
-        });
+        self.loaded.diagnostics.push(Diagnostic::new(severity, file, object, field, message));
     }
 }
 
