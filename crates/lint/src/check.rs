@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use netcanary_policy::evaluate::verdict;
 use netcanary_policy::model::{Governance, NamespaceScope};
 use netcanary_policy::port::PortMatch;
-use netcanary_policy::{Cluster, Direction, Endpoint, EndpointKind, Labels, Peer, Policy, PortProto, Protocol};
+use netcanary_policy::{Cluster, Direction, Endpoint, EndpointKind, Labels, Peer, Policy, PortProto, Protocol, Rule};
 
 use crate::rules::{Level, rule};
 use crate::{Finding, Sources};
@@ -100,11 +100,35 @@ fn listing<S: AsRef<str>>(names: &[S]) -> String {
     }
 }
 
-fn rules_key(direction: Direction) -> (&'static str, &'static str) {
-    match direction {
-        Direction::Ingress => ("ingress", "from"),
-        Direction::Egress => ("egress", "to"),
-    }
+/// A rule of a NetworkPolicy, with where it sits in the manifest.
+struct RuleAt<'c> {
+    policy: &'c Policy,
+    direction: Direction,
+    rule: &'c Rule,
+    /// `spec.ingress[2]`.
+    path: String,
+    /// `from` or `to`: the key of the rule's peers.
+    peers_key: &'static str,
+}
+
+/// Every rule of every NetworkPolicy, ingress then egress within a policy.
+fn policy_rules(cluster: &Cluster) -> impl Iterator<Item = RuleAt<'_>> {
+    cluster.policies().iter().flat_map(|policy| {
+        [Direction::Ingress, Direction::Egress].into_iter().flat_map(move |direction| {
+            let (rules_key, peers_key) = match direction {
+                Direction::Ingress => ("ingress", "from"),
+                Direction::Egress => ("egress", "to"),
+            };
+            let rules = policy.rules(direction).unwrap_or_default().iter().enumerate();
+            rules.map(move |(r, rule)| RuleAt {
+                policy,
+                direction,
+                rule,
+                path: format!("spec.{rules_key}[{r}]"),
+                peers_key,
+            })
+        })
+    })
 }
 
 fn is_isolated(cluster: &Cluster, endpoint: &Endpoint, direction: Direction) -> bool {
@@ -300,42 +324,35 @@ impl<'a> Lint<'a> {
         let check_namespaces = self.sources.has_namespaces();
         let check_pods = self.knows_pods();
         let mut found = Vec::new();
-        for policy in self.cluster.policies() {
-            for direction in [Direction::Ingress, Direction::Egress] {
-                let (rules_key, peers_key) = rules_key(direction);
-                for (r, rule) in policy.rules(direction).unwrap_or_default().iter().enumerate() {
-                    for (p, peer) in rule.peers.iter().enumerate() {
-                        let Peer::Pods { namespaces, pods } = peer else { continue };
-                        let path = format!("spec.{rules_key}[{r}].{peers_key}[{p}]");
-                        let selected: Vec<&str> = self
-                            .cluster
-                            .namespaces()
-                            .map(|(n, _)| n)
-                            .filter(|n| namespace_selected(self.cluster, policy, namespaces, n))
-                            .collect();
-                        if let NamespaceScope::Selected(selector) = namespaces
-                            && check_namespaces
-                            && selected.is_empty()
-                        {
-                            let message =
-                                format!("namespaceSelector {selector} matches no namespace: this peer allows nothing");
-                            let fix =
-                                "match a namespace's labels (every namespace has kubernetes.io/metadata.name: <name>)";
-                            found.push((policy, format!("{path}.namespaceSelector"), message, fix.to_string()));
-                        } else if check_pods
-                            && !pods.is_everything()
-                            && !selected.is_empty()
-                            && !self.pods().any(|e| peer_selects(self.cluster, policy, peer, e))
-                        {
-                            let message = format!(
-                                "podSelector {pods} matches no pod or workload in namespace(s) {}: this peer allows nothing",
-                                listing(&selected)
-                            );
-                            let fix =
-                                "match the labels of the pods meant, or name their namespace with a namespaceSelector";
-                            found.push((policy, format!("{path}.podSelector"), message, fix.to_string()));
-                        }
-                    }
+        for RuleAt { policy, rule, path, peers_key, .. } in policy_rules(self.cluster) {
+            for (p, peer) in rule.peers.iter().enumerate() {
+                let Peer::Pods { namespaces, pods } = peer else { continue };
+                let path = format!("{path}.{peers_key}[{p}]");
+                let selected: Vec<&str> = self
+                    .cluster
+                    .namespaces()
+                    .map(|(n, _)| n)
+                    .filter(|n| namespace_selected(self.cluster, policy, namespaces, n))
+                    .collect();
+                if let NamespaceScope::Selected(selector) = namespaces
+                    && check_namespaces
+                    && selected.is_empty()
+                {
+                    let message =
+                        format!("namespaceSelector {selector} matches no namespace: this peer allows nothing");
+                    let fix = "match a namespace's labels (every namespace has kubernetes.io/metadata.name: <name>)";
+                    found.push((policy, format!("{path}.namespaceSelector"), message, fix.to_string()));
+                } else if check_pods
+                    && !pods.is_everything()
+                    && !selected.is_empty()
+                    && !self.pods().any(|e| peer_selects(self.cluster, policy, peer, e))
+                {
+                    let message = format!(
+                        "podSelector {pods} matches no pod or workload in namespace(s) {}: this peer allows nothing",
+                        listing(&selected)
+                    );
+                    let fix = "match the labels of the pods meant, or name their namespace with a namespaceSelector";
+                    found.push((policy, format!("{path}.podSelector"), message, fix.to_string()));
                 }
             }
         }
@@ -448,49 +465,38 @@ impl<'a> Lint<'a> {
             return;
         }
         let mut found = Vec::new();
-        for policy in self.cluster.policies() {
-            for direction in [Direction::Ingress, Direction::Egress] {
-                let (rules_key, _) = rules_key(direction);
-                for (r, rule) in policy.rules(direction).unwrap_or_default().iter().enumerate() {
-                    let destinations: Vec<&Endpoint> = match direction {
-                        Direction::Ingress => self.pods().filter(|e| policy.selects(e)).collect(),
-                        Direction::Egress => self
-                            .cluster
-                            .endpoints()
-                            .iter()
-                            .filter(|e| !e.is_external())
-                            .filter(|e| {
-                                rule.peers.is_empty()
-                                    || rule.peers.iter().any(|p| peer_selects(self.cluster, policy, p, e))
-                            })
-                            .collect(),
-                    };
-                    if destinations.is_empty() {
-                        continue;
-                    }
-                    for (p, port) in rule.ports.iter().enumerate() {
-                        let PortMatch::Named(name) = &port.port else { continue };
-                        let declared = destinations.iter().any(|e| {
-                            e.ports.iter().any(|c| c.name.as_deref() == Some(name) && c.protocol == port.protocol)
-                        });
-                        if declared {
-                            continue;
-                        }
-                        let names: Vec<&str> = destinations.iter().map(|e| e.id.as_str()).collect();
-                        let message = format!(
-                            "no destination of this rule ({}) declares a {} port named {name:?}: the entry matches nothing",
-                            listing(&names),
-                            port.protocol
-                        );
-                        let fix = "use the name of a containerPort the destination pods declare, with its protocol, or the port number";
-                        found.push((
-                            policy,
-                            format!("spec.{rules_key}[{r}].ports[{p}].port"),
-                            message,
-                            fix.to_string(),
-                        ));
-                    }
+        for RuleAt { policy, direction, rule, path, .. } in policy_rules(self.cluster) {
+            let destinations: Vec<&Endpoint> = match direction {
+                Direction::Ingress => self.pods().filter(|e| policy.selects(e)).collect(),
+                Direction::Egress => self
+                    .cluster
+                    .endpoints()
+                    .iter()
+                    .filter(|e| !e.is_external())
+                    .filter(|e| {
+                        rule.peers.is_empty() || rule.peers.iter().any(|p| peer_selects(self.cluster, policy, p, e))
+                    })
+                    .collect(),
+            };
+            if destinations.is_empty() {
+                continue;
+            }
+            for (p, port) in rule.ports.iter().enumerate() {
+                let PortMatch::Named(name) = &port.port else { continue };
+                let declared = destinations
+                    .iter()
+                    .any(|e| e.ports.iter().any(|c| c.name.as_deref() == Some(name) && c.protocol == port.protocol));
+                if declared {
+                    continue;
                 }
+                let names: Vec<&str> = destinations.iter().map(|e| e.id.as_str()).collect();
+                let message = format!(
+                    "no destination of this rule ({}) declares a {} port named {name:?}: the entry matches nothing",
+                    listing(&names),
+                    port.protocol
+                );
+                let fix = "use the name of a containerPort the destination pods declare, with its protocol, or the port number";
+                found.push((policy, format!("{path}.ports[{p}].port"), message, fix.to_string()));
             }
         }
         for (policy, field, message, fix) in found {
@@ -501,34 +507,21 @@ impl<'a> Lint<'a> {
     /// NC009.
     fn ip_blocks_with_pods(&mut self) {
         let mut found = Vec::new();
-        for policy in self.cluster.policies() {
-            for direction in [Direction::Ingress, Direction::Egress] {
-                let (rules_key, peers_key) = rules_key(direction);
-                for (r, rule) in policy.rules(direction).unwrap_or_default().iter().enumerate() {
-                    for (p, peer) in rule.peers.iter().enumerate() {
-                        let Peer::IpBlock(block) = peer else { continue };
-                        let inside: Vec<&str> = self
-                            .pods()
-                            .filter(|e| e.ips.iter().any(|ip| block.contains(*ip)))
-                            .map(|e| e.id.as_str())
-                            .collect();
-                        if inside.is_empty() {
-                            continue;
-                        }
-                        let message = format!(
-                            "ipBlock {block} contains the IPs of {} pod(s) ({}): whether it matches pod traffic is implementation-defined",
-                            inside.len(),
-                            listing(&inside)
-                        );
-                        let fix = "select pods with podSelector/namespaceSelector, and exclude the pod network from the ipBlock with except";
-                        found.push((
-                            policy,
-                            format!("spec.{rules_key}[{r}].{peers_key}[{p}].ipBlock"),
-                            message,
-                            fix.to_string(),
-                        ));
-                    }
+        for RuleAt { policy, rule, path, peers_key, .. } in policy_rules(self.cluster) {
+            for (p, peer) in rule.peers.iter().enumerate() {
+                let Peer::IpBlock(block) = peer else { continue };
+                let inside: Vec<&str> =
+                    self.pods().filter(|e| e.ips.iter().any(|ip| block.contains(*ip))).map(|e| e.id.as_str()).collect();
+                if inside.is_empty() {
+                    continue;
                 }
+                let message = format!(
+                    "ipBlock {block} contains the IPs of {} pod(s) ({}): whether it matches pod traffic is implementation-defined",
+                    inside.len(),
+                    listing(&inside)
+                );
+                let fix = "select pods with podSelector/namespaceSelector, and exclude the pod network from the ipBlock with except";
+                found.push((policy, format!("{path}.{peers_key}[{p}].ipBlock"), message, fix.to_string()));
             }
         }
         for (policy, field, message, fix) in found {
