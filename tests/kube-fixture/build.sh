@@ -29,29 +29,10 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-hash="$(cat "$here/go.mod" "$here/go.sum" "$here/main.go" | sha256sum | cut -c1-16)"
-out_dir="${NETCANARY_CACHE:-$HOME/.cache/netcanary}/kube-fixture-$hash"
-bin="$out_dir/kube-fixture"
+# shellcheck source=../go-cache.sh
+source "$here/../go-cache.sh"
+go_cache kube-fixture "$here/go.mod" "$here/go.sum" "$here/main.go"
 
-if [[ -x $bin ]]; then
-    echo "$bin"
-    exit 0
-fi
-if ! command -v go >/dev/null; then
-    echo "build.sh: go is not on PATH (needs Go >= 1.25)" >&2
-    exit 127
-fi
-
-mkdir -p "$out_dir"
-# Tests running in parallel may all ask at once: one builds, the others wait for it.
-exec 9>"$out_dir/.lock"
-flock 9
-if [[ -x $bin ]]; then
-    echo "$bin"
-    exit 0
-fi
-
-echo "build.sh: building kube-fixture into $out_dir (a cold build takes minutes)" >&2
 start=$SECONDS
 tmp="$out_dir/kube-fixture.tmp.$$"
 cd "$here"

@@ -23,29 +23,10 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-hash="$(cat "$here/go.mod" "$here/go.sum" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
-out_dir="${NETCANARY_CACHE:-$HOME/.cache/netcanary}/kube-router-$hash"
-bin="$out_dir/kube-router"
+# shellcheck source=../go-cache.sh
+source "$here/../go-cache.sh"
+go_cache kube-router "$here/go.mod" "$here/go.sum" "${BASH_SOURCE[0]}"
 
-if [[ -x $bin ]]; then
-    echo "$bin"
-    exit 0
-fi
-if ! command -v go >/dev/null; then
-    echo "build.sh: go is not on PATH (needs Go >= 1.25)" >&2
-    exit 127
-fi
-
-mkdir -p "$out_dir"
-# Tests running in parallel may all ask at once: one builds, the others wait for it.
-exec 9>"$out_dir/.lock"
-flock 9
-if [[ -x $bin ]]; then
-    echo "$bin"
-    exit 0
-fi
-
-echo "build.sh: building kube-router into $out_dir (a cold build takes minutes)" >&2
 start=$SECONDS
 tmp="$out_dir/kube-router.tmp.$$"
 cd "$here"
