@@ -10,10 +10,13 @@
 //! disk between runs: each starts an empty API server.
 //!
 //! `cargo bench --bench controller` (needs Go for the API server fixture; options after
-//! `--`: `--pods N --namespaces N --policies N`; `--serve` also starts `netcanary serve`
+//! `--`: `--pods N --namespaces N --policies N`; `--table` also prints the head of the dry
+//! run's table; `--serve` also starts `netcanary serve`
 //! on the loaded server and reads its resident memory once its watches have synced;
 //! `--in-process` plans the same objects without a server, with the rule coverage for
-//! a range of probe-pod budgets).
+//! a range of probe-pod budgets, each with its busiest probe pod and its worst-case round;
+//! there `--max-probes N` and `--max-round-time SECONDS` change those budgets, and
+//! `--budgets A,B,..` the probe-pod budgets tried).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -172,13 +175,22 @@ fn in_process(config: &Config) {
         started.elapsed().as_secs_f64()
     );
     println!(
-        "  {:>11}  {:>10}  {:>6}  {:>8}  {:>16}  {:>12}",
-        "pod budget", "probe pods", "probes", "plan s", "covered of rules", "of coverable"
+        "  {:>11}  {:>10}  {:>6}  {:>8}  {:>16}  {:>12}  {:>8}  {:>8}",
+        "pod budget", "probe pods", "probes", "plan s", "covered of rules", "of coverable", "busiest", "round s"
     );
     let mut why: BTreeMap<String, usize> = BTreeMap::new();
+    // `--max-round-time S` (seconds) lifts the default of one wave of probes per round.
+    let max_round_time = std::env::args()
+        .any(|a| a == "--max-round-time")
+        .then(|| Duration::from_secs(option("--max-round-time", 0) as u64));
     for budget in option_list("--budgets", &[25, 50, 100, 200, 300, 400, 500, 600, 650]) {
         let options = RunOptions {
-            planner: netcanary_planner::Options { max_probe_pods: budget, ..netcanary_planner::Options::default() },
+            planner: netcanary_planner::Options {
+                max_probe_pods: budget,
+                max_probes: option("--max-probes", netcanary_planner::DEFAULT_MAX_PROBES),
+                timing: netcanary_planner::Timing { max_round_time, ..netcanary_planner::Timing::default() },
+                ..netcanary_planner::Options::default()
+            },
             ..RunOptions::default()
         };
         let started = Instant::now();
@@ -186,12 +198,14 @@ fn in_process(config: &Config) {
         let seconds = started.elapsed().as_secs_f64();
         let coverage = &plan.coverage;
         println!(
-            "  {budget:>11}  {:>10}  {:>6}  {seconds:>8.2}  {:>7} of {:>6}  {:>11.0}%",
+            "  {budget:>11}  {:>10}  {:>6}  {seconds:>8.2}  {:>7} of {:>6}  {:>11.0}%  {:>8}  {:>8.1}",
             plan.probe_pods(),
             plan.probes.len(),
             coverage.covered.len(),
             coverage.rules,
-            100.0 * coverage.covered.len() as f64 / coverage.coverable().max(1) as f64
+            100.0 * coverage.covered.len() as f64 / coverage.coverable().max(1) as f64,
+            plan.wall_time.busiest_source,
+            plan.wall_time.round_probing.as_secs_f64(),
         );
         why.clear();
         for (rule, reason) in &coverage.uncovered {
@@ -278,10 +292,33 @@ fn main() {
         plan["coverage"]["rules"],
         plan["coverage"]["coverable"]
     );
+    let time = &plan["wallTime"];
+    println!(
+        "  wall time        probing at most {} s a round (the busiest probe pod sends {} probes: {} wave(s) of {}); the whole run at most {} s, deadline {} s",
+        time["roundProbingSeconds"],
+        time["busiestProbePodProbes"],
+        time["waves"],
+        time["concurrency"],
+        time["worstCaseSeconds"],
+        time["deadlineSeconds"]
+    );
     println!(
         "  full matrix      {full_matrix} pod pairs on one port: {:.0} x the planned probes",
         full_matrix as f64 / probes.max(1) as f64
     );
+    if std::env::args().any(|a| a == "--table") {
+        let table = Command::new(binary)
+            .args(["run", "--dry-run", "--kubeconfig", &kubeconfig, "--max-probe-pods", &budget])
+            .env("NETCANARY_LOG_LEVEL", "warn")
+            .output()
+            .expect("run netcanary run --dry-run");
+        assert!(table.status.success(), "{}", String::from_utf8_lossy(&table.stderr));
+        let text = String::from_utf8_lossy(&table.stdout);
+        println!("  the dry run's table, to its coverage line:");
+        for line in text.lines().take_while(|l| !l.trim_start().starts_with("uncovered")) {
+            println!("    {line}");
+        }
+    }
     if std::env::args().any(|a| a == "--serve") {
         serve(binary, &kubeconfig);
     }

@@ -476,12 +476,14 @@ value: 1000000
 
     // The pods the real builder makes, with the settings a run uses: admitted.
     let options = RunOptions::default();
-    let owner = record::create(&netcanary, "fencetest", 1.0e9, options.deadline).await.expect("create a NetcanaryRun");
+    let owner = record::create(&netcanary, "fencetest", 1.0e9, options.planner.timing.deadline)
+        .await
+        .expect("create a NetcanaryRun");
     let settings = |spread| PodSettings {
         image: options.image.clone(),
         run_id: "fencetest".into(),
         owner: owner.clone(),
-        deadline_seconds: options.deadline.as_secs() as i64,
+        deadline_seconds: options.planner.timing.deadline.as_secs() as i64,
         spread_across_nodes: spread,
     };
     let web = mirror("shop", &[("app", "web"), ("tier", "front")], &["8080/TCP", "53/UDP", "53/TCP", "80/TCP"]);
@@ -799,7 +801,9 @@ async fn the_fence_admits_target_services_and_refuses_every_other_service() {
     apply(&admin, "{apiVersion: v1, kind: Service, metadata: {name: web, namespace: shop}, spec: {selector: {app: web}, ports: [{port: 80}]}}").await;
 
     let options = RunOptions::default();
-    let owner = record::create(&netcanary, "fencesvc", 1.0e9, options.deadline).await.expect("create a NetcanaryRun");
+    let owner = record::create(&netcanary, "fencesvc", 1.0e9, options.planner.timing.deadline)
+        .await
+        .expect("create a NetcanaryRun");
     let settings = PodSettings {
         image: options.image.clone(),
         run_id: "fencesvc".into(),

@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -217,6 +218,32 @@ async fn dropped_dns_is_an_unexpected_deny() {
     assert_eq!(ran.code, 1, "{}", ran.stderr);
     let status = bed.run_status(&ran.record.run_id).await;
     assert_eq!(status["result"], "Mismatch", "{status}");
+}
+
+/// A round's probing may outlast the pods' start-up timeout: the run waits for as long as
+/// the plan's probes may take. A dropped probe takes its 4 s timeout, against a start-up
+/// timeout of 2 s; each probe pod keeps one probe in flight, four at most a round.
+#[tokio::test]
+async fn probing_longer_than_pod_start_up_is_waited_for() {
+    let Some(bed) = Bed::new("probing_longer_than_pod_start_up_is_waited_for", None).await else { return };
+    bed.kubelet.net().nft_hub(&enforcing_rules(&bed.kubelet));
+    let mut command = bed.command_with_deadline(Duration::from_secs(90));
+    command.args(["--pod-start-timeout", "2s", "--timeout", "4s"]);
+    command.args(["--probe-concurrency", "1", "--max-round-time", "16s"]);
+    let ran = bed.run_with(command).await;
+    // Everything into prod but dev's 8080/TCP is dropped: such a probe takes its timeout.
+    let dropped = ran.record.probes.iter().filter(|p| is_to_prod(p) && !allowed(p)).count();
+    assert!(dropped > 0, "no dropped probe, which this test needs:\n{}", summary(&ran.record));
+    assert_outcomes(&ran, |_| Outcome::Pass);
+    assert!(ran.record.problems.is_empty(), "{:?}", ran.record.problems);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let waited = ran.record.timings.pods_seconds;
+    assert!(waited >= 4.0, "a dropped probe takes 4 s, yet the pods took {waited:.1} s");
+    let mut sent: BTreeMap<String, usize> = BTreeMap::new();
+    for probe in &ran.record.probes {
+        *sent.entry(probe.source.to_string()).or_default() += 1;
+    }
+    assert!(sent.values().all(|&n| n <= 4), "more than four probes from one pod: {sent:?}");
 }
 
 #[tokio::test]

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use netcanary_probe::agent::{self, DEFAULT_CONCURRENCY};
+use netcanary_probe::agent;
 use netcanary_probe::fd_limit;
 use netcanary_probe::plan::{PlanSource, ProbePlan};
+use netcanary_wire::pace::{self, DEFAULT_CONCURRENCY};
 use netcanary_wire::{plan_env, termination_log};
 use tracing::{info, warn};
 
@@ -99,12 +100,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// A last resort in case the runtime itself wedges: the agent must never outlive its
 /// deadlines by more than a small margin, because a probe pod that hangs blinds a run.
 fn arm_hard_watchdog(plan: &ProbePlan, concurrency: usize) {
-    let waves = u32::try_from(plan.probes.len().div_ceil(concurrency).max(1)).unwrap_or(u32::MAX);
-    // Twice the timeout per wave covers host-name resolution before a probe.
-    let limit = plan.delay
-        + (plan.timeout * 2 + agent::WATCHDOG_MARGIN).saturating_mul(waves)
-        + agent::WATCHDOG_MARGIN
-        + HARD_WATCHDOG_GRACE;
+    // As if every probe went to a host name: the longest a probe may take.
+    let longest = pace::longest_probe(plan.timeout, true);
+    let limit = plan.delay + pace::watchdog(plan.probes.len(), concurrency, longest) + HARD_WATCHDOG_GRACE;
     std::thread::Builder::new()
         .name("agent-watchdog".into())
         .spawn(move || {

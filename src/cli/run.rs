@@ -11,7 +11,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use netcanary_metrics::Metrics;
 use netcanary_orchestrator::run::{RunOptions, plan, run};
 use netcanary_orchestrator::snapshot::{DnsService, Listed, SnapshotSource};
-use netcanary_planner::{NamespaceFilter, ProbePath};
+use netcanary_planner::{NamespaceFilter, ProbePath, Timing};
 use netcanary_policy::PortProto;
 use netcanary_policy::Selector;
 use netcanary_report::plan as report_plan;
@@ -123,6 +123,18 @@ pub struct ProbeArgs {
     /// milliseconds, so this mostly bounds the sampled pairs.
     #[arg(long, value_name = "N", env = "NETCANARY_MAX_PROBES", default_value_t = netcanary_planner::DEFAULT_MAX_PROBES)]
     max_probes: usize,
+
+    /// The longest a round's probing may take, should every probe time out: no probe pod
+    /// gets more probes than that many waves of --probe-concurrency in flight (default: one
+    /// wave, so that a round takes one --timeout, twice that with the dns path). The dry run
+    /// shows the estimate.
+    #[arg(long, value_name = "DURATION", env = "NETCANARY_MAX_ROUND_TIME", value_parser = humantime::parse_duration)]
+    max_round_time: Option<Duration>,
+
+    /// Probes a probe pod keeps in flight (each holds a socket and, through the node, a
+    /// conntrack entry).
+    #[arg(long, value_name = "N", env = "NETCANARY_PROBE_CONCURRENCY", default_value_t = netcanary_wire::pace::DEFAULT_CONCURRENCY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65536))]
+    probe_concurrency: usize,
 
     /// Also probe this address outside the cluster from every probed workload, e.g.
     /// `1.1.1.1:443/TCP` (repeatable; comma-separated in the variable): what policy says of
@@ -239,12 +251,16 @@ impl ProbeArgs {
         }
         Ok(RunOptions {
             image: self.image.clone(),
-            probe_timeout: self.timeout,
-            rounds: self.rounds,
-            round_wait: self.round_wait,
-            pod_start_timeout: self.pod_start_timeout,
-            deadline: self.deadline,
             planner: netcanary_planner::Options {
+                timing: Timing {
+                    probe_timeout: self.timeout,
+                    concurrency: self.probe_concurrency,
+                    max_round_time: self.max_round_time,
+                    rounds: self.rounds,
+                    round_wait: self.round_wait,
+                    pod_start_timeout: self.pod_start_timeout,
+                    deadline: self.deadline,
+                },
                 max_probe_pods: self.max_probe_pods,
                 max_probes: self.max_probes,
                 probed_namespaces: NamespaceFilter {

@@ -266,7 +266,9 @@ impl Bed {
             // The image the fence of manifests/overlays/ci admits; the kubelet here runs the
             // test's binary whatever the image.
             .args(["--image", concat!("ghcr.io/netcanary/netcanary:", env!("CARGO_PKG_VERSION"))])
-            .args(["--timeout", "1s", "--pod-start-timeout", "5s"])
+            // As variables, so that a test's own flags win.
+            .env("NETCANARY_PROBE_TIMEOUT", "1s")
+            .env("NETCANARY_POD_START_TIMEOUT", "5s")
             .env("NETCANARY_LOG_LEVEL", "info")
             .env("NO_COLOR", "1");
         command

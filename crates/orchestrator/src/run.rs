@@ -35,18 +35,11 @@ use crate::snapshot::{DnsService, Snapshot, SnapshotSource};
 pub struct RunOptions {
     /// The netcanary image the probe pods run.
     pub image: String,
-    /// Each probe's deadline.
-    pub probe_timeout: Duration,
-    /// Rounds a disagreeing probe gets before it is called a mismatch.
-    pub rounds: u32,
-    /// Wait between rounds, for policy still being programmed. A retry round's source pods
-    /// spend it themselves, before their first probe (the plan's `delay_ms`): a network that
-    /// programs policy for each pod once it sees it has then done so for them too.
-    pub round_wait: Duration,
-    /// How long a pod may take to start before its probes are inconclusive.
-    pub pod_start_timeout: Duration,
-    /// The whole run's bound; past it the run ends inconclusive.
-    pub deadline: Duration,
+    /// What to probe, within which budget, and the run's timing (`planner.timing`): each
+    /// probe's deadline, the rounds and the wait before each (a retry round's source pods
+    /// spend it themselves, before their first probe, so that a network that programs policy
+    /// for each pod once it sees it has done so for them too), how long a pod may take to
+    /// start before its probes are inconclusive, and the whole run's bound.
     pub planner: netcanary_planner::Options,
     pub dns: DnsService,
     /// The name DNS probes resolve.
@@ -66,11 +59,6 @@ impl Default for RunOptions {
     fn default() -> Self {
         Self {
             image: format!("ghcr.io/netcanary/netcanary:{}", env!("CARGO_PKG_VERSION")),
-            probe_timeout: Duration::from_secs(2),
-            rounds: 3,
-            round_wait: Duration::from_secs(5),
-            pod_start_timeout: Duration::from_secs(120),
-            deadline: Duration::from_secs(600),
             planner: netcanary_planner::Options::default(),
             dns: DnsService::default(),
             dns_name: "kubernetes.default.svc.cluster.local".into(),
@@ -109,10 +97,10 @@ pub async fn run(
         services: HashMap::new(),
     };
     let outcome = tokio::select! {
-        result = tokio::time::timeout(options.deadline, run.execute(started_at)) => match result {
+        result = tokio::time::timeout(options.planner.timing.deadline, run.execute(started_at)) => match result {
             Ok(Ok(())) => None,
             Ok(Err(error)) => Some(format!("{error} [{}]", error.metric_label())),
-            Err(_) => Some(Error::Deadline(options.deadline.as_secs()).to_string()),
+            Err(_) => Some(Error::Deadline(options.planner.timing.deadline.as_secs()).to_string()),
         },
         () = shutdown => Some("interrupted before it finished".to_string()),
     };
@@ -215,9 +203,13 @@ fn no_answer(why: &str) -> RoundResult {
 }
 
 impl<S: SnapshotSource> Run<'_, S> {
+    fn timing(&self) -> &netcanary_planner::Timing {
+        &self.options.planner.timing
+    }
+
     async fn execute(&mut self, started_at: f64) -> Result<(), Error> {
         info!(run.id = %self.run_id, "run started");
-        let owner = record::create(self.client, &self.run_id, started_at, self.options.deadline).await?;
+        let owner = record::create(self.client, &self.run_id, started_at, self.timing().deadline).await?;
         debug!(run.id = %self.run_id, "run record created");
         sweep(self.client, &self.run_id).await?;
         debug!(run.id = %self.run_id, "earlier runs swept");
@@ -238,7 +230,7 @@ impl<S: SnapshotSource> Run<'_, S> {
             image: self.options.image.clone(),
             run_id: self.run_id.clone(),
             owner: owner.clone(),
-            deadline_seconds: self.options.deadline.as_secs().max(60) as i64,
+            deadline_seconds: self.timing().deadline.as_secs().max(60) as i64,
             spread_across_nodes: self.options.spread_across_nodes,
         };
         let targets = self.start_targets(&plan, &settings).await?;
@@ -333,12 +325,12 @@ impl<S: SnapshotSource> Run<'_, S> {
         let dns_endpoints = dns_endpoints(snapshot);
         let mut judged_against = None;
         let mut pending: Vec<usize> = (0..plan.probes.len()).collect();
-        for round in 0..self.options.rounds.max(1) {
+        for round in 0..self.timing().rounds.max(1) {
             // A Service just made is programmed by the node (kube-proxy) and named by the
             // cluster DNS a moment later: probed at once, it reads as blocked or unresolved
             // for reasons that are not policy's. The first round waits for it as retries do.
             let settle = round > 0 || !self.services.is_empty();
-            let delay = if settle { self.options.round_wait } else { Duration::ZERO };
+            let delay = if settle { self.timing().round_wait } else { Duration::ZERO };
             let mut by_source: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
             for &p in &pending {
                 by_source.entry(plan.probes[p].from).or_default().push(p);
@@ -368,7 +360,12 @@ impl<S: SnapshotSource> Run<'_, S> {
             let phase = Instant::now();
             create_pods(self.client, created).await?;
             self.timings.create_seconds += phase.elapsed().as_secs_f64();
-            let states = self.wait(&names, delay, |s| s.terminated_message.is_some()).await?;
+            // Past its start-up, a source pod waits out the delay and then probes, for as long
+            // as its agent's watchdog allows at most.
+            let probing = self
+                .timing()
+                .round_watchdog(by_source.values().map(|ids| ids.iter().map(|&p| &plan.probes[p]).collect::<Vec<_>>()));
+            let states = self.wait(&names, delay + probing, |s| s.terminated_message.is_some()).await?;
             // The pods spent the round's wait before probing: it is the round's, not theirs.
             self.timings.pods_seconds = (self.timings.pods_seconds - delay.as_secs_f64()).max(0.0);
             self.timings.round_wait_seconds += delay.as_secs_f64();
@@ -455,8 +452,9 @@ impl<S: SnapshotSource> Run<'_, S> {
                 Err(reason) => observations[p].unsent = Some(reason),
             }
         }
-        let timeout_ms = u64::try_from(self.options.probe_timeout.as_millis()).unwrap_or(u64::MAX);
-        (AgentPlan { timeout_ms, concurrency: None, delay_ms: None, probes }, ids)
+        let timing = self.timing();
+        let timeout_ms = u64::try_from(timing.probe_timeout.as_millis()).unwrap_or(u64::MAX);
+        (AgentPlan { timeout_ms, concurrency: Some(timing.concurrency), delay_ms: None, probes }, ids)
     }
 
     /// Where a probe to the target pod of mirror `m` (at `ip`) goes by its path, and the DNS
@@ -555,20 +553,21 @@ impl<S: SnapshotSource> Run<'_, S> {
         }
     }
 
-    /// Waits until every named pod satisfies `done` or cannot anymore; pods that do not
-    /// start in time (the start-up timeout plus `delay`, what their plan waits before
-    /// probing) are marked failed, and each failed pod is a problem of the run.
+    /// Waits until every named pod satisfies `done` or cannot anymore; pods that do not get
+    /// there in time (the start-up timeout plus `work`: what their plan waits before probing
+    /// and the longest its probing may take) are marked failed, and each failed pod is a
+    /// problem of the run.
     async fn wait(
         &mut self,
         names: &BTreeMap<String, (usize, String)>,
-        delay: Duration,
+        work: Duration,
         done: impl Fn(&PodState) -> bool,
     ) -> Result<BTreeMap<String, PodState>, Error> {
         let started = Instant::now();
         let pods: Api<Pod> = Api::all(self.client.clone());
         let params = ListParams::default().labels(&format!("{RUN_ID_KEY}={}", self.run_id));
         // The time spent here is the kubelet's and the network's, not the controller's.
-        let result = self.wait_for(&pods, &params, names, &done, started, delay).await;
+        let result = self.wait_for(&pods, &params, names, &done, started, work).await;
         self.timings.pods_seconds += started.elapsed().as_secs_f64();
         result
     }
@@ -580,18 +579,23 @@ impl<S: SnapshotSource> Run<'_, S> {
         names: &BTreeMap<String, (usize, String)>,
         done: &impl Fn(&PodState) -> bool,
         started: Instant,
-        delay: Duration,
+        work: Duration,
     ) -> Result<BTreeMap<String, PodState>, Error> {
+        let start_up = self.timing().pod_start_timeout;
         loop {
             let listed = with_backoff("list the run's pods", || pods.list(params)).await?;
             let mut states: BTreeMap<String, PodState> =
                 listed.items.iter().map(|p| (p.name_any(), pod_state(p))).collect();
             let finished = names.keys().all(|n| states.get(n).is_some_and(|s| done(s) || s.failed.is_some()));
-            if finished || started.elapsed() >= self.options.pod_start_timeout + delay {
+            if finished || started.elapsed() >= start_up + work {
                 for (name, (_, namespace)) in names {
                     let state = states.entry(name.clone()).or_default();
                     if !done(state) && state.failed.is_none() {
-                        state.failed = Some(format!("not ready within {} s", self.options.pod_start_timeout.as_secs()));
+                        state.failed = Some(if state.running && !work.is_zero() {
+                            format!("running but not finished within {} s", (start_up + work).as_secs())
+                        } else {
+                            format!("not ready within {} s", start_up.as_secs())
+                        });
                     }
                     if let Some(reason) = &state.failed {
                         self.problems.push(format!("pod {namespace}/{name} did not run: {reason}"));

@@ -7,6 +7,8 @@ use netcanary_policy::intent::Expect;
 use netcanary_policy::{Labels, PortProto, RuleRef};
 pub use netcanary_wire::ProbePath;
 
+use crate::wall_time::WallTime;
+
 /// A probe pod standing in for one class of workload pods.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mirror {
@@ -122,6 +124,8 @@ pub struct Plan {
     /// Statements of declared intent no probe of the plan checks, with the reason: the run
     /// cannot say they hold.
     pub unverified_intent: Vec<String>,
+    /// How long its probing takes at worst, and the whole run.
+    pub wall_time: WallTime,
 }
 
 impl Plan {

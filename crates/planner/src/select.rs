@@ -1,11 +1,13 @@
 //! Choosing probes: a full matrix is quadratic, so a run probes by coverage within a
 //! budget counted in probe pods (what a run really pays for: each is a pod to schedule
-//! and start) and, secondarily, in probes. In order: a witness for every rule that should
-//! allow traffic (and for every cluster policy rule, a probe it decides), a denied probe
-//! for every isolated class, DNS from every namespace, every address outside the cluster
-//! the run was given, then cross-namespace samples with dev → production first. Declared
-//! intent goes before all of them but DNS. Each step prefers the probe pods already
-//! planned, which cost nothing more.
+//! and start), in wall time (no source pod gets more probes than a round's time allows,
+//! see [`crate::wall_time`]) and, secondarily, in probes. In order: a witness for every
+//! rule that should allow traffic (and for every cluster policy rule, a probe it decides),
+//! a denied probe for every isolated class, DNS from every namespace, every address
+//! outside the cluster the run was given, then cross-namespace samples with dev →
+//! production first. Declared intent goes before all of them but DNS. Each step prefers
+//! the probe pods already planned, which cost nothing more, and passes over a source pod
+//! whose round is full.
 //!
 //! Everything per class (namespace, ranks, the classes of each namespace) is computed once
 //! up front: at tens of thousands of classes, anything done per pair of classes must be a
@@ -23,9 +25,10 @@ use netcanary_policy::{
     Cluster, Direction, Endpoint, Labels, Matrix, Peer, PolicyIndex, PortProto, Protocol, RuleRef, Selector, Verdict,
 };
 
-use crate::budget::PodBudget;
+use crate::budget::{Budget, Exceeded};
 use crate::mirror::{mirrored_labels, probe_pod_labels};
 use crate::plan::{Coverage, Destination, Mirror, Plan, PlannedProbe, ProbePath, Purpose};
+use crate::wall_time::Timing;
 
 mod cluster_rules;
 mod intent;
@@ -63,6 +66,9 @@ pub struct Options {
     pub intent: Vec<netcanary_policy::intent::Statement>,
     /// The paths each probe to a target pod takes (see [`crate::paths`]).
     pub paths: Vec<ProbePath>,
+    /// How a run spends its time: no source pod gets more probes than a round's time
+    /// allows (see [`crate::wall_time`]).
+    pub timing: Timing,
 }
 
 /// Which namespaces a run probes: by name, by labels, or both (a namespace must pass each
@@ -99,6 +105,7 @@ impl Default for Options {
             external: Vec::new(),
             intent: Vec::new(),
             paths: vec![ProbePath::Pod],
+            timing: Timing::default(),
         }
     }
 }
@@ -136,6 +143,14 @@ pub fn plan(cluster: &Cluster, options: &Options) -> Plan {
     planner.samples();
     let mut plan = planner.finish();
     crate::paths::by_paths(&mut plan, &options.paths);
+    plan.wall_time = options.timing.estimate(&plan);
+    if plan.wall_time.exceeds_deadline() {
+        plan.notes.push(format!(
+            "at worst (every pod taking its whole start-up timeout, every probe timing out, every round) the run takes {}, past its deadline of {}: it would end inconclusive; raise --deadline, or lower --pod-start-timeout or --rounds",
+            humantime::format_duration(plan.wall_time.worst_case),
+            humantime::format_duration(plan.wall_time.deadline)
+        ));
+    }
     plan
 }
 
@@ -210,6 +225,8 @@ struct WitnessSearch {
     tries: usize,
     /// Whether the rule allowed any pair on its side.
     allowed_by_rule: bool,
+    /// Whether a witness was passed over because its source pod had no time left.
+    out_of_time: bool,
 }
 
 /// Why a probe was not added.
@@ -219,6 +236,8 @@ enum Refused {
     Planned,
     Probes,
     Pods,
+    /// The source pods that could send it have no time left in a round.
+    Time,
 }
 
 impl Refused {
@@ -226,6 +245,9 @@ impl Refused {
         match self {
             Refused::Pods => "the probe-pod budget (--max-probe-pods) ran out",
             Refused::Probes | Refused::Planned => "the probe budget (--max-probes) ran out",
+            Refused::Time => {
+                "the wall-time budget (--max-round-time) ran out: the source pods that could send it have no time left in a round"
+            }
         }
     }
 }
@@ -324,7 +346,7 @@ struct Planner<'c> {
     planned_external: HashSet<(usize, IpAddr, PortProto)>,
     coverage: Coverage,
     notes: Vec<String>,
-    pods: PodBudget,
+    budget: Budget,
     probe_budget_exhausted: bool,
     /// What the pod budget left out, for the note that says so.
     isolation_left_out: usize,
@@ -349,7 +371,12 @@ impl<'c> Planner<'c> {
             planned_external: HashSet::new(),
             coverage: Coverage::default(),
             notes: Vec::new(),
-            pods: PodBudget::new(options.max_probe_pods, n),
+            budget: Budget::new(
+                options.max_probe_pods,
+                n,
+                options.timing.probes_per_source(options.timing.longest_probe(&options.paths)),
+                options.paths.iter().collect::<BTreeSet<_>>().len(),
+            ),
             probe_budget_exhausted: false,
             isolation_left_out: 0,
             dns_left_out: 0,
@@ -497,8 +524,8 @@ impl<'c> Planner<'c> {
     /// Whether `class` has a probe pod on `side` already.
     fn has_pod(&self, side: Side, class: usize) -> bool {
         match side {
-            Side::Sources => self.pods.has_source(class),
-            Side::Targets => self.pods.has_target(class),
+            Side::Sources => self.budget.has_source(class),
+            Side::Targets => self.budget.has_target(class),
         }
     }
 
@@ -534,6 +561,18 @@ impl<'c> Planner<'c> {
         self.mirrors.len() - 1
     }
 
+    /// Whether the budgets have the pods and the source pod's time for a probe from `source`
+    /// to the target pod of `destination`; nothing is taken.
+    fn affordable(&self, source: usize, destination: usize) -> Result<(), Refused> {
+        if self.budget.cost(source, Some(destination)) > self.budget.left() {
+            Err(Refused::Pods)
+        } else if !self.budget.has_time(source, true) {
+            Err(Refused::Time)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Adds a probe if the budgets allow: `to` is a class, or `None` for DNS.
     fn add(
         &mut self,
@@ -551,8 +590,10 @@ impl<'c> Planner<'c> {
             self.probe_budget_exhausted = true;
             return Err(Refused::Probes);
         }
-        if !self.pods.take(source, to) {
-            return Err(Refused::Pods);
+        match self.budget.take(source, to) {
+            Ok(()) => {}
+            Err(Exceeded::Pods) => return Err(Refused::Pods),
+            Err(Exceeded::Time) => return Err(Refused::Time),
         }
         self.planned.insert(key);
         let mut covers: Vec<RuleRef> =
@@ -687,6 +728,10 @@ impl<'c> Planner<'c> {
                 return Ok(found);
             }
         }
+        if search.out_of_time {
+            self.budget.left_out_of_time();
+            return Err(NoWitness::budget(Refused::Time));
+        }
         Err(NoWitness::because(if search.allowed_by_rule {
             "no pod pair reaches it: the far side's policy denies every pair it allows"
         } else {
@@ -718,11 +763,16 @@ impl<'c> Planner<'c> {
                     }
                     search.allowed_by_rule = true;
                     if self.allowed(source, destination, port) {
-                        if self.pods.cost(source, Some(destination)) > self.pods.left() {
-                            self.pods.left_out();
-                            return Err(NoWitness::budget(Refused::Pods));
+                        match self.affordable(source, destination) {
+                            Ok(()) => {
+                                return Ok(Some((source, destination, port, self.verdict(source, destination, port))));
+                            }
+                            Err(Refused::Time) => search.out_of_time = true,
+                            Err(refused) => {
+                                self.budget.left_out();
+                                return Err(NoWitness::budget(refused));
+                            }
                         }
-                        return Ok(Some((source, destination, port, self.verdict(source, destination, port))));
                     }
                     search.tries += 1;
                     if search.tries >= self.options.witness_search_limit {
@@ -783,9 +833,9 @@ impl<'c> Planner<'c> {
                     continue;
                 }
                 // The candidates offered fit the pod budget; refused by the probe budget or
-                // planned already, the class is done either way.
-                let _ = self.add(source, Some(destination), port, &verdict, Purpose::Isolation);
-                return true;
+                // planned already, the class is done either way. A source pod with no time
+                // left is passed over for the next candidate.
+                return self.add(source, Some(destination), port, &verdict, Purpose::Isolation) != Err(Refused::Time);
             }
         }
         false
@@ -814,8 +864,8 @@ impl<'c> Planner<'c> {
     fn first_ranked(&mut self, anchor: usize, side: Side, mut take: impl FnMut(&mut Self, usize) -> bool) -> bool {
         let layout = Rc::clone(&self.layout);
         let anchor_cost = usize::from(!self.has_pod(side.other(), anchor));
-        if anchor_cost > self.pods.left() {
-            self.pods.left_out();
+        if anchor_cost > self.budget.left() {
+            self.budget.left_out();
             return false;
         }
         let anchor_ns = layout.namespace[anchor];
@@ -825,8 +875,8 @@ impl<'c> Planner<'c> {
                     (layout.namespace[c] == anchor_ns) == same_namespace && layout.rank_group(side, c) == group
                 };
                 let mut with_pods: Vec<usize> = match side {
-                    Side::Sources => self.pods.sources(),
-                    Side::Targets => self.pods.targets(),
+                    Side::Sources => self.budget.sources(),
+                    Side::Targets => self.budget.targets(),
                 }
                 .iter()
                 .copied()
@@ -844,8 +894,8 @@ impl<'c> Planner<'c> {
                 };
                 for &c in candidates {
                     // Later groups may still have candidates with pods.
-                    if anchor_cost + 1 > self.pods.left() {
-                        self.pods.left_out();
+                    if anchor_cost + 1 > self.budget.left() {
+                        self.budget.left_out();
                         break;
                     }
                     if !self.has_pod(side, c) && wanted(c) && take(self, c) {
@@ -870,13 +920,20 @@ impl<'c> Planner<'c> {
                 continue;
             }
             let in_namespace = layout.in_namespace(Side::Sources, namespace);
-            let source = in_namespace.iter().copied().find(|&c| self.pods.has_source(c)).unwrap_or(first);
+            // A source pod planned already with time left, else any class with time left.
+            let with_time = |c: &usize| self.budget.has_time(*c, false);
+            let source = (in_namespace.iter().copied())
+                .filter(with_time)
+                .find(|&c| self.budget.has_source(c))
+                .or_else(|| in_namespace.iter().copied().find(with_time))
+                .unwrap_or(first);
             let mut left_out = false;
             for protocol in [Protocol::Udp, Protocol::Tcp] {
                 if self.options.protocols.contains(&protocol) {
                     let port = PortProto::new(53, protocol);
                     let verdict = evaluate::verdict(self.cluster, self.representative(source), dns, port);
-                    left_out |= self.add(source, None, port, &verdict, Purpose::Dns) == Err(Refused::Pods);
+                    let added = self.add(source, None, port, &verdict, Purpose::Dns);
+                    left_out |= matches!(added, Err(Refused::Pods | Refused::Time));
                 }
             }
             self.dns_left_out += usize::from(left_out);
@@ -889,7 +946,7 @@ impl<'c> Planner<'c> {
     fn external(&mut self) {
         let layout = Rc::clone(&self.layout);
         let (mut sources, without): (Vec<usize>, Vec<usize>) =
-            layout.sources.iter().partition(|&&c| self.pods.has_source(c));
+            layout.sources.iter().partition(|&&c| self.budget.has_source(c));
         sources.extend(without);
         for (ip, port) in self.options.external.clone() {
             if !self.options.protocols.contains(&port.protocol) {
@@ -901,7 +958,7 @@ impl<'c> Planner<'c> {
                     self.probe_budget_exhausted = true;
                     return;
                 }
-                if self.planned_external.contains(&(source, ip, port)) || !self.pods.take(source, None) {
+                if self.planned_external.contains(&(source, ip, port)) || self.budget.take(source, None).is_err() {
                     continue;
                 }
                 self.planned_external.insert((source, ip, port));
@@ -922,7 +979,7 @@ impl<'c> Planner<'c> {
             for rank in [0u8, 2, 4] {
                 let sources: Vec<usize> = match between_planned {
                     true => {
-                        let mut sources = self.pods.sources().to_vec();
+                        let mut sources = self.budget.sources().to_vec();
                         sources.sort_by_key(|&c| layout.source_at[c]);
                         sources
                     }
@@ -931,13 +988,13 @@ impl<'c> Planner<'c> {
                 for source in sources {
                     let Some(wanted) = rank.checked_sub(layout.dev[source]).filter(|r| *r <= 2) else { continue };
                     let group = usize::from(wanted != 0);
-                    let source_cost = usize::from(!self.pods.has_source(source));
-                    if source_cost > self.pods.left() {
+                    let source_cost = usize::from(!self.budget.has_source(source));
+                    if source_cost > self.budget.left() || !self.budget.has_time(source, true) {
                         continue;
                     }
                     // Targets that need a pod of their own only when the budget has one.
-                    let targets: Vec<usize> = if between_planned || source_cost + 1 > self.pods.left() {
-                        let mut targets: Vec<usize> = (self.pods.targets().iter().copied())
+                    let targets: Vec<usize> = if between_planned || source_cost + 1 > self.budget.left() {
+                        let mut targets: Vec<usize> = (self.budget.targets().iter().copied())
                             .filter(|&t| layout.rank_group(Side::Targets, t) == group)
                             .collect();
                         targets.sort_by_key(|&c| layout.target_at[c]);
@@ -951,9 +1008,12 @@ impl<'c> Planner<'c> {
                             return;
                         }
                         if layout.namespace[source] == layout.namespace[destination]
-                            || self.pods.cost(source, Some(destination)) > self.pods.left()
+                            || self.budget.cost(source, Some(destination)) > self.budget.left()
                         {
                             continue;
+                        }
+                        if !self.budget.has_time(source, true) {
+                            break;
                         }
                         if let Some(&port) = layout.ports[destination].first()
                             && !self.planned.contains(&(source, destination, port))
@@ -979,7 +1039,19 @@ impl<'c> Planner<'c> {
                 self.options.max_probes
             ));
         }
-        if self.pods.exhausted() {
+        let (out_of_time, per_source) = self.budget.out_of_time();
+        if out_of_time > 0 {
+            let timing = &self.options.timing;
+            let longest = timing.longest_probe(&self.options.paths);
+            self.notes.push(format!(
+                "the wall-time budget left out {out_of_time} probes: a source pod sends at most {per_source} probes a round, {} waves of {} in flight, each up to {} (--max-round-time {}); raise --max-round-time or --probe-concurrency to test more",
+                per_source.div_ceil(timing.concurrency.max(1)),
+                timing.concurrency,
+                humantime::format_duration(longest),
+                timing.max_round_time.map_or("unset: one wave".into(), |t| humantime::format_duration(t).to_string()),
+            ));
+        }
+        if self.budget.exhausted() {
             let mut left_out = Vec::new();
             if !self.coverage.budget.is_empty() {
                 left_out.push(format!("witnesses for {} rules", self.coverage.budget.len()));
@@ -1003,6 +1075,7 @@ impl<'c> Planner<'c> {
             coverage: self.coverage,
             notes: self.notes,
             unverified_intent,
+            wall_time: Default::default(),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use netcanary_objects::load_paths;
-use netcanary_planner::{Destination, NamespaceFilter, Options, Plan, Purpose, plan};
+use netcanary_planner::{Destination, NamespaceFilter, Options, Plan, ProbePath, Purpose, Timing, plan};
 use netcanary_policy::{Cluster, Direction, PortProto, RuleRef, Selector};
 
 fn example() -> Cluster {
@@ -632,4 +632,63 @@ fn isolation_uses_the_pods_planned_when_the_budget_is_spent() {
         .collect();
     assert_eq!(isolation, ["shop/api -> shop/web 9090/TCP"], "{describe_all:?}");
     assert!(plan.notes.iter().any(|n| n.contains("--max-probe-pods")), "{:?}", plan.notes);
+}
+
+/// The most probes one source pod sends.
+fn busiest_source(plan: &Plan) -> usize {
+    let mut sent = std::collections::BTreeMap::new();
+    for probe in &plan.probes {
+        *sent.entry(probe.from).or_insert(0) += 1;
+    }
+    sent.into_values().max().unwrap_or(0)
+}
+
+/// Wall time is budgeted too: no source pod sends more probes than fit in a round
+/// (`--max-round-time`, one wave of `--probe-concurrency` by default), a witness moves to
+/// another source pod before it is given up, and what is given up is named.
+#[test]
+fn no_source_pod_sends_more_probes_than_a_round_has_time_for() {
+    let everything = plan(&example(), &options());
+    assert!(busiest_source(&everything) > 2, "the example needs a busy source pod to test this");
+    let second = std::time::Duration::from_secs(1);
+    for concurrency in [1, 2] {
+        let timing = Timing { concurrency, ..Timing::default() };
+        let plan = plan(&example(), &Options { timing, ..options() });
+        assert!(busiest_source(&plan) <= concurrency, "{} probes from one pod", busiest_source(&plan));
+        assert_eq!((plan.wall_time.waves, plan.wall_time.round_probing), (1, 2 * second));
+        assert_eq!(plan.coverage.coverable(), everything.coverage.coverable(), "{:#?}", plan.coverage);
+        assert!(plan.notes.iter().any(|n| n.contains("--max-round-time")), "{:?}", plan.notes);
+        for rule in &plan.coverage.budget {
+            assert!(plan.coverage.uncovered[rule].contains("--max-round-time"), "{rule}: {:#?}", plan.coverage);
+        }
+    }
+    // Three waves of one probe fit in 7 s of 2 s probes.
+    let timing = Timing { concurrency: 1, max_round_time: Some(7 * second), ..Timing::default() };
+    let three = plan(&example(), &Options { timing, ..options() });
+    assert_eq!(busiest_source(&three), 3);
+    assert_eq!((three.wall_time.waves, three.wall_time.round_probing), (3, 6 * second));
+    // By three paths a probe to a target pod is three probes, the dns one up to twice the
+    // timeout: four probes a source pod hold one to a target pod and a DNS probe at most.
+    let timing = Timing { concurrency: 4, ..Timing::default() };
+    let paths = vec![ProbePath::Pod, ProbePath::Service, ProbePath::Dns];
+    let by_paths = plan(&example(), &Options { timing, paths, ..options() });
+    assert!(busiest_source(&by_paths) <= 4, "{} probes from one pod", busiest_source(&by_paths));
+    assert_eq!((by_paths.wall_time.longest_probe, by_paths.wall_time.round_probing), (4 * second, 4 * second));
+    // The default budget leaves nothing out for time: one wave holds 4,096 probes.
+    assert!(!everything.notes.iter().any(|n| n.contains("--max-round-time")), "{:?}", everything.notes);
+}
+
+/// The plan says when its deadline could cut the run short: every pod taking its whole
+/// start-up timeout, every probe timing out, every round.
+#[test]
+fn a_deadline_shorter_than_the_worst_case_is_noted() {
+    let fits = plan(&example(), &options());
+    // Targets start (2m), then three rounds of sources starting (2m), the wait before the
+    // two retries (5s) and a wave of probes (2s): 8m 16s, within the default 10m.
+    assert_eq!(fits.wall_time.worst_case, std::time::Duration::from_secs(120 + 3 * (120 + 2) + 2 * 5));
+    assert!(!fits.notes.iter().any(|n| n.contains("--deadline")), "{:?}", fits.notes);
+    let timing = Timing { deadline: std::time::Duration::from_secs(300), ..Timing::default() };
+    let short = plan(&example(), &Options { timing, ..options() });
+    let note = short.notes.iter().find(|n| n.contains("--deadline")).expect("a note on the deadline");
+    assert!(note.contains("8m 16s") && note.contains("5m"), "{note}");
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use netcanary_wire::{AgentReport, ProbeResult};
+use netcanary_wire::{AgentReport, ProbeResult, pace};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -13,10 +13,7 @@ use crate::observation::Observation;
 use crate::plan::{PlanEntry, ProbePlan, ProbeSpec};
 use crate::{dns, resolve, tcp, udp};
 
-/// High enough that 2,000 probes run as one wave and finish in about one timeout.
-pub const DEFAULT_CONCURRENCY: usize = 4096;
-/// How long past the probes' own deadlines the watchdog waits before giving up on them.
-pub const WATCHDOG_MARGIN: Duration = Duration::from_millis(500);
+use netcanary_wire::pace::WATCHDOG_MARGIN;
 
 /// Runs every probe of `plan` with at most `concurrency` in flight, after the plan's delay;
 /// results are in plan order. Never fails: a probe that cannot run is reported as `error`.
@@ -110,16 +107,15 @@ fn finish(probe: &PlanEntry, outcome: Observation, elapsed: Duration) -> ProbeRe
     }
 }
 
-/// The longest one probe may take: a host name gets its own resolution budget first, so
-/// that a slow resolver never eats into the connect and turns into a false "timeout".
+/// The longest one probe may take (see [`pace::longest_probe`]).
 fn probe_budget(spec: &ProbeSpec, timeout: Duration) -> Duration {
-    let needs_resolving = match spec {
+    let to_a_name = match spec {
         ProbeSpec::Tcp(endpoint) | ProbeSpec::Udp(endpoint) => {
             matches!(endpoint.host, crate::plan::Host::Name(_))
         }
         ProbeSpec::Dns { .. } => false,
     };
-    if needs_resolving { timeout * 2 } else { timeout }
+    pace::longest_probe(timeout, to_a_name)
 }
 
 /// Waves of `concurrency` probes, each wave as long as the longest probe, plus the margin.
@@ -131,8 +127,7 @@ fn watchdog_budget(plan: &ProbePlan, concurrency: usize) -> Duration {
         .map(|spec| probe_budget(spec, plan.timeout))
         .max()
         .unwrap_or(Duration::ZERO);
-    let waves = u32::try_from(plan.probes.len().div_ceil(concurrency)).unwrap_or(u32::MAX);
-    (longest + WATCHDOG_MARGIN).saturating_mul(waves) + WATCHDOG_MARGIN
+    pace::watchdog(plan.probes.len(), concurrency, longest)
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use netcanary_planner::{Destination, Plan, ProbePath, Purpose};
+use netcanary_planner::{Destination, Plan, ProbePath, Purpose, WallTime};
 
 use crate::style::{self, paint};
 
@@ -43,6 +43,7 @@ pub fn table(plan: &Plan) -> String {
         let counts: Vec<String> = by_path.iter().map(|(path, n)| format!("{n} by {path}")).collect();
         let _ = writeln!(out, "  paths         to target pods: {}", counts.join(", "));
     }
+    write_wall_time(&mut out, &plan.wall_time);
     let coverage = &plan.coverage;
     let _ = writeln!(
         out,
@@ -62,6 +63,32 @@ pub fn table(plan: &Plan) -> String {
         let _ = writeln!(out, "  {}    {unverified}", paint(style::WARNING, "unverified"));
     }
     out
+}
+
+/// What the probing takes at worst, and the whole run: the round time is what the budget
+/// bounds, the whole run is what the deadline must cover.
+fn write_wall_time(out: &mut String, time: &WallTime) {
+    if time.busiest_source == 0 {
+        let _ = writeln!(out, "  wall time     no probes to wait for");
+        return;
+    }
+    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let _ = writeln!(
+        out,
+        "  wall time     probing at most {} a round: the busiest probe pod sends {}, {} of up to {} in flight, each up to {}",
+        humantime::format_duration(time.round_probing),
+        plural(time.busiest_source, "probe", "probes"),
+        plural(time.waves, "wave", "waves"),
+        time.concurrency,
+        humantime::format_duration(time.longest_probe),
+    );
+    let whole = format!(
+        "the whole run at most {} (every pod taking its whole start-up timeout, every probe timing out, every round); deadline {}",
+        humantime::format_duration(time.worst_case),
+        humantime::format_duration(time.deadline),
+    );
+    let whole = if time.exceeds_deadline() { paint(style::WARNING, &whole) } else { whole };
+    let _ = writeln!(out, "                {whole}");
 }
 
 pub fn json(plan: &Plan) -> serde_json::Value {
@@ -97,6 +124,15 @@ pub fn json(plan: &Plan) -> serde_json::Value {
             "covered": plan.coverage.covered.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "coverable": plan.coverage.coverable(),
             "uncovered": plan.coverage.uncovered.iter().map(|(r, why)| serde_json::json!({"rule": r.to_string(), "why": why, "budget": plan.coverage.budget.contains(r)})).collect::<Vec<_>>(),
+        },
+        "wallTime": {
+            "concurrency": plan.wall_time.concurrency,
+            "busiestProbePodProbes": plan.wall_time.busiest_source,
+            "waves": plan.wall_time.waves,
+            "longestProbeSeconds": plan.wall_time.longest_probe.as_secs_f64(),
+            "roundProbingSeconds": plan.wall_time.round_probing.as_secs_f64(),
+            "worstCaseSeconds": plan.wall_time.worst_case.as_secs_f64(),
+            "deadlineSeconds": plan.wall_time.deadline.as_secs_f64(),
         },
         "notes": plan.notes,
         "unverifiedIntent": plan.unverified_intent,
@@ -181,5 +217,33 @@ mod tests {
         let json = json(&plan);
         let paths: Vec<&str> = json["probes"].as_array().unwrap().iter().map(|p| p["path"].as_str().unwrap()).collect();
         assert_eq!(paths, ["pod", "service", "dns"]);
+    }
+
+    #[test]
+    fn the_plan_shows_its_wall_time_and_a_deadline_it_could_miss() {
+        let second = std::time::Duration::from_secs(1);
+        let mut time = WallTime {
+            concurrency: 4096,
+            busiest_source: 37,
+            waves: 1,
+            longest_probe: 2 * second,
+            round_probing: 2 * second,
+            worst_case: 496 * second,
+            deadline: 600 * second,
+        };
+        let plan = Plan { wall_time: time.clone(), ..Plan::default() };
+        let text = table(&plan);
+        assert!(
+            text.contains(
+                "  wall time     probing at most 2s a round: the busiest probe pod sends 37 probes, 1 wave of up to 4096 in flight, each up to 2s\n                the whole run at most 8m 16s (every pod"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("every round); deadline 10m\n"), "{text}");
+        assert_eq!(json(&plan)["wallTime"]["roundProbingSeconds"], 2.0);
+        assert_eq!(json(&plan)["wallTime"]["worstCaseSeconds"], 496.0);
+        time.deadline = 300 * second;
+        assert!(time.exceeds_deadline());
+        assert!(table(&Plan::default()).contains("  wall time     no probes to wait for"));
     }
 }

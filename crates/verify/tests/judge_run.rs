@@ -94,8 +94,7 @@ fn plan() -> Plan {
             probe(0, Destination::Dns, DNS, Purpose::Dns, Vec::new()),
         ],
         coverage: Coverage { rules: 2, covered: BTreeSet::from([web_rule()]), ..Coverage::default() },
-        notes: Vec::new(),
-        unverified_intent: Vec::new(),
+        ..Plan::default()
     };
     assert_eq!(add_canary(&mut plan, "netcanary"), CANARY);
     plan

@@ -10,11 +10,14 @@
 //!   each outcome counts against policy.
 //! - [`plan`]: the agent's plan, as the orchestrator writes it.
 //! - [`plan_env`]: how a plan, however long, travels in a probe pod's environment.
+//! - [`pace`]: how long an agent may take over a plan, for its watchdog and the
+//!   orchestrator's time budget alike.
 //! - [`report`]: the agent's results, as it prints them.
 //! - [`termination_log`]: the compact form of the results that fits a pod's termination
 //!   message, and its decoder.
 
 pub mod observed;
+pub mod pace;
 pub mod plan;
 pub mod plan_env;
 pub mod report;

@@ -104,7 +104,8 @@ impl Planner<'_> {
         let (mut others, others_without) = self.planned_first(other_side, layout.side(other_side));
         others.extend(others_without);
         let mut tries = 0;
-        let mut unaffordable = false;
+        // What kept an affordable witness out: the probe pods (said first) or the time.
+        let mut short: Option<Refused> = None;
         'search: for &subject in &subjects {
             for &other in &others {
                 let (source, destination) =
@@ -128,10 +129,11 @@ impl Planner<'_> {
                     }
                     let verdict = self.verdict(source, destination, port);
                     if exercised(&verdict).contains(rule_ref) {
-                        if self.pods.cost(source, Some(destination)) <= self.pods.left() {
-                            return Ok((source, destination, port, verdict));
+                        match self.affordable(source, destination) {
+                            Ok(()) => return Ok((source, destination, port, verdict)),
+                            Err(refused) if short != Some(Refused::Pods) => short = Some(refused),
+                            Err(_) => {}
                         }
-                        unaffordable = true;
                     }
                     tries += 1;
                     if tries >= self.options.witness_search_limit {
@@ -140,9 +142,13 @@ impl Planner<'_> {
                 }
             }
         }
-        if unaffordable {
-            self.pods.left_out();
-            return Err(NoWitness::budget(Refused::Pods));
+        match short {
+            Some(Refused::Pods) => self.budget.left_out(),
+            Some(_) => self.budget.left_out_of_time(),
+            None => {}
+        }
+        if let Some(refused) = short {
+            return Err(NoWitness::budget(refused));
         }
         Err(NoWitness::because(if tries >= self.options.witness_search_limit {
             format!("every pair it matches that was tried ({tries}) is decided by an earlier rule or tier")

@@ -131,8 +131,10 @@ impl Planner<'_> {
                 "`to` selects no pod this run probes"
             } else if self.testable(statement).is_empty() {
                 "none of its ports uses a protocol the prober tests"
-            } else if self.pods.exhausted() && !self.probe_budget_exhausted {
+            } else if self.budget.exhausted() && !self.probe_budget_exhausted {
                 Refused::Pods.reason()
+            } else if self.budget.out_of_time().0 > 0 && !self.probe_budget_exhausted {
+                Refused::Time.reason()
             } else {
                 Refused::Probes.reason()
             };
