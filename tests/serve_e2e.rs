@@ -1,8 +1,8 @@
 //! `netcanary serve` end to end, on the bed of `tests/common/bed.rs` (real binary, real
 //! kube-apiserver, fake kubelet over network namespaces): its endpoints, the DESIGN metrics
 //! after a run, how they follow the network when it stops enforcing policy, a clean
-//! SIGTERM in the middle of a run, and cluster policies whose CRDs are installed while it
-//! serves.
+//! SIGTERM in the middle of a run, and cluster policies whose CRDs are installed, and then
+//! deleted, while it serves.
 //!
 //! Needs root, network namespaces and the kube-apiserver fixture: see
 //! `tests/common/netns.rs` and `tests/common/kube_fixture.rs` for how a test skips or fails
@@ -17,8 +17,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use kube::Api;
+
 use common::bed::{
-    Bed, CLUSTER_POLICIES, MANAGED, apply, enforcing_rules, free_address, install_cluster_policy_crds, tiered_rules,
+    Bed, CLUSTER_POLICIES, MANAGED, apply, delete_cluster_policy_crds, enforcing_rules, free_address,
+    install_cluster_policy_crds, tiered_rules,
 };
 
 /// How long a scheduled run may take to show in the metrics (runs every 3 s, each a few).
@@ -218,4 +222,56 @@ async fn serve_reads_cluster_policies_installed_while_it_runs() {
         .await;
     assert_eq!(gauge(&metrics, "netcanary_enforcement_canary"), Some(1.0), "{metrics}");
     assert!(serve.log().contains("served: watching it"), "{}", serve.log());
+
+    // The CRDs deleted (their policies with them) and the network back to enforcing the
+    // NetworkPolicies alone, every probe passes again: none is judged by a cluster policy
+    // that is gone.
+    delete_cluster_policy_crds(&bed.client).await;
+    {
+        let net = bed.kubelet.net();
+        net.nft_flush_hub();
+        net.nft_hub(&enforcing_rules(&bed.kubelet));
+    }
+    serve
+        .wait_for("/metrics", RUN_TIMEOUT, |_, body| {
+            let after =
+                gauge(body, "netcanary_run_timestamp_seconds") > gauge(&metrics, "netcanary_run_timestamp_seconds");
+            after && samples(body, "netcanary_mismatch").iter().all(|(_, v)| *v == 0.0)
+        })
+        .await;
+}
+
+/// A cluster policy kind serve watched, then may no longer list (its ClusterRole narrowed
+/// while it serves), is unreadable from the next run on: every probe is inconclusive,
+/// rather than judged against the last policies the watch had.
+#[tokio::test]
+async fn serve_stops_judging_by_cluster_policies_it_may_no_longer_read() {
+    let Some(bed) = Bed::new("serve_stops_judging_by_cluster_policies_it_may_no_longer_read", None).await else {
+        return;
+    };
+    install_cluster_policy_crds(&bed.client).await;
+    apply(&bed.client, CLUSTER_POLICIES).await;
+    bed.kubelet.net().nft_hub(&tiered_rules(&bed.kubelet, true));
+    let mut serve = Serve::start(&bed);
+    let metrics =
+        serve.wait_for("/metrics", RUN_TIMEOUT, |_, body| gauge(body, "netcanary_run_success") == Some(1.0)).await;
+    assert!(serve.log().contains("served: watching it"), "{}", serve.log());
+
+    let roles: Api<ClusterRole> = Api::all(bed.client.clone());
+    let mut role = roles.get("netcanary").await.expect("netcanary's ClusterRole");
+    let rules = role.rules.as_mut().expect("rules");
+    rules.retain(|rule| !rule.api_groups.iter().flatten().any(|group| group == "policy.networking.k8s.io"));
+    roles.replace("netcanary", &Default::default(), &role).await.expect("narrow the ClusterRole");
+    let probes = |body: &str, result: &str| {
+        let label = format!("result=\"{result}\"");
+        samples(body, "netcanary_probes").iter().find(|(labels, _)| labels.contains(&label)).map(|(_, v)| *v)
+    };
+    let refused = serve
+        .wait_for("/metrics", RUN_TIMEOUT, |_, body| {
+            gauge(body, "netcanary_run_timestamp_seconds") > gauge(&metrics, "netcanary_run_timestamp_seconds")
+                && probes(body, "inconclusive").is_some_and(|n| n > 0.0)
+        })
+        .await;
+    assert_eq!(probes(&refused, "pass"), Some(0.0), "{refused}");
+    assert_eq!(gauge(&refused, "netcanary_run_success"), Some(0.0), "{refused}");
 }

@@ -466,14 +466,35 @@ pub fn cluster_role_grants(groups: &[&str]) -> BTreeMap<(String, String), BTreeS
 /// The network-policy-api CRDs netcanary reads (`tests/crds/`): ClusterNetworkPolicy
 /// v1alpha2, AdminNetworkPolicy and BaselineAdminNetworkPolicy v1alpha1, served once this
 /// returns.
+/// The resources of the network-policy-api CRDs in `tests/crds/`.
+const CLUSTER_POLICY_PLURALS: [&str; 3] =
+    ["clusternetworkpolicies", "adminnetworkpolicies", "baselineadminnetworkpolicies"];
+
 pub async fn install_cluster_policy_crds(client: &Client) {
-    let plurals = ["clusternetworkpolicies", "adminnetworkpolicies", "baselineadminnetworkpolicies"];
+    let plurals = CLUSTER_POLICY_PLURALS;
     for plural in plurals {
         let name = format!("{plural}.policy.networking.k8s.io");
         apply(client, &super::read_repo_file(&format!("tests/crds/{name}.yaml"))).await;
     }
     for plural in plurals {
         wait_for_crd(client, &format!("{plural}.policy.networking.k8s.io")).await;
+    }
+}
+
+/// Deletes the network-policy-api CRDs (their objects with them) and waits until they are
+/// gone.
+pub async fn delete_cluster_policy_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let names = CLUSTER_POLICY_PLURALS.map(|plural| format!("{plural}.policy.networking.k8s.io"));
+    for name in &names {
+        crds.delete(name, &Default::default()).await.expect("delete a network-policy-api CRD");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for name in &names {
+        while crds.get_opt(name).await.expect("read the CRD").is_some() {
+            assert!(Instant::now() < deadline, "CRD {name} still there after 30 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 

@@ -38,7 +38,9 @@ pub struct Watched {
 
 /// The watch of one cluster policy kind, started at the first run that finds its CRD
 /// served: most clusters have none of these CRDs, and a watch of a kind not served would
-/// only fail, over and over. A CRD installed later is picked up by the next run.
+/// only fail, over and over. A CRD installed later is picked up by the next run; one
+/// deleted leaves no objects from the next run on, although its watch's cache still holds
+/// the last ones (the watch retries until the CRD is back, then lists it anew).
 struct ClusterPolicyWatch {
     api: ClusterPolicyApi,
     store: OnceLock<Store<DynamicObject>>,
@@ -54,10 +56,9 @@ enum Found {
 impl ClusterPolicyWatch {
     async fn objects(&self, client: &Client) -> Result<Found, Error> {
         let resource = snapshot::api_resource(&self.api);
-        if let Some(store) = self.store.get() {
-            return Ok(Found::Objects(owned(store)));
-        }
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        // One small request a run, watched or not: whether the kind is still served and
+        // readable is what the watch's cache cannot say.
         let what = format!("list {}", self.api.plural);
         let first = ListParams::default().limit(1);
         match with_backoff(&what, || api.list_metadata(&first)).await {
@@ -70,8 +71,10 @@ impl ClusterPolicyWatch {
             }
             Err(error) => return Err(error),
         }
-        info!(kind = %self.api.kind.as_str(), "served: watching it");
-        let store = self.store.get_or_init(|| reflect(api, resource));
+        let store = self.store.get_or_init(|| {
+            info!(kind = %self.api.kind.as_str(), "served: watching it");
+            reflect(api, resource)
+        });
         // The first list is what this run reads; only a reflector whose task ended fails here.
         let _ = store.wait_until_ready().await;
         Ok(Found::Objects(owned(store)))
