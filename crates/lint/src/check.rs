@@ -2,7 +2,7 @@
 //! [`netcanary_policy::evaluate::verdict`]; "who does this select" to the model's
 //! selectors, as the engine matches them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use netcanary_policy::evaluate::verdict;
 use netcanary_policy::model::{Governance, NamespaceScope};
@@ -52,7 +52,7 @@ pub fn lint(cluster: &Cluster, sources: &Sources, options: &Options) -> Vec<Find
     lint.host_network_selected();
     lint.kubelet_probes_blocked();
     lint.mesh_ports_blocked();
-    let mut findings: Vec<Finding> = lint
+    let findings: Vec<Finding> = lint
         .findings
         .into_iter()
         .filter(|f| {
@@ -60,12 +60,65 @@ pub fn lint(cluster: &Cluster, sources: &Sources, options: &Options) -> Vec<Find
                 && !sources.disables(f.rule, &f.kind, f.namespace.as_deref().unwrap_or_default(), &f.name)
         })
         .collect();
+    let mut findings = merge_replicas(cluster, findings);
     findings.sort_by(|a, b| {
         let key = |f: &Finding| (f.namespace.clone(), f.rule, f.kind.clone(), f.name.clone(), f.field.clone());
         key(a).cmp(&key(b)).then(b.severity.cmp(&a.severity)).then(a.message.cmp(&b.message))
     });
     sources.locate(&mut findings);
     findings
+}
+
+/// Findings about pods that differ only in which replica of a workload they name, as a live
+/// cluster's pods do, become one: a Deployment of 50 replicas has one problem, not 50.
+/// The first such pod stands for the others, which its message lists. Findings that differ
+/// in anything else (a replica with other labels or another address) stay apart.
+fn merge_replicas(cluster: &Cluster, findings: Vec<Finding>) -> Vec<Finding> {
+    let mut merged: Vec<(Finding, Vec<String>)> = Vec::new();
+    let mut at = BTreeMap::new();
+    for finding in findings {
+        let pod = (finding.kind == "Pod")
+            .then(|| {
+                cluster.endpoint(&format!("{}/{}", finding.namespace.as_deref().unwrap_or_default(), finding.name))
+            })
+            .flatten()
+            .filter(|pod| pod.workload.is_some());
+        let Some(pod) = pod else {
+            merged.push((finding, Vec::new()));
+            continue;
+        };
+        // The finding with the pod's name taken out: what its replicas' findings share.
+        let anonymous = |text: &str| text.replace(&pod.id, "\0");
+        let key = (
+            finding.rule,
+            finding.severity,
+            finding.namespace.clone(),
+            pod.workload.clone(),
+            finding.field.clone(),
+            anonymous(&finding.message),
+            anonymous(&finding.fix),
+        );
+        match at.get(&key) {
+            Some(&first) => {
+                let (_, alike): &mut (Finding, Vec<String>) = &mut merged[first];
+                alike.push(pod.id.clone());
+            }
+            None => {
+                at.insert(key, merged.len());
+                merged.push((finding, Vec::new()));
+            }
+        }
+    }
+    (merged.into_iter())
+        .map(|(mut finding, alike)| {
+            if let Some(last) = alike.last() {
+                let workload = cluster.endpoint(last).map_or("", Endpoint::workload_name);
+                let more = format!(" (as do {} more pods of {workload}: {})", alike.len(), listing(&alike));
+                finding.message.push_str(&more);
+            }
+            finding
+        })
+        .collect()
 }
 
 struct Lint<'a> {

@@ -538,3 +538,56 @@ fn dns_and_prometheus_can_be_named() {
     assert_eq!(scrape.len(), 1, "{scrape:#?}");
     assert!(scrape[0].message.contains("monitoring/prometheus"), "{}", scrape[0].message);
 }
+
+/// A pod of a ReplicaSet `owner` (the Deployment's name with the template hash).
+fn replica(namespace: &str, name: &str, labels: &str) -> String {
+    format!(
+        "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {namespace}\n  labels: {{pod-template-hash: 5d8f, {labels}}}\n\
+         \x20 ownerReferences: [{{apiVersion: apps/v1, kind: ReplicaSet, name: web-5d8f, uid: u1, controller: true}}]\n\
+         spec:\n  containers: [{{name: c, image: i}}]\n"
+    )
+}
+
+/// A live cluster lists every replica: their findings are one finding per problem, naming
+/// the first pod and listing the others; a replica that differs keeps its own.
+#[test]
+fn replicas_with_the_same_problem_are_one_finding() {
+    let yaml = dns()
+        + &deny_all("a")
+        + &replica("a", "web-5d8f-a", "app: web")
+        + &replica("a", "web-5d8f-b", "app: web")
+        + &replica("a", "web-5d8f-c", "app: web")
+        + &replica("a", "web-5d8f-d", "app: web, dns: allowed")
+        + &pod("a", "solo", "app: web", "")
+        + &policy(
+            "a",
+            "dns-for-some",
+            "{podSelector: {matchLabels: {dns: allowed}}, policyTypes: [Egress], egress: [{ports: [{port: 53, protocol: UDP}, {port: 53, protocol: TCP}]}]}",
+        );
+    let findings = run("replicas", &yaml, &Options::default());
+    let dns: Vec<(&str, &str)> =
+        findings.iter().filter(|f| f.rule == "NC003").map(|f| (f.name.as_str(), f.message.as_str())).collect();
+    assert_eq!(
+        dns,
+        [
+            (
+                "solo",
+                "a/solo cannot reach cluster DNS (kube-system/coredns) on 53/UDP: egress denied, isolated by a/deny-all"
+            ),
+            (
+                "solo",
+                "a/solo cannot reach cluster DNS (kube-system/coredns) on 53/TCP: egress denied, isolated by a/deny-all"
+            ),
+            (
+                "web-5d8f-a",
+                "a/web-5d8f-a cannot reach cluster DNS (kube-system/coredns) on 53/UDP: egress denied, isolated by \
+                 a/deny-all (as do 2 more pods of web: a/web-5d8f-b, a/web-5d8f-c)"
+            ),
+            (
+                "web-5d8f-a",
+                "a/web-5d8f-a cannot reach cluster DNS (kube-system/coredns) on 53/TCP: egress denied, isolated by \
+                 a/deny-all (as do 2 more pods of web: a/web-5d8f-b, a/web-5d8f-c)"
+            ),
+        ]
+    );
+}
