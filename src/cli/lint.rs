@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use netcanary_lint::{DISABLE_ANNOTATION, Level, Options, RULES, Sources, render};
 use netcanary_orchestrator::policy_report::{Report, publish_named};
-use netcanary_orchestrator::snapshot::{DnsService, Listed, SnapshotSource, annotated};
+use netcanary_orchestrator::snapshot::{DnsService, Listed};
 use netcanary_policy::{Cluster, resolve};
 
 use super::manifests::ManifestArgs;
@@ -150,12 +150,13 @@ impl Live {
     /// are left out, with a warning each.
     fn read(&self) -> anyhow::Result<(Cluster, Sources)> {
         self.runtime.block_on(async {
-            let snapshot = Listed(self.client.clone()).snapshot(&DnsService::default()).await?;
+            let (snapshot, annotated) =
+                Listed(self.client.clone()).snapshot_annotated(&DnsService::default(), DISABLE_ANNOTATION).await?;
             for unreadable in &snapshot.unreadable {
                 eprintln!("warning: {} cannot be read and is left out: {}", unreadable.object, unreadable.reason);
             }
             let mut sources = Sources::new("default");
-            for object in annotated(&self.client, DISABLE_ANNOTATION).await? {
+            for object in annotated {
                 sources.add_object(object.kind, &object.namespace, &object.name, object.value.as_deref());
             }
             anyhow::Ok((snapshot.cluster, sources))

@@ -171,14 +171,45 @@ pub trait SnapshotSource {
 pub struct Listed(pub Client);
 
 impl SnapshotSource for Listed {
+    async fn snapshot(&self, dns: &DnsService) -> Result<Snapshot, Error> {
+        Ok(self.list(dns, None).await?.0)
+    }
+}
+
+impl Listed {
+    /// The snapshot, with the value of the annotation `key` on every Namespace and on the
+    /// Pods and NetworkPolicies that carry it (lint's rule switches, which the model does
+    /// not keep), read from the same lists.
+    pub async fn snapshot_annotated(&self, dns: &DnsService, key: &str) -> Result<(Snapshot, Vec<Annotated>), Error> {
+        self.list(dns, Some(key)).await
+    }
+
     /// Converts each page as it arrives, so the raw objects of a large cluster (pods
     /// above all) are never all in memory at once.
-    async fn snapshot(&self, dns: &DnsService) -> Result<Snapshot, Error> {
+    async fn list(&self, dns: &DnsService, key: Option<&str>) -> Result<(Snapshot, Vec<Annotated>), Error> {
         let client = &self.0;
         let mut index = Index::default();
-        for_each_page(Api::<Namespace>::all(client.clone()), "list namespaces", |ns| index.apply(&ns)).await?;
-        for_each_page(Api::<Pod>::all(client.clone()), "list pods", |pod| index.apply(&pod)).await?;
-        for_each_page(Api::<NetworkPolicy>::all(client.clone()), "list networkpolicies", |np| index.apply(&np)).await?;
+        let mut annotated = Vec::new();
+        let mut note = |kind: &'static str, meta: &kube::api::ObjectMeta| {
+            if let Some(key) = key {
+                annotated.extend(Annotated::of(kind, meta, key));
+            }
+        };
+        for_each_page(Api::<Namespace>::all(client.clone()), "list namespaces", |ns| {
+            note("Namespace", &ns.metadata);
+            index.apply(&ns);
+        })
+        .await?;
+        for_each_page(Api::<Pod>::all(client.clone()), "list pods", |pod| {
+            note("Pod", &pod.metadata);
+            index.apply(&pod);
+        })
+        .await?;
+        for_each_page(Api::<NetworkPolicy>::all(client.clone()), "list networkpolicies", |np| {
+            note("NetworkPolicy", &np.metadata);
+            index.apply(&np);
+        })
+        .await?;
         let mut cluster_scoped = ClusterScoped::default();
         for api in &CLUSTER_POLICY_APIS {
             let what = format!("list {}", api.plural);
@@ -195,7 +226,7 @@ impl SnapshotSource for Listed {
         read_nodes(client, &mut snapshot).await?;
         snapshot.unmodelled = unmodelled_policies(client).await;
         (snapshot.intent, snapshot.intent_problems) = intents(client).await;
-        Ok(snapshot)
+        Ok((snapshot, annotated))
     }
 }
 
@@ -282,32 +313,14 @@ pub struct Annotated {
     pub value: Option<String>,
 }
 
-/// Every Namespace, and the Pods and NetworkPolicies carrying the annotation `key`, by
-/// their metadata alone.
-pub async fn annotated(client: &Client, key: &str) -> Result<Vec<Annotated>, Error> {
-    let mut out = Vec::new();
-    let mut each = |kind: &'static str, meta: &kube::api::ObjectMeta| {
+impl Annotated {
+    /// Every Namespace, and an object carrying the annotation `key`.
+    fn of(kind: &'static str, meta: &kube::api::ObjectMeta, key: &str) -> Option<Self> {
         let name = meta.name.clone().unwrap_or_default();
         let namespace = if kind == "Namespace" { name.clone() } else { meta.namespace.clone().unwrap_or_default() };
         let value = meta.annotations.as_ref().and_then(|a| a.get(key)).cloned();
-        if kind == "Namespace" || value.is_some() {
-            out.push(Annotated { kind, namespace, name, value });
-        }
-    };
-    let params = ListParams::default();
-    let namespaces = Api::<Namespace>::all(client.clone());
-    for ns in with_backoff("list namespaces", || namespaces.list_metadata(&params)).await?.items {
-        each("Namespace", &ns.metadata);
+        (kind == "Namespace" || value.is_some()).then_some(Annotated { kind, namespace, name, value })
     }
-    let pods = Api::<Pod>::all(client.clone());
-    for pod in with_backoff("list pods", || pods.list_metadata(&params)).await?.items {
-        each("Pod", &pod.metadata);
-    }
-    let policies = Api::<NetworkPolicy>::all(client.clone());
-    for np in with_backoff("list networkpolicies", || policies.list_metadata(&params)).await?.items {
-        each("NetworkPolicy", &np.metadata);
-    }
-    Ok(out)
 }
 
 /// Builds the snapshot from objects. Pods netcanary created (left over by a crashed run)
