@@ -22,9 +22,9 @@ use tracing::warn;
 #[command(after_long_help = "\
 Exit status: 0 when the network does what policy says, 1 on a mismatch or an intent
 violation (or when the enforcement canary connects: the network enforces no policy), 2
-when the run could not
-verify what it planned (a probe pod that never started, an unreadable policy, a
-statement of intent no probe could check, the API server gone, the deadline).
+when the run could not verify what it planned (a probe pod that never started, an
+unreadable policy, a statement of intent no probe could check, the API server gone, the
+deadline).
 
 Examples:
   netcanary run                                  # in-cluster, or the current kubeconfig context
@@ -43,8 +43,8 @@ pub struct Args {
     #[arg(short, long, value_enum, default_value_t = Format::Table, env = "NETCANARY_OUTPUT")]
     output: Format,
 
-    /// Only read the cluster and print what a run would probe (pods, probes, rule
-    /// coverage); create nothing.
+    /// Only read the cluster and print what a run would probe (pods, probes, its wall time
+    /// at worst, rule coverage); create nothing.
     #[arg(long)]
     dry_run: bool,
 
