@@ -22,7 +22,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::bed::{NETCANARY_SA, apply, describe, install_netcanary, objects};
+use common::bed::{NETCANARY_SA, apply, describe, install_netcanary, objects, run_status, run_without_kubelet};
 use common::kube_fixture::{KubeFixture, skip_or_panic};
 use common::scratch::ScratchDir;
 use common::{read_repo_file, relative, repo_file};
@@ -923,41 +923,9 @@ metadata: {name: kube-dns, namespace: kube-system}
 spec: {clusterIP: 10.96.0.10, selector: {k8s-app: kube-dns}, ports: [{name: dns, port: 53, protocol: UDP}]}
 "#;
 
-/// `netcanary run` with `kubeconfig` and `args`: pods that never start (no kubelet runs
-/// here) and one round, so that it creates every pod of its plan and ends within seconds.
-fn run_with(kubeconfig: &Path, args: &[&str]) -> RunRecord {
-    let out = Command::new(BIN)
-        .args(["run", "--kubeconfig"])
-        .arg(kubeconfig)
-        .args(args)
-        .args(["--pod-start-timeout", "1s", "--rounds", "1", "--deadline", "60s", "-o", "json"])
-        .env("NO_COLOR", "1")
-        .env("NETCANARY_LOG_LEVEL", "info")
-        .output()
-        .expect("run netcanary");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let record: RunRecord = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("`netcanary run -o json` printed no run record ({e}); stderr:\n{stderr}"));
-    eprintln!(
-        "run {}: exit {:?}, problems {:#?}, warnings {:#?}",
-        record.run_id,
-        out.status.code(),
-        record.problems,
-        record.warnings
-    );
-    assert_eq!(out.status.code(), Some(2), "pods that never start make the run unverified:\n{stderr}");
-    record
-}
-
-/// [`run_with`] as netcanary's ServiceAccount.
+/// [`run_without_kubelet`] as netcanary's ServiceAccount.
 fn run(kube: &KubeFixture) -> RunRecord {
-    run_with(&kube.kubeconfig_as(NETCANARY_SA), &[])
-}
-
-/// The warnings the run's NetcanaryRun carries.
-async fn recorded_warnings(admin: &Client, run_id: &str) -> Value {
-    let runs: Api<DynamicObject> = Api::all_with(admin.clone(), &record::api_resource());
-    runs.get(run_id).await.expect("the run's NetcanaryRun").data["status"]["warnings"].clone()
+    run_without_kubelet(&kube.kubeconfig_as(NETCANARY_SA), &[])
 }
 
 #[tokio::test]
@@ -982,11 +950,11 @@ async fn a_real_run_passes_the_fence_and_records_when_it_is_missing() {
             ran.problems
         );
     }
-    assert_eq!(recorded_warnings(&admin, &ran.run_id).await, json!([]), "no warnings in the NetcanaryRun");
+    assert_eq!(run_status(&admin, &ran.run_id).await["warnings"], json!([]), "no warnings in the NetcanaryRun");
 
     // Run by someone the fence does not name (here the admin), nothing fences the run: it
     // says so.
-    let ran = run_with(kube.kubeconfig_path(), &[]);
+    let ran = run_without_kubelet(kube.kubeconfig_path(), &[]);
     let want = "the fence does not apply to this run: its matchConditions do not name netcanary-admin";
     assert!(ran.warnings.len() == 1 && ran.warnings[0].starts_with(want), "want {want:?}, got {:?}", ran.warnings);
 
@@ -1030,7 +998,11 @@ async fn a_real_run_passes_the_fence_and_records_when_it_is_missing() {
             "a missing fence is no problem: {:#?}",
             ran.problems
         );
-        assert_eq!(recorded_warnings(&admin, &ran.run_id).await, json!(ran.warnings), "in the NetcanaryRun's status");
+        assert_eq!(
+            run_status(&admin, &ran.run_id).await["warnings"],
+            json!(ran.warnings),
+            "in the NetcanaryRun's status"
+        );
         apply(&admin, &fence_yaml).await;
     }
 }
@@ -1118,7 +1090,7 @@ spec: {containers: [{name: tool, image: example/tool, ports: [{containerPort: 80
     let sa = kube.kubeconfig_as(NETCANARY_SA);
 
     // Where its Roles let it: every pod of the plan is created there, none elsewhere.
-    let ran = run_with(&sa, &["--namespaces", "shop,payments"]);
+    let ran = run_without_kubelet(&sa, &["--namespaces", "shop,payments"]);
     let refused: Vec<&String> = ran.problems.iter().filter(|p| p.contains("create pod")).collect();
     assert!(refused.is_empty(), "pods refused: {refused:#?}");
     let created: BTreeSet<&str> = ran
@@ -1129,7 +1101,7 @@ spec: {containers: [{name: tool, image: example/tool, ports: [{containerPort: 80
     assert_eq!(created, BTreeSet::from(["shop", "payments", NAMESPACE]), "{:#?}", ran.problems);
 
     // Everywhere: RBAC refuses the pod in `other`, and the run says so.
-    let ran = run_with(&sa, &[]);
+    let ran = run_without_kubelet(&sa, &[]);
     let forbidden = format!("User \"{NETCANARY_SA}\" cannot create resource \"pods\"");
     assert!(
         ran.problems.iter().any(|p| p.contains("create pod other/") && p.contains(&forbidden)),

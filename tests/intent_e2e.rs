@@ -10,29 +10,12 @@
 
 mod common;
 
-use common::bed::{Bed, apply, enforcing_rules, summary, wait_for_crd};
+use common::bed::{Bed, ISOLATION_INTENT, apply, enforcing_rules, summary, wait_for_crd};
 use common::read_repo_file;
 use common::scratch::ScratchDir;
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use netcanary_verify::{Canary, Expectation, Outcome, ProbeRecord};
-
-/// In the cluster: dev must never reach prod's api on 8080/TCP. The bed's policy
-/// `prod/api-from-dev` allows exactly that, and the enforcing network lets it through.
-const CLUSTER_INTENT: &str = r#"
-apiVersion: netcanary.io/v1alpha1
-kind: NetcanaryIntent
-metadata: {name: isolation}
-spec:
-  statements:
-    - name: dev-never-reaches-prod-api
-      from: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: dev}}}
-      to:
-        namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: prod}}
-        podSelector: {matchLabels: {app: api}}
-      ports: [{port: 8080, protocol: TCP}]
-      expect: deny
-"#;
 
 /// Given with `--intent`: every pod reaches the DNS pods on 53/UDP (nothing isolates
 /// kube-system or anyone's egress: it holds), and a statement whose `from` selects no
@@ -84,7 +67,7 @@ async fn the_network_doing_what_intent_forbids_is_an_intent_violation() {
         return;
     };
     wait_for_crd(&bed.client, "netcanaryintents.netcanary.io").await;
-    apply(&bed.client, CLUSTER_INTENT).await;
+    apply(&bed.client, ISOLATION_INTENT).await;
     // The Policy WG's CRDs, so the run writes its PolicyReports too.
     for crd in ["policyreports.wgpolicyk8s.io", "clusterpolicyreports.wgpolicyk8s.io"] {
         apply(&bed.client, &read_repo_file(&format!("tests/crds/{crd}.yaml"))).await;

@@ -2,17 +2,19 @@
 //! installed (stand-ins in `tests/crds/`), written as netcanary's ServiceAccount (so the
 //! shipped RBAC must allow exactly this) and read back as the admin: one per namespace a
 //! probe went into and one for the cluster, replaced by the next run, never accumulated,
-//! and nobody else's report touched (nor may it be: RBAC names netcanary's own). Without the CRDs nothing is written and nothing fails.
+//! and nobody else's report touched (nor may it be: RBAC names netcanary's own). Without the CRDs nothing is written and nothing fails;
+//! reports that cannot be written are a warning of the run, in its NetcanaryRun's status too.
 //!
 //! Needs only the kube-apiserver fixture: see `tests/common/kube_fixture.rs` for how the
 //! test skips or fails without it.
 
 mod common;
 
-use common::bed::{NETCANARY_SA, apply, install_netcanary, wait_for_crd};
+use common::bed::{NETCANARY_SA, apply, install_netcanary, run_status, run_without_kubelet, wait_for_crd};
 use common::kube_fixture::KubeFixture;
 use common::read_repo_file;
-use kube::api::{Api, DynamicObject};
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use netcanary_orchestrator::policy_report::publish;
 use netcanary_verify::RunRecord;
@@ -135,4 +137,34 @@ async fn a_run_replaces_its_policy_reports() {
         .await
         .expect("the cluster's");
     assert_eq!(results(&cluster), [row("enforcement-canary", "fail", "critical", "- -> -")]);
+}
+
+/// A cluster with the CRDs whose RBAC does not let netcanary write PolicyReports (installed
+/// before they were): the run says so in its warnings, and so does its NetcanaryRun.
+#[tokio::test]
+async fn reports_that_cannot_be_written_are_a_warning_in_the_run_record() {
+    let test = "reports_that_cannot_be_written_are_a_warning_in_the_run_record";
+    let Some(kube) = KubeFixture::start_or_skip(test) else { return };
+    let admin = kube.client().await;
+    install_netcanary(&admin).await;
+    for crd in CRDS {
+        apply(&admin, &read_repo_file(&format!("tests/crds/{crd}.yaml"))).await;
+        wait_for_crd(&admin, crd).await;
+    }
+    let roles: Api<ClusterRole> = Api::all(admin.clone());
+    let mut role = roles.get("netcanary").await.expect("netcanary's ClusterRole");
+    let rules = role.rules.as_mut().expect("rules");
+    let before = rules.len();
+    rules.retain(|r| !r.api_groups.iter().flatten().any(|g| g == "wgpolicyk8s.io"));
+    assert_eq!(rules.len(), before - 2, "the shipped role grants PolicyReports in two rules");
+    roles.replace("netcanary", &PostParams::default(), &role).await.expect("narrow netcanary's ClusterRole");
+
+    let ran = run_without_kubelet(&kube.kubeconfig_as(NETCANARY_SA), &[]);
+    let want = "the run's PolicyReports were not written: kubernetes API: apply ClusterPolicyReport netcanary: ";
+    assert!(
+        ran.warnings.iter().any(|w| w.starts_with(want) && w.contains("forbidden")),
+        "want a warning {want:?}...forbidden, got {:?}",
+        ran.warnings
+    );
+    assert_eq!(run_status(&admin, &ran.run_id).await["warnings"], json!(ran.warnings), "in the NetcanaryRun's status");
 }

@@ -359,7 +359,8 @@ async fn api_server_lost_mid_run_ends_the_run_and_the_next_run_sweeps() {
 #[tokio::test]
 async fn api_server_that_stops_answering_does_not_hold_the_run() {
     const DEADLINE: Duration = Duration::from_secs(10);
-    /// What may follow the deadline: cleanup, then the record's status, 15 s each at most.
+    /// What may follow the deadline: cleanup, then the PolicyReports and the record's status,
+    /// 15 s each at most.
     const WRAP_UP: Duration = Duration::from_secs(30);
     let Some(bed) = Bed::new("api_server_that_stops_answering_does_not_hold_the_run", None).await else { return };
     bed.kubelet.net().nft_hub(&enforcing_rules(&bed.kubelet));

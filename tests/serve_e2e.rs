@@ -1,8 +1,9 @@
 //! `netcanary serve` end to end, on the bed of `tests/common/bed.rs` (real binary, real
 //! kube-apiserver, fake kubelet over network namespaces): its endpoints, the DESIGN metrics
 //! after a run, how they follow the network when it stops enforcing policy, a clean
-//! SIGTERM in the middle of a run, and cluster policies whose CRDs are installed, and then
-//! deleted, while it serves.
+//! SIGTERM in the middle of a run, cluster policies whose CRDs are installed and then
+//! deleted, or may no longer be read, while it serves, and declared intent created and
+//! deleted while it serves.
 //!
 //! Needs root, network namespaces and the kube-apiserver fixture: see
 //! `tests/common/netns.rs` and `tests/common/kube_fixture.rs` for how a test skips or fails
@@ -17,13 +18,15 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::rbac::v1::ClusterRole;
-use kube::Api;
-
 use common::bed::{
-    Bed, CLUSTER_POLICIES, MANAGED, apply, delete_cluster_policy_crds, enforcing_rules, free_address,
-    install_cluster_policy_crds, tiered_rules,
+    Bed, CLUSTER_POLICIES, ISOLATION_INTENT, MANAGED, apply, delete_cluster_policy_crds, enforcing_rules, free_address,
+    install_cluster_policy_crds, tiered_rules, wait_for_crd,
 };
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, DynamicObject};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
 
 /// How long a scheduled run may take to show in the metrics (runs every 3 s, each a few).
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -274,4 +277,77 @@ async fn serve_stops_judging_by_cluster_policies_it_may_no_longer_read() {
         .await;
     assert_eq!(probes(&refused, "pass"), Some(0.0), "{refused}");
     assert_eq!(gauge(&refused, "netcanary_run_success"), Some(0.0), "{refused}");
+}
+
+/// The one `netcanary_mismatch` series of `ISOLATION_INTENT` (tests/common/bed.rs) on the
+/// enforcing network, by hand: dev's web-0 reached prod's api-0 on 8080/TCP, which the
+/// policy allows and the intent forbids.
+const DEV_TO_PROD_API_VIOLATION: &str = "dst_namespace=\"prod\",dst_workload=\"api-0\",kind=\"intent_violation\",\
+     path=\"pod\",port=\"8080\",protocol=\"TCP\",src_namespace=\"dev\",src_workload=\"web-0\"";
+
+/// The status of the newest `NetcanaryRun` that finished (run ids grow with time).
+async fn newest_finished_status(bed: &Bed) -> Value {
+    let finished = bed.run_records().await.into_iter().filter(|r| r.data.pointer("/status/finishedAt").is_some());
+    let newest = finished.max_by_key(|r| r.name_any()).expect("a finished NetcanaryRun");
+    newest.data["status"].clone()
+}
+
+/// A `NetcanaryIntent` created while serve runs (`ISOLATION_INTENT`: dev must never reach
+/// prod's api on 8080/TCP, which the bed's policy allows and the enforcing network lets
+/// through) is held at the next runs, as an intent violation of that cell alone, in the
+/// metrics and the NetcanaryRun's status; once deleted, a run reports it no more.
+#[tokio::test]
+async fn serve_holds_the_network_to_intent_declared_while_it_runs() {
+    let Some(bed) = Bed::new("serve_holds_the_network_to_intent_declared_while_it_runs", None).await else {
+        return;
+    };
+    wait_for_crd(&bed.client, "netcanaryintents.netcanary.io").await;
+    bed.kubelet.net().nft_hub(&enforcing_rules(&bed.kubelet));
+    let started = Instant::now();
+    let mut serve = Serve::start(&bed);
+    let metrics = serve
+        .wait_for("/metrics", RUN_TIMEOUT, |_, body| gauge(body, "netcanary_run_timestamp_seconds").is_some())
+        .await;
+    assert!(samples(&metrics, "netcanary_mismatch").is_empty(), "no intent yet: {metrics}");
+
+    apply(&bed.client, ISOLATION_INTENT).await;
+    let declared = Instant::now();
+    let metrics =
+        serve.wait_for("/metrics", RUN_TIMEOUT, |_, body| !samples(body, "netcanary_mismatch").is_empty()).await;
+    eprintln!("intent violation in the metrics {:?} after the intent was declared", declared.elapsed());
+    assert_eq!(samples(&metrics, "netcanary_mismatch"), [(DEV_TO_PROD_API_VIOLATION, 1.0)], "{metrics}");
+    let violations =
+        samples(&metrics, "netcanary_probes").into_iter().find(|(l, _)| *l == "result=\"intent_violation\"");
+    assert!(violations.is_some_and(|(_, n)| n >= 1.0), "{metrics}");
+    assert_eq!(gauge(&metrics, "netcanary_enforcement_canary"), Some(1.0), "{metrics}");
+    // serve writes a run's status before its metrics: the newest status holds the intent.
+    let status = newest_finished_status(&bed).await;
+    assert_eq!(status["result"], "Mismatch", "{status}");
+    let mismatches = status["mismatches"].as_array().expect("mismatches in the status");
+    assert!(!mismatches.is_empty(), "{status}");
+    for m in mismatches {
+        let want = json!({"kind": "intent_violation", "source": "dev/web-0", "destination": "prod/api-0",
+            "port": 8080, "protocol": "TCP", "expected": "allow", "observed": "connected",
+            "intent": "isolation/dev-never-reaches-prod-api (deny)"});
+        let got: serde_json::Map<String, Value> =
+            want.as_object().expect("an object").keys().map(|k| (k.clone(), m[k].clone())).collect();
+        assert_eq!(Value::Object(got), want, "{status}");
+    }
+    assert_eq!(status["intentViolation"], mismatches.len(), "{status}");
+
+    let gvk = GroupVersionKind::gvk("netcanary.io", "v1alpha1", "NetcanaryIntent");
+    let intents: Api<DynamicObject> =
+        Api::all_with(bed.client.clone(), &ApiResource::from_gvk_with_plural(&gvk, "netcanaryintents"));
+    intents.delete("isolation", &DeleteParams::default()).await.expect("delete the NetcanaryIntent");
+    let withdrawn = Instant::now();
+    let metrics =
+        serve.wait_for("/metrics", RUN_TIMEOUT, |_, body| samples(body, "netcanary_mismatch").is_empty()).await;
+    eprintln!("no intent violation in the metrics {:?} after the intent was deleted", withdrawn.elapsed());
+    assert!(samples(&metrics, "netcanary_probes").contains(&("result=\"intent_violation\"", 0.0)), "{metrics}");
+    assert_eq!(gauge(&metrics, "netcanary_run_success"), Some(1.0), "{metrics}\n{}", serve.log());
+    let status = newest_finished_status(&bed).await;
+    assert_eq!(status["result"], "Passed", "{status}");
+    assert_eq!(status["intentViolation"], 0, "{status}");
+    assert_eq!(status["mismatches"], json!([]), "{status}");
+    eprintln!("the whole test took {:?}", started.elapsed());
 }

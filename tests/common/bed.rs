@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
@@ -75,6 +75,24 @@ spec:
   ingress:
     - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: dev}}}]
       ports: [{port: 8080, protocol: TCP}]
+"#;
+
+/// A `NetcanaryIntent` (`isolation`): dev must never reach prod's api on 8080/TCP. The
+/// policy `prod/api-from-dev` of [`APP`] allows exactly that, so a network that enforces the
+/// policy ([`enforcing_rules`]) lets it through: an intent violation, in that cell alone.
+pub const ISOLATION_INTENT: &str = r#"
+apiVersion: netcanary.io/v1alpha1
+kind: NetcanaryIntent
+metadata: {name: isolation}
+spec:
+  statements:
+    - name: dev-never-reaches-prod-api
+      from: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: dev}}}
+      to:
+        namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: prod}}
+        podSelector: {matchLabels: {app: api}}
+      ports: [{port: 8080, protocol: TCP}]
+      expect: deny
 "#;
 
 /// A CNI that enforces exactly the policies above, by subnet: `prod` takes new connections
@@ -357,9 +375,7 @@ impl Bed {
 
     /// The status of the run's `NetcanaryRun`.
     pub async fn run_status(&self, run_id: &str) -> Value {
-        let run =
-            self.run_records().await.into_iter().find(|r| r.name_any() == run_id).expect("the run's NetcanaryRun");
-        run.data.get("status").cloned().unwrap_or_else(|| panic!("NetcanaryRun {run_id} has no status: {:?}", run.data))
+        run_status(&self.client, run_id).await
     }
 
     /// The Events about the run's record.
@@ -368,6 +384,42 @@ impl Bed {
         let listed = events.list(&ListParams::default()).await.expect("list events");
         listed.items.into_iter().filter(|e| e.involved_object.name.as_deref() == Some(run_id)).collect()
     }
+}
+
+/// The status of the run's `NetcanaryRun`, as `client` reads it.
+pub async fn run_status(client: &Client, run_id: &str) -> Value {
+    let gvk = GroupVersionKind::gvk("netcanary.io", "v1alpha1", "NetcanaryRun");
+    let runs: Api<DynamicObject> =
+        Api::all_with(client.clone(), &ApiResource::from_gvk_with_plural(&gvk, "netcanaryruns"));
+    let run = runs.get(run_id).await.unwrap_or_else(|e| panic!("read NetcanaryRun {run_id}: {e}"));
+    run.data.get("status").cloned().unwrap_or_else(|| panic!("NetcanaryRun {run_id} has no status: {:?}", run.data))
+}
+
+/// `netcanary run -o json` with `kubeconfig` and `args` on a cluster where no kubelet runs:
+/// its pods never start, and with one round it creates every pod of its plan and ends
+/// within seconds, unverified (exit 2, asserted).
+pub fn run_without_kubelet(kubeconfig: &Path, args: &[&str]) -> RunRecord {
+    let out = Command::new(BIN)
+        .args(["run", "--kubeconfig"])
+        .arg(kubeconfig)
+        .args(args)
+        .args(["--pod-start-timeout", "1s", "--rounds", "1", "--deadline", "60s", "-o", "json"])
+        .env("NO_COLOR", "1")
+        .env("NETCANARY_LOG_LEVEL", "info")
+        .output()
+        .expect("run netcanary");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let record: RunRecord = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("`netcanary run -o json` printed no run record ({e}); stderr:\n{stderr}"));
+    eprintln!(
+        "run {}: exit {:?}, problems {:#?}, warnings {:#?}",
+        record.run_id,
+        out.status.code(),
+        record.problems,
+        record.warnings
+    );
+    assert_eq!(out.status.code(), Some(2), "pods that never start make the run unverified:\n{stderr}");
+    record
 }
 
 /// Installs what `kubectl apply -k manifests/overlays/ci` does: the NetcanaryRun CRD (and

@@ -110,34 +110,38 @@ pub async fn run(
     }
     // Bounded like the run: an API server that stopped answering must not hold it for long.
     let phase = Instant::now();
-    let cleaned = tokio::time::timeout(WRAP_UP_TIMEOUT, cleanup(client, &run_id)).await;
-    if let Some(error) = cleaned.map_or_else(|_| Some(wrap_up_timeout()), Result::err) {
+    if let Err(error) = within(WRAP_UP_TIMEOUT, cleanup(client, &run_id)).await {
         run.problems.push(format!("cleanup: {error}; the next run sweeps what is left"));
     }
     run.timings.cleanup_seconds = phase.elapsed().as_secs_f64();
     let mut record = run.record(started_at);
-    // Side by side, within one wrap-up bound: an API server that stopped answering holds
-    // the run no longer for the reports. A report that could not be written is a warning
-    // of the printed record (the status is being written meanwhile).
-    let (published, finished) = tokio::join!(
-        tokio::time::timeout(WRAP_UP_TIMEOUT, crate::policy_report::publish(client, &record)),
-        tokio::time::timeout(WRAP_UP_TIMEOUT, record::finish(client, &record)),
-    );
-    if let Some(error) = finished.map_or_else(|_| Some(wrap_up_timeout()), Result::err) {
-        warn!(%error, "cannot write the run record's status");
-    }
-    if let Some(error) = published.map_or_else(|_| Some(wrap_up_timeout()), Result::err) {
+    // The reports first, so that the status can say they were not written; both within one
+    // wrap-up bound, of which the status keeps a share: an API server that stopped answering
+    // holds the run for that bound, not for one each.
+    let phase = Instant::now();
+    let reports = crate::policy_report::publish(client, &record);
+    if let Err(error) = within(WRAP_UP_TIMEOUT - STATUS_SHARE, reports).await {
         warn!(%error, "cannot write the run's PolicyReports");
         record.warnings.push(format!("the run's PolicyReports were not written: {error}"));
+    }
+    let left = WRAP_UP_TIMEOUT.saturating_sub(phase.elapsed()).max(STATUS_SHARE);
+    if let Err(error) = within(left, record::finish(client, &record)).await {
+        warn!(%error, "cannot write the run record's status");
     }
     record
 }
 
-/// How long cleanup, and then writing the record's status, may each take after the run.
+/// How long cleanup, and then writing the PolicyReports and the record's status together,
+/// may each take after the run.
 const WRAP_UP_TIMEOUT: Duration = Duration::from_secs(15);
 
-fn wrap_up_timeout() -> Error {
-    Error::NoAnswer(WRAP_UP_TIMEOUT.as_secs())
+/// The part of the wrap-up bound kept for the record's status, however long the
+/// PolicyReports took: the status is what `kubectl get netcanaryruns` shows.
+const STATUS_SHARE: Duration = Duration::from_secs(5);
+
+/// `work` within `bound`: no answer by then is an error, as the API's own are.
+async fn within<T>(bound: Duration, work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    tokio::time::timeout(bound, work).await.unwrap_or(Err(Error::NoAnswer(bound.as_secs())))
 }
 
 /// Plans a run over a snapshot: the planner, told where cluster DNS is, which Services
