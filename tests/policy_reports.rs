@@ -10,11 +10,12 @@
 
 mod common;
 
-use common::bed::{NETCANARY_SA, apply, install_netcanary, run_status, run_without_kubelet, wait_for_crd};
+use common::bed::{
+    NETCANARY_SA, apply, install_netcanary, revoke_api_group, run_status, run_without_kubelet, wait_for_crd,
+};
 use common::kube_fixture::KubeFixture;
 use common::read_repo_file;
-use k8s_openapi::api::rbac::v1::ClusterRole;
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use netcanary_orchestrator::policy_report::publish;
 use netcanary_verify::RunRecord;
@@ -151,13 +152,8 @@ async fn reports_that_cannot_be_written_are_a_warning_in_the_run_record() {
         apply(&admin, &read_repo_file(&format!("tests/crds/{crd}.yaml"))).await;
         wait_for_crd(&admin, crd).await;
     }
-    let roles: Api<ClusterRole> = Api::all(admin.clone());
-    let mut role = roles.get("netcanary").await.expect("netcanary's ClusterRole");
-    let rules = role.rules.as_mut().expect("rules");
-    let before = rules.len();
-    rules.retain(|r| !r.api_groups.iter().flatten().any(|g| g == "wgpolicyk8s.io"));
-    assert_eq!(rules.len(), before - 2, "the shipped role grants PolicyReports in two rules");
-    roles.replace("netcanary", &PostParams::default(), &role).await.expect("narrow netcanary's ClusterRole");
+    let revoked = revoke_api_group(&admin, "wgpolicyk8s.io").await;
+    assert_eq!(revoked, 2, "the shipped role grants PolicyReports in two rules");
 
     let ran = run_without_kubelet(&kube.kubeconfig_as(NETCANARY_SA), &[]);
     let want = "the run's PolicyReports were not written: kubernetes API: apply ClusterPolicyReport netcanary: ";

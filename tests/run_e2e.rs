@@ -15,11 +15,10 @@ use std::time::{Duration, Instant};
 
 use common::bed::{
     Bed, CLUSTER_DNS, CLUSTER_POLICIES, Ran, apply, enforcing_rules, install_cluster_policy_crds, output_within,
-    summary, tiered_rules,
+    revoke_api_group, summary, tiered_rules,
 };
 use common::kubelet::PodFilter;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::ResourceExt;
 use kube::api::Api;
 use netcanary_verify::{Canary, Expectation, Outcome, ProbeRecord, RunRecord};
@@ -492,11 +491,7 @@ async fn cluster_policies_netcanary_may_not_list_leave_every_probe_inconclusive(
         return;
     };
     install_cluster_policy_crds(&bed.client).await;
-    let roles: Api<ClusterRole> = Api::all(bed.client.clone());
-    let mut role = roles.get("netcanary").await.expect("netcanary's ClusterRole");
-    let rules = role.rules.as_mut().expect("rules");
-    rules.retain(|rule| !rule.api_groups.iter().flatten().any(|group| group == "policy.networking.k8s.io"));
-    roles.replace("netcanary", &Default::default(), &role).await.expect("narrow the ClusterRole");
+    assert!(revoke_api_group(&bed.client, "policy.networking.k8s.io").await > 0);
     bed.kubelet.net().nft_hub(&enforcing_rules(&bed.kubelet));
     let ran = bed.run().await;
     assert!(!ran.record.probes.is_empty(), "{}", summary(&ran.record));

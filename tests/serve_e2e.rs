@@ -20,9 +20,8 @@ use std::time::{Duration, Instant};
 
 use common::bed::{
     Bed, CLUSTER_POLICIES, ISOLATION_INTENT, MANAGED, apply, delete_cluster_policy_crds, enforcing_rules, free_address,
-    install_cluster_policy_crds, tiered_rules, wait_for_crd,
+    install_cluster_policy_crds, revoke_api_group, tiered_rules, wait_for_crd,
 };
-use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -260,11 +259,7 @@ async fn serve_stops_judging_by_cluster_policies_it_may_no_longer_read() {
         serve.wait_for("/metrics", RUN_TIMEOUT, |_, body| gauge(body, "netcanary_run_success") == Some(1.0)).await;
     assert!(serve.log().contains("served: watching it"), "{}", serve.log());
 
-    let roles: Api<ClusterRole> = Api::all(bed.client.clone());
-    let mut role = roles.get("netcanary").await.expect("netcanary's ClusterRole");
-    let rules = role.rules.as_mut().expect("rules");
-    rules.retain(|rule| !rule.api_groups.iter().flatten().any(|group| group == "policy.networking.k8s.io"));
-    roles.replace("netcanary", &Default::default(), &role).await.expect("narrow the ClusterRole");
+    assert!(revoke_api_group(&bed.client, "policy.networking.k8s.io").await > 0);
     let probes = |body: &str, result: &str| {
         let label = format!("result=\"{result}\"");
         samples(body, "netcanary_probes").iter().find(|(labels, _)| labels.contains(&label)).map(|(_, v)| *v)

@@ -23,6 +23,7 @@ use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Event, Pod, Service};
+use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -442,6 +443,19 @@ pub fn workload(namespace: &str, name: &str, app: &str, ports: &[(u16, &str)]) -
         "spec": {"containers": [{"name": app, "image": format!("example/{app}"), "ports": ports}]}
     }))
     .expect("a valid Pod")
+}
+
+/// Takes from netcanary's ClusterRole every rule on the API group `group`, as an
+/// administrator narrowing it would; returns how many rules went.
+pub async fn revoke_api_group(client: &Client, group: &str) -> usize {
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    let mut role = roles.get("netcanary").await.expect("netcanary's ClusterRole");
+    let rules = role.rules.as_mut().expect("rules");
+    let before = rules.len();
+    rules.retain(|rule| !rule.api_groups.iter().flatten().any(|g| g == group));
+    let revoked = before - rules.len();
+    roles.replace("netcanary", &Default::default(), &role).await.expect("narrow netcanary's ClusterRole");
+    revoked
 }
 
 /// Applies every object of a multi-document YAML text (server-side apply).
