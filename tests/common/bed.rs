@@ -100,8 +100,16 @@ spec:
 /// only from `dev` on 8080/TCP, and netcanary's probe pods (the canary policy selects every
 /// one of them) talk to nobody. Replies pass through connection tracking.
 pub fn enforcing_rules(kubelet: &FakeKubelet) -> String {
+    enforcing_rules_and(kubelet, "")
+}
+
+/// [`enforcing_rules`], then `more` (rules of the same forward chain).
+pub fn enforcing_rules_and(kubelet: &FakeKubelet, more: &str) -> String {
     let (prod, dev) = (kubelet.subnet("prod"), kubelet.subnet("dev"));
-    forward_rules(kubelet, &format!("ip saddr {dev} ip daddr {prod} tcp dport 8080 accept\n    ip daddr {prod} drop"))
+    forward_rules(
+        kubelet,
+        &format!("ip saddr {dev} ip daddr {prod} tcp dport 8080 accept\n    ip daddr {prod} drop\n    {more}"),
+    )
 }
 
 /// A CNI that enforces netcanary's canary policy and nothing else: every door into `prod`
