@@ -15,15 +15,26 @@ use crate::plan::{Destination, Plan, PlannedProbe, ProbePath};
 /// Sends every probe to a target pod once per path of `paths` (in the order pod, service,
 /// dns; none given means `pod`), and marks DNS probes as going through a Service. A note says
 /// how many probes the extra paths add, since they go beyond `--max-probes`.
-pub fn by_paths(plan: &mut Plan, paths: &[ProbePath]) {
+///
+/// The `dns` path is not sent from the mirrors in `unresolving`, whose policy denies them
+/// the cluster DNS: no name resolves there, so such a probe could only be inconclusive, and
+/// whether DNS is really denied is their own DNS probe's to say. A note names them.
+pub fn by_paths(plan: &mut Plan, paths: &[ProbePath], unresolving: &BTreeSet<usize>) {
     let paths: BTreeSet<ProbePath> = paths.iter().copied().collect();
     let paths: Vec<ProbePath> = if paths.is_empty() { vec![ProbePath::Pod] } else { paths.into_iter().collect() };
     let chosen = plan.probes.len();
     let mut probes = Vec::with_capacity(chosen * paths.len());
+    let mut not_by_name = 0;
     for probe in plan.probes.drain(..) {
         match probe.to {
             Destination::Mirror(_) => {
-                probes.extend(paths.iter().map(|&path| PlannedProbe { path, ..probe.clone() }));
+                for &path in &paths {
+                    if path == ProbePath::Dns && unresolving.contains(&probe.from) {
+                        not_by_name += 1;
+                    } else {
+                        probes.push(PlannedProbe { path, ..probe.clone() });
+                    }
+                }
             }
             Destination::Dns => probes.push(PlannedProbe { path: ProbePath::Service, ..probe }),
             Destination::External(_) => probes.push(probe),
@@ -39,6 +50,14 @@ pub fn by_paths(plan: &mut Plan, paths: &[ProbePath]) {
             names.join(", ")
         ));
     }
+    if not_by_name > 0 {
+        let sources: BTreeSet<&str> = unresolving.iter().map(|&m| plan.mirrors[m].stands_for.as_str()).collect();
+        let sources: Vec<&str> = sources.into_iter().collect();
+        plan.notes.push(format!(
+            "{not_by_name} probes are not sent by the dns path: policy denies their sources ({}) the cluster DNS, so no name resolves there; their DNS probes check that",
+            sources.join(", ")
+        ));
+    }
 }
 
 #[cfg(test)]
@@ -46,7 +65,7 @@ mod tests {
     use netcanary_policy::{PortProto, Protocol};
 
     use super::*;
-    use crate::Purpose;
+    use crate::{Mirror, Purpose};
 
     fn probe(to: Destination, expected_allowed: bool) -> PlannedProbe {
         PlannedProbe {
@@ -80,7 +99,7 @@ mod tests {
     #[test]
     fn the_pod_path_alone_changes_nothing_but_the_dns_probes_path() {
         let mut plan = plan();
-        by_paths(&mut plan, &[ProbePath::Pod]);
+        by_paths(&mut plan, &[ProbePath::Pod], &BTreeSet::new());
         let external = Destination::External("192.0.2.1".parse().unwrap());
         assert_eq!(
             shape(&plan),
@@ -97,7 +116,7 @@ mod tests {
     #[test]
     fn every_path_expects_what_the_pod_path_expects() {
         let mut plan = plan();
-        by_paths(&mut plan, &[ProbePath::Dns, ProbePath::Pod, ProbePath::Service, ProbePath::Dns]);
+        by_paths(&mut plan, &[ProbePath::Dns, ProbePath::Pod, ProbePath::Service, ProbePath::Dns], &BTreeSet::new());
         let external = Destination::External("192.0.2.1".parse().unwrap());
         assert_eq!(
             shape(&plan),
@@ -119,9 +138,36 @@ mod tests {
     }
 
     #[test]
+    fn no_name_is_resolved_where_policy_denies_the_cluster_dns() {
+        let mut plan = plan();
+        plan.probes.push(PlannedProbe { from: 1, ..probe(Destination::Mirror(2), true) });
+        plan.mirrors = ["dev/web-0", "shop/cron-0", "prod/db-0"].map(|pod| Mirror::example(pod, false)).to_vec();
+        by_paths(&mut plan, &[ProbePath::Pod, ProbePath::Dns], &BTreeSet::from([0]));
+        let from_0: Vec<(Destination, ProbePath)> =
+            plan.probes.iter().filter(|p| p.from == 0).map(|p| (p.to, p.path)).collect();
+        let external = Destination::External("192.0.2.1".parse().unwrap());
+        assert_eq!(
+            from_0,
+            [
+                (Destination::Dns, ProbePath::Service),
+                (Destination::Mirror(1), ProbePath::Pod),
+                (external, ProbePath::Pod),
+                (Destination::Mirror(2), ProbePath::Pod),
+            ],
+            "no dns path from mirror 0"
+        );
+        let from_1: Vec<ProbePath> = plan.probes.iter().filter(|p| p.from == 1).map(|p| p.path).collect();
+        assert_eq!(from_1, [ProbePath::Pod, ProbePath::Dns], "mirror 1 resolves names");
+        assert_eq!(
+            plan.notes[1],
+            "2 probes are not sent by the dns path: policy denies their sources (dev/web-0) the cluster DNS, so no name resolves there; their DNS probes check that"
+        );
+    }
+
+    #[test]
     fn without_the_pod_path_a_target_is_probed_only_through_its_service() {
         let mut plan = plan();
-        by_paths(&mut plan, &[ProbePath::Service]);
+        by_paths(&mut plan, &[ProbePath::Service], &BTreeSet::new());
         let paths: Vec<ProbePath> =
             plan.probes.iter().filter(|p| matches!(p.to, Destination::Mirror(_))).map(|p| p.path).collect();
         assert_eq!(paths, [ProbePath::Service, ProbePath::Service]);

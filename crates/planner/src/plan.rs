@@ -33,6 +33,27 @@ pub struct Mirror {
     pub port_names: BTreeMap<PortProto, String>,
 }
 
+#[cfg(test)]
+impl Mirror {
+    /// A mirror standing for the pod `stands_for` (`namespace/name`), listening on
+    /// 8080/TCP as a target.
+    pub(crate) fn example(stands_for: &str, target: bool) -> Self {
+        let (namespace, name) = stands_for.split_once('/').expect("namespace/name");
+        let port = PortProto::new(8080, netcanary_policy::Protocol::Tcp);
+        Mirror {
+            class: 0,
+            namespace: namespace.into(),
+            labels: Labels::new(),
+            dropped_labels: Vec::new(),
+            stands_for: stands_for.into(),
+            workload: name.into(),
+            members: 1,
+            listen: if target { BTreeSet::from([port]) } else { BTreeSet::new() },
+            port_names: BTreeMap::new(),
+        }
+    }
+}
+
 /// Why a probe is in the plan; the report groups by it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Purpose {

@@ -141,8 +141,9 @@ pub fn plan(cluster: &Cluster, options: &Options) -> Plan {
     }
     planner.external();
     planner.samples();
+    let unresolving = if options.paths.contains(&ProbePath::Dns) { planner.denied_dns() } else { BTreeSet::new() };
     let mut plan = planner.finish();
-    crate::paths::by_paths(&mut plan, &options.paths);
+    crate::paths::by_paths(&mut plan, &options.paths, &unresolving);
     plan.wall_time = options.timing.estimate(&plan);
     if plan.wall_time.exceeds_deadline() {
         plan.notes.push(format!(
@@ -968,6 +969,21 @@ impl<'c> Planner<'c> {
                 self.push(source, Destination::External(ip), port, verdict.allowed, Purpose::External, covers);
             }
         }
+    }
+
+    /// The mirrors that send probes and whose policy denies them every cluster DNS pod on
+    /// 53/UDP, where names resolve: none when the cluster DNS is not known.
+    fn denied_dns(&self) -> BTreeSet<usize> {
+        let dns: Vec<&Endpoint> =
+            self.options.dns_endpoints.iter().filter_map(|id| self.workloads.endpoint(id)).collect();
+        let port = PortProto::new(53, Protocol::Udp);
+        let sources: BTreeSet<usize> = self.probes.iter().map(|p| p.from).collect();
+        (sources.into_iter())
+            .filter(|&m| {
+                let source = self.representative(self.mirrors[m].class);
+                !dns.is_empty() && dns.iter().all(|pod| !evaluate::verdict(self.cluster, source, pod, port).allowed)
+            })
+            .collect()
     }
 
     /// Cross-namespace pairs until a budget runs out, dev → production first: first

@@ -168,24 +168,6 @@ mod tests {
         }
     }
 
-    fn mirror(listen: bool) -> Mirror {
-        Mirror {
-            class: 0,
-            namespace: "shop".into(),
-            labels: Default::default(),
-            dropped_labels: Vec::new(),
-            stands_for: "shop/web".into(),
-            workload: "web".into(),
-            members: 1,
-            listen: if listen {
-                [PortProto::new(8080, netcanary_policy::Protocol::Tcp)].into()
-            } else {
-                Default::default()
-            },
-            port_names: Default::default(),
-        }
-    }
-
     #[test]
     fn the_busiest_source_pod_sets_the_round_and_start_up_bounds_the_rest() {
         let second = Duration::from_secs(1);
@@ -201,7 +183,11 @@ mod tests {
         let mut probes = vec![probe(0, to_target, ProbePath::Pod); 4];
         probes.push(probe(0, to_target, ProbePath::Dns));
         probes.push(probe(1, Destination::Dns, ProbePath::Service));
-        let plan = Plan { mirrors: vec![mirror(false), mirror(true)], probes, ..Plan::default() };
+        let plan = Plan {
+            mirrors: vec![Mirror::example("shop/web", false), Mirror::example("shop/db", true)],
+            probes,
+            ..Plan::default()
+        };
         let time = timing.estimate(&plan);
         // Five probes, one by name (2 s): three waves of two.
         assert_eq!((time.busiest_source, time.waves, time.longest_probe), (5, 3, 2 * second));

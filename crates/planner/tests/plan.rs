@@ -692,3 +692,51 @@ fn a_deadline_shorter_than_the_worst_case_is_noted() {
     let note = short.notes.iter().find(|n| n.contains("--deadline")).expect("a note on the deadline");
     assert!(note.contains("8m 16s") && note.contains("5m"), "{note}");
 }
+
+/// Namespace `locked` denies its pods every egress, DNS included; `open` has no policy.
+const DNS_DENIED: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: coredns-0, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec: {containers: [{name: coredns, image: coredns, ports: [{containerPort: 53, protocol: UDP}, {containerPort: 53, protocol: TCP}]}]}
+status: {podIP: 10.0.0.10}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: app-0, namespace: locked, labels: {app: a}}
+spec: {containers: [{name: a, image: a, ports: [{containerPort: 8080}]}]}
+status: {podIP: 10.0.1.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-0, namespace: open, labels: {app: web}}
+spec: {containers: [{name: web, image: web, ports: [{containerPort: 8080}]}]}
+status: {podIP: 10.0.2.1}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: no-egress, namespace: locked}
+spec: {podSelector: {}, policyTypes: [Egress]}
+"#;
+
+/// By name a probe first resolves through the cluster DNS: from a pod policy denies DNS it
+/// could only be inconclusive, so it is not sent, and the plan says so.
+#[test]
+fn the_dns_path_is_not_sent_from_pods_policy_denies_dns() {
+    let options = Options {
+        dns_endpoints: vec!["kube-system/coredns-0".into()],
+        paths: vec![ProbePath::Pod, ProbePath::Dns],
+        ..Options::default()
+    };
+    let plan = plan(&load("dns-denied.yaml", DNS_DENIED), &options);
+    let by = |source: &str, path: ProbePath| {
+        plan.probes.iter().any(|p| {
+            plan.mirrors[p.from].stands_for == source && matches!(p.to, Destination::Mirror(_)) && p.path == path
+        })
+    };
+    assert!(by("locked/app-0", ProbePath::Pod), "locked/app-0 sends no probe to a pod:\n{:#?}", plan.probes);
+    assert!(!by("locked/app-0", ProbePath::Dns), "a dns probe from a pod denied DNS");
+    assert!(by("open/web-0", ProbePath::Dns), "open/web-0 resolves names: {:#?}", plan.probes);
+    let note = plan.notes.iter().find(|n| n.contains("dns path")).expect("a note on the dns path");
+    assert!(note.contains("(locked/app-0)"), "{note}");
+}

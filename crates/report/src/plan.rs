@@ -211,7 +211,11 @@ mod tests {
         };
         let mut plan = Plan { mirrors: vec![mirror("web"), mirror("api")], probes: vec![probe], ..Plan::default() };
         assert!(!table(&plan).contains("paths"), "{}", table(&plan));
-        netcanary_planner::paths::by_paths(&mut plan, &[ProbePath::Pod, ProbePath::Service, ProbePath::Dns]);
+        netcanary_planner::paths::by_paths(
+            &mut plan,
+            &[ProbePath::Pod, ProbePath::Service, ProbePath::Dns],
+            &Default::default(),
+        );
         let text = table(&plan);
         assert!(text.contains("  paths         to target pods: 1 by pod, 1 by service, 1 by dns"), "{text}");
         let json = json(&plan);

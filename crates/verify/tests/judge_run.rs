@@ -587,7 +587,7 @@ fn a_statement_no_probe_checks_is_a_problem_not_a_pass() {
 fn every_path_expects_the_backends_verdict_and_a_mismatch_only_through_a_service_says_so() {
     let mut plan = plan();
     let canary = plan.probes.pop().expect("the canary");
-    netcanary_planner::paths::by_paths(&mut plan, &[ProbePath::Service, ProbePath::Pod]);
+    netcanary_planner::paths::by_paths(&mut plan, &[ProbePath::Service, ProbePath::Pod], &Default::default());
     plan.probes.push(canary);
     let pods = ProbePodCluster::new(&cluster(true), &plan, "r1", &everyone_placed(), &["kube-system/coredns-1".into()]);
     let dns = WorkloadRef { namespace: "kube-system".into(), workload: "kube-dns".into() };
