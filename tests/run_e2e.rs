@@ -14,13 +14,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::bed::{
-    BIN, Bed, CLUSTER_DNS, CLUSTER_POLICIES, Ran, apply, enforcing_rules, enforcing_rules_and,
+    Bed, CLUSTER_DNS, CLUSTER_POLICIES, NODE_IP, Ran, apply, enforcing_rules, enforcing_rules_and,
     install_cluster_policy_crds, output_within, revoke_api_group, summary, tiered_rules,
 };
 use common::kubelet::PodFilter;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use netcanary_verify::{Canary, Expectation, Outcome, ProbeRecord, RunRecord};
 use serde_json::json;
 
@@ -508,25 +508,7 @@ async fn cluster_policies_netcanary_may_not_list_leave_every_probe_inconclusive(
     assert_eq!(ran.code, 2, "{}", ran.stderr);
 }
 
-/// A node's address on the bed's bridge, outside every namespace's subnet, where
-/// `netcanary target` listens on the kubelet's port.
-const NODE_IP: &str = "10.66.250.10";
-
-/// dev's pods may not reach the nodes labelled `node-role: worker` (a `nodes` peer, matched
-/// by the addresses in the Node's status); nothing else is said of nodes.
-const NO_NODES_FROM_DEV: &str = r#"
-apiVersion: policy.networking.k8s.io/v1alpha2
-kind: ClusterNetworkPolicy
-metadata: {name: dev-no-nodes}
-spec:
-  tier: Admin
-  priority: 10
-  subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: dev}}}
-  egress:
-    - {name: no-kubelet, action: Deny, to: [{nodes: {matchLabels: {node-role: worker}}}]}
-"#;
-
-/// What the bed's policies and NO_NODES_FROM_DEV say, by hand: dev's pods do not reach the
+/// What the bed's policies and `NO_NODES_FROM_DEV` (tests/common/bed.rs) say, by hand: dev's pods do not reach the
 /// node; every other source does (nothing isolates their egress); the rest as POLICY_SAYS.
 fn node_says() -> Vec<Cell> {
     let node =
@@ -534,25 +516,12 @@ fn node_says() -> Vec<Cell> {
     node.into_iter().chain(POLICY_SAYS).collect()
 }
 
-/// A run with a worker Node at NODE_IP (its Node object, and a host answering on 10250/TCP),
-/// NO_NODES_FROM_DEV, and every source probing the node (`--to`), on a network that
-/// enforces the bed's NetworkPolicies and, when `node_deny` is set, dev → node's Deny.
+/// A run with a worker Node ([`Bed::add_worker_node`]), every source probing it (`--to`), on
+/// a network that enforces the bed's NetworkPolicies and, when `node_deny` is set, dev →
+/// node's Deny.
 async fn run_with_a_node(test: &str, node_deny: bool) -> Option<Ran> {
     let bed = Bed::new(test, None).await?;
-    install_cluster_policy_crds(&bed.client).await;
-    apply(&bed.client, NO_NODES_FROM_DEV).await;
-    let nodes: Api<Node> = Api::all(bed.client.clone());
-    let node = json!({"metadata": {"name": "worker-a", "labels": {"node-role": "worker"}}});
-    nodes.create(&Default::default(), &serde_json::from_value(node).expect("a Node")).await.expect("create the Node");
-    let status = json!({"status": {"addresses": [{"type": "InternalIP", "address": NODE_IP}]}});
-    nodes.patch_status("worker-a", &PatchParams::default(), &Patch::Merge(status)).await.expect("the Node's address");
-    let _kubelet_port = {
-        let mut net = bed.kubelet.net();
-        net.add_host("worker-a", &format!("{NODE_IP}/16"), "fd00:66::250:10/64");
-        let mut target = net.spawn("worker-a", &[BIN, "target", "--tcp", "10250"]);
-        target.wait_for_line("listening", Duration::from_secs(10));
-        target
-    };
+    let _kubelet_port = bed.add_worker_node().await;
     let dev = bed.kubelet.subnet("dev");
     let deny = if node_deny { format!("ip saddr {dev} ip daddr {NODE_IP} drop") } else { String::new() };
     bed.kubelet.net().nft_hub(&enforcing_rules_and(&bed.kubelet, &deny));

@@ -19,11 +19,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::bed::{
-    Bed, CLUSTER_POLICIES, ISOLATION_INTENT, MANAGED, apply, delete_cluster_policy_crds, enforcing_rules, free_address,
-    install_cluster_policy_crds, revoke_api_group, tiered_rules, wait_for_crd,
+    Bed, CLUSTER_POLICIES, ISOLATION_INTENT, MANAGED, NODE_IP, apply, delete_cluster_policy_crds, enforcing_rules,
+    free_address, install_cluster_policy_crds, revoke_api_group, tiered_rules, wait_for_crd,
 };
+use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, DynamicObject};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
@@ -40,11 +41,17 @@ struct Serve {
 
 impl Serve {
     fn start(bed: &Bed) -> Serve {
+        Serve::start_with(bed, &[])
+    }
+
+    /// [`Serve::start`] with more flags.
+    fn start_with(bed: &Bed, flags: &[&str]) -> Serve {
         let address = free_address();
         let log = bed.kube.dir().join("serve.log");
         let mut command: Command = bed.netcanary("serve");
         command
             .args(["--every", "3s", "--rounds", "1", "--deadline", "30s", "--listen", &address.to_string()])
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(File::create(&log).expect("create the serve log"));
         let child = command.spawn().expect("start netcanary serve");
@@ -345,4 +352,41 @@ async fn serve_holds_the_network_to_intent_declared_while_it_runs() {
     assert_eq!(status["intentViolation"], 0, "{status}");
     assert_eq!(status["mismatches"], json!([]), "{status}");
     eprintln!("the whole test took {:?}", started.elapsed());
+}
+
+/// serve watches the Nodes once a `nodes` peer needs them, and follows them: dev's pods may
+/// not reach the worker node, which the network lets them reach, until the Node is
+/// relabelled out of the peer while serve runs.
+#[tokio::test]
+async fn serve_follows_the_nodes_a_nodes_peer_selects() {
+    let Some(bed) = Bed::new("serve_follows_the_nodes_a_nodes_peer_selects", None).await else { return };
+    let _kubelet_port = bed.add_worker_node().await;
+    bed.kubelet.net().nft_hub(&enforcing_rules(&bed.kubelet));
+    let to_node = format!("{NODE_IP}:10250/TCP");
+    let mut serve = Serve::start_with(&bed, &["--to", &to_node]);
+    let dev_to_node = |labels: &str| {
+        labels.contains("kind=\"unexpected_allow\"")
+            && labels.contains("src_namespace=\"dev\"")
+            && labels.contains(&format!("dst_workload=\"{NODE_IP}\""))
+            && labels.contains("port=\"10250\"")
+    };
+    let metrics = serve
+        .wait_for("/metrics", RUN_TIMEOUT, |_, body| {
+            let mismatches = samples(body, "netcanary_mismatch");
+            mismatches.iter().any(|(labels, v)| dev_to_node(labels) && *v == 1.0)
+                && mismatches.iter().all(|(labels, v)| *v == 0.0 || dev_to_node(labels))
+        })
+        .await;
+    assert!(serve.log().contains(r#""served: watching it","kind":"Node""#), "{}", serve.log());
+
+    let nodes: Api<Node> = Api::all(bed.client.clone());
+    let relabel = json!({"metadata": {"labels": {"node-role": "edge"}}});
+    nodes.patch("worker-a", &PatchParams::default(), &Patch::Merge(relabel)).await.expect("relabel the Node");
+    serve
+        .wait_for("/metrics", RUN_TIMEOUT, |_, body| {
+            gauge(body, "netcanary_run_timestamp_seconds") > gauge(&metrics, "netcanary_run_timestamp_seconds")
+                && gauge(body, "netcanary_run_success") == Some(1.0)
+                && samples(body, "netcanary_mismatch").iter().all(|(_, v)| *v == 0.0)
+        })
+        .await;
 }

@@ -36,7 +36,7 @@ use serde_json::{Value, json};
 use super::kube_fixture::KubeFixture;
 use super::kubelet::{FakeKubelet, KubeletOptions, PodFilter};
 use super::kubelet_api::KubeletTls;
-use super::netns::TestNet;
+use super::netns::{ChildGuard, TestNet};
 use super::node::Node;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_netcanary");
@@ -464,6 +464,50 @@ pub async fn revoke_api_group(client: &Client, group: &str) -> usize {
     let revoked = before - rules.len();
     roles.replace("netcanary", &Default::default(), &role).await.expect("narrow netcanary's ClusterRole");
     revoked
+}
+
+/// A node's address on the bed's bridge, outside every namespace's subnet, where
+/// [`Bed::add_worker_node`] answers on the kubelet's port.
+pub const NODE_IP: &str = "10.66.250.10";
+
+/// dev's pods may not reach the nodes labelled `node-role: worker` (a `nodes` peer, matched
+/// by the addresses in the Node's status); nothing else is said of nodes.
+pub const NO_NODES_FROM_DEV: &str = r#"
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: dev-no-nodes}
+spec:
+  tier: Admin
+  priority: 10
+  subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: dev}}}
+  egress:
+    - {name: no-kubelet, action: Deny, to: [{nodes: {matchLabels: {node-role: worker}}}]}
+"#;
+
+impl Bed {
+    /// A worker node: the Node `worker-a` (label `node-role: worker`, InternalIP
+    /// [`NODE_IP`]), a host at that address answering on 10250/TCP (alive as long as the
+    /// guard returned), and [`NO_NODES_FROM_DEV`] with the CRDs it needs.
+    pub async fn add_worker_node(&self) -> ChildGuard {
+        install_cluster_policy_crds(&self.client).await;
+        apply(&self.client, NO_NODES_FROM_DEV).await;
+        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(self.client.clone());
+        let node = json!({"metadata": {"name": "worker-a", "labels": {"node-role": "worker"}}});
+        nodes
+            .create(&Default::default(), &serde_json::from_value(node).expect("a Node"))
+            .await
+            .expect("create the Node");
+        let status = json!({"status": {"addresses": [{"type": "InternalIP", "address": NODE_IP}]}});
+        nodes
+            .patch_status("worker-a", &PatchParams::default(), &Patch::Merge(status))
+            .await
+            .expect("the Node's address");
+        let mut net = self.kubelet.net();
+        net.add_host("worker-a", &format!("{NODE_IP}/16"), "fd00:66::250:10/64");
+        let mut target = net.spawn("worker-a", &[BIN, "target", "--tcp", "10250"]);
+        target.wait_for_line("listening", Duration::from_secs(10));
+        target
+    }
 }
 
 /// Applies every object of a multi-document YAML text (server-side apply).

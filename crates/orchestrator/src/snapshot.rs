@@ -242,11 +242,7 @@ pub struct ClusterScoped {
 /// only then do their labels and addresses matter, so a cluster without such a policy is
 /// never asked for them.
 pub async fn read_nodes(client: &Client, snapshot: &mut Snapshot) -> Result<(), Error> {
-    let selects_nodes = snapshot.cluster.cluster_policies().iter().any(|policy| {
-        let mut peers = policy.ingress.iter().chain(&policy.egress).flat_map(|rule| &rule.peers);
-        peers.any(|peer| matches!(peer, ClusterPeer::Nodes(_)))
-    });
-    if !selects_nodes {
+    if !selects_nodes(snapshot) {
         return Ok(());
     }
     let mut nodes = Vec::new();
@@ -256,7 +252,15 @@ pub async fn read_nodes(client: &Client, snapshot: &mut Snapshot) -> Result<(), 
     Ok(())
 }
 
-fn add_node(snapshot: &mut Snapshot, node: Node) {
+/// Whether some cluster policy of `snapshot` has a `nodes` peer.
+pub fn selects_nodes(snapshot: &Snapshot) -> bool {
+    snapshot.cluster.cluster_policies().iter().any(|policy| {
+        let mut peers = policy.ingress.iter().chain(&policy.egress).flat_map(|rule| &rule.peers);
+        peers.any(|peer| matches!(peer, ClusterPeer::Nodes(_)))
+    })
+}
+
+pub fn add_node(snapshot: &mut Snapshot, node: Node) {
     let name = format!("Node {}", node.metadata.name.clone().unwrap_or_default());
     if let Some(node) = from_json(snapshot, name, &node, cluster_policy::node) {
         snapshot.cluster.add_node(node);
@@ -289,7 +293,7 @@ fn from_json<T>(
 
 /// A cluster-scoped kind the API server refused to list (`Some` reason): any of its
 /// objects could decide any pair, so every probe is inconclusive.
-fn refuse(snapshot: &mut Snapshot, kind: &str, refused: Option<String>) {
+pub fn refuse(snapshot: &mut Snapshot, kind: &str, refused: Option<String>) {
     if let Some(reason) = refused {
         warn!(%kind, %reason, "cannot list a cluster-scoped kind policy reads");
         snapshot.unreadable.push(Unreadable {

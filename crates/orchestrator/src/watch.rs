@@ -1,7 +1,8 @@
 //! Watch caches for `serve`: watches keep namespaces, pods and NetworkPolicies converted in
 //! an [`Index`] (an event converts one object; a run assembles its snapshot from what is
-//! converted), and reflectors keep the Services and the cluster policy tiers
-//! (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy), so a scheduled
+//! converted), and reflectors keep the Services, the cluster policy tiers
+//! (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy) and, once a
+//! `nodes` peer needs them, the Nodes' labels and addresses, so a scheduled
 //! run starts from memory instead of listing the cluster. Watch errors are retried with
 //! backoff and logged; a bad object never stops them.
 
@@ -9,7 +10,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use futures::{StreamExt, future};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, NodeStatus, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DynamicObject, ListParams};
 use kube::runtime::reflector::{self, Store};
@@ -33,35 +34,51 @@ pub struct Watched {
     /// Turns true once every watch of the index has listed its objects once.
     synced: watch::Receiver<bool>,
     services: Store<Service>,
-    cluster_policies: Arc<[ClusterPolicyWatch; 3]>,
+    cluster_policies: Arc<[(ClusterPolicyApi, LazyWatch<DynamicObject>); 3]>,
+    /// Started at the first run with a `nodes` peer.
+    nodes: Arc<LazyWatch<Node>>,
 }
 
-/// The watch of one cluster policy kind, started at the first run that finds its CRD
-/// served: most clusters have none of these CRDs, and a watch of a kind not served would
-/// only fail, over and over. A CRD installed later is picked up by the next run; one
-/// deleted leaves no objects from the next run on, although its watch's cache still holds
-/// the last ones (the watch retries until the CRD is back, then lists it anew).
-struct ClusterPolicyWatch {
-    api: ClusterPolicyApi,
-    store: OnceLock<Store<DynamicObject>>,
+/// The watch of a kind most clusters do not serve or most runs do not need (the cluster
+/// policy tiers; Nodes, needed only by a `nodes` peer), started at the first run that needs
+/// it and finds it served: a watch of a kind not served would only fail, over and over. A
+/// CRD installed later is picked up by the next run. Each run still asks, with one list of
+/// a single item, whether the kind is served and readable: a CRD deleted means no objects
+/// from the next run on, although the watch's cache may still hold the last ones (the watch
+/// retries until the CRD is back, then lists it anew), and a kind netcanary may no longer
+/// list is refused rather than read from what the cache held.
+struct LazyWatch<K: Resource + 'static>
+where
+    K::DynamicType: Eq + Hash,
+{
+    api: Api<K>,
+    dyntype: K::DynamicType,
+    /// What the cache drops of each object beyond managed fields and annotations.
+    trim: fn(&mut K),
+    store: OnceLock<Store<K>>,
 }
 
-/// What a run finds of one cluster policy kind.
-enum Found {
-    Objects(Vec<DynamicObject>),
+/// What a run finds of one kind.
+enum Found<K> {
+    Objects(Vec<K>),
     /// The API server refused to list them, with its message.
     Refused(String),
 }
 
-impl ClusterPolicyWatch {
-    async fn objects(&self, client: &Client) -> Result<Found, Error> {
-        let resource = snapshot::api_resource(&self.api);
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        // One small request a run, watched or not: whether the kind is still served and
-        // readable is what the watch's cache cannot say.
-        let what = format!("list {}", self.api.plural);
+impl<K> LazyWatch<K>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+{
+    fn new(api: Api<K>, dyntype: K::DynamicType, trim: fn(&mut K)) -> Self {
+        Self { api, dyntype, trim, store: OnceLock::new() }
+    }
+
+    async fn objects(&self) -> Result<Found<K>, Error> {
+        let kind = K::kind(&self.dyntype).into_owned();
+        let what = format!("list {}", K::plural(&self.dyntype));
         let first = ListParams::default().limit(1);
-        match with_backoff(&what, || api.list_metadata(&first)).await {
+        match with_backoff(&what, || self.api.list_metadata(&first)).await {
             Ok(_) => {}
             Err(Error::Kube { source: kube::Error::Api(status), .. }) if status.code == 404 => {
                 return Ok(Found::Objects(Vec::new()));
@@ -72,13 +89,21 @@ impl ClusterPolicyWatch {
             Err(error) => return Err(error),
         }
         let store = self.store.get_or_init(|| {
-            info!(kind = %self.api.kind.as_str(), "served: watching it");
-            reflect(api, resource)
+            info!(%kind, "served: watching it");
+            reflect(self.api.clone(), self.dyntype.clone(), self.trim)
         });
         // The first list is what this run reads; only a reflector whose task ended fails here.
         let _ = store.wait_until_ready().await;
         Ok(Found::Objects(owned(store)))
     }
+}
+
+/// Of a Node, a `nodes` peer reads the labels and the addresses: the rest of its status
+/// (images above all) is most of its size.
+fn trim_node(node: &mut Node) {
+    let addresses = node.status.take().and_then(|status| status.addresses);
+    node.status = Some(NodeStatus { addresses, ..NodeStatus::default() });
+    node.spec = None;
 }
 
 impl Watched {
@@ -90,13 +115,17 @@ impl Watched {
         index_kind::<Namespace>(client, &index, &set_synced);
         index_kind::<Pod>(client, &index, &set_synced);
         index_kind::<NetworkPolicy>(client, &index, &set_synced);
-        let unstarted = |api| ClusterPolicyWatch { api, store: OnceLock::new() };
+        let unstarted = |api: ClusterPolicyApi| {
+            let resource = snapshot::api_resource(&api);
+            (api, LazyWatch::new(Api::all_with(client.clone(), &resource), resource, |_| {}))
+        };
         Self {
             client: client.clone(),
             index,
             synced,
-            services: reflect(Api::all(client.clone()), ()),
+            services: reflect(Api::all(client.clone()), (), |_| {}),
             cluster_policies: Arc::new(CLUSTER_POLICY_APIS.map(unstarted)),
+            nodes: Arc::new(LazyWatch::new(Api::all(client.clone()), (), trim_node)),
         }
     }
 
@@ -129,7 +158,7 @@ where
     }));
 }
 
-fn reflect<K>(api: Api<K>, dyntype: K::DynamicType) -> Store<K>
+fn reflect<K>(api: Api<K>, dyntype: K::DynamicType, trim: fn(&mut K)) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
@@ -139,9 +168,10 @@ where
     let reader = writer.as_reader();
     // Managed fields and annotations (kubectl's last-applied copy above all) are most of an
     // object's size and nothing policy reads: the cache keeps neither.
-    let trimmed = watcher(api, watcher::Config::default()).modify(|object: &mut K| {
+    let trimmed = watcher(api, watcher::Config::default()).modify(move |object: &mut K| {
         object.managed_fields_mut().clear();
         object.annotations_mut().clear();
+        trim(object);
     });
     let stream = reflector::reflector(writer, trimmed).default_backoff().for_each(move |event| {
         if let Err(error) = event {
@@ -164,9 +194,9 @@ where
 impl SnapshotSource for Watched {
     async fn snapshot(&self, dns: &DnsService) -> Result<Snapshot, Error> {
         let mut cluster_scoped = ClusterScoped::default();
-        for watch in self.cluster_policies.iter() {
-            let kind = watch.api.kind;
-            match watch.objects(&self.client).await? {
+        for (api, watch) in self.cluster_policies.iter() {
+            let kind = api.kind;
+            match watch.objects().await? {
                 Found::Objects(objects) => cluster_scoped.policies.extend(objects.into_iter().map(|o| (kind, o))),
                 Found::Refused(reason) => cluster_scoped.refused.push((kind.as_str().to_string(), reason)),
             }
@@ -176,7 +206,12 @@ impl SnapshotSource for Watched {
             self.index.lock().unwrap_or_else(PoisonError::into_inner).snapshot(cluster_scoped, &services, dns)?;
         // Rare and small (as NetcanaryIntents): listed at each run rather than watched.
         snapshot.unmodelled = snapshot::unmodelled_policies(&self.client).await;
-        snapshot::read_nodes(&self.client, &mut snapshot).await?;
+        if snapshot::selects_nodes(&snapshot) {
+            match self.nodes.objects().await? {
+                Found::Objects(nodes) => nodes.into_iter().for_each(|node| snapshot::add_node(&mut snapshot, node)),
+                Found::Refused(reason) => snapshot::refuse(&mut snapshot, "Node", Some(reason)),
+            }
+        }
         (snapshot.intent, snapshot.intent_problems) = snapshot::intents(&self.client).await;
         Ok(snapshot)
     }
