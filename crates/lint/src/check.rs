@@ -74,8 +74,9 @@ pub fn lint(cluster: &Cluster, sources: &Sources, options: &Options) -> Vec<Find
 /// The first such pod stands for the others, which its message lists. Findings that differ
 /// in anything else (a replica with other labels or another address) stay apart.
 fn merge_replicas(cluster: &Cluster, findings: Vec<Finding>) -> Vec<Finding> {
-    let mut merged: Vec<(Finding, Vec<String>)> = Vec::new();
-    let mut at = BTreeMap::new();
+    // Each finding kept, with the workload of its pod and the other pods it stands for.
+    let mut merged: Vec<(Finding, &str, Vec<&str>)> = Vec::new();
+    let mut at: BTreeMap<_, usize> = BTreeMap::new();
     for finding in findings {
         let pod = (finding.kind == "Pod")
             .then(|| {
@@ -84,7 +85,7 @@ fn merge_replicas(cluster: &Cluster, findings: Vec<Finding>) -> Vec<Finding> {
             .flatten()
             .filter(|pod| pod.workload.is_some());
         let Some(pod) = pod else {
-            merged.push((finding, Vec::new()));
+            merged.push((finding, "", Vec::new()));
             continue;
         };
         // The finding with the pod's name taken out: what its replicas' findings share.
@@ -93,26 +94,22 @@ fn merge_replicas(cluster: &Cluster, findings: Vec<Finding>) -> Vec<Finding> {
             finding.rule,
             finding.severity,
             finding.namespace.clone(),
-            pod.workload.clone(),
+            pod.workload_name(),
             finding.field.clone(),
             anonymous(&finding.message),
             anonymous(&finding.fix),
         );
         match at.get(&key) {
-            Some(&first) => {
-                let (_, alike): &mut (Finding, Vec<String>) = &mut merged[first];
-                alike.push(pod.id.clone());
-            }
+            Some(&first) => merged[first].2.push(pod.id.as_str()),
             None => {
                 at.insert(key, merged.len());
-                merged.push((finding, Vec::new()));
+                merged.push((finding, pod.workload_name(), Vec::new()));
             }
         }
     }
     (merged.into_iter())
-        .map(|(mut finding, alike)| {
-            if let Some(last) = alike.last() {
-                let workload = cluster.endpoint(last).map_or("", Endpoint::workload_name);
+        .map(|(mut finding, workload, alike)| {
+            if !alike.is_empty() {
                 let more = format!(" (as do {} more pods of {workload}: {})", alike.len(), listing(&alike));
                 finding.message.push_str(&more);
             }
