@@ -908,11 +908,17 @@ impl<'c> Planner<'c> {
         false
     }
 
+    /// The cluster DNS pods, as the workloads have them (the DNS Service's endpoints).
+    fn dns_pods(&self) -> impl Iterator<Item = &'c Endpoint> {
+        let workloads = self.workloads;
+        self.options.dns_endpoints.iter().filter_map(move |id| workloads.endpoint(id))
+    }
+
     /// One source per namespace checks DNS over UDP and TCP, at the real DNS pods: what
     /// policy says of them is read from their own labels, not their probe pod's. The
     /// source is a class with a probe pod already where the namespace has one.
     fn dns(&mut self) {
-        let Some(dns) = self.options.dns_endpoints.iter().find_map(|id| self.workloads.endpoint(id)) else { return };
+        let Some(dns) = self.dns_pods().next() else { return };
         let layout = Rc::clone(&self.layout);
         let mut namespaces_done = HashSet::new();
         for &first in &layout.sources {
@@ -974,8 +980,7 @@ impl<'c> Planner<'c> {
     /// The mirrors that send probes and whose policy denies them every cluster DNS pod on
     /// 53/UDP, where names resolve: none when the cluster DNS is not known.
     fn denied_dns(&self) -> BTreeSet<usize> {
-        let dns: Vec<&Endpoint> =
-            self.options.dns_endpoints.iter().filter_map(|id| self.workloads.endpoint(id)).collect();
+        let dns: Vec<&Endpoint> = self.dns_pods().collect();
         let port = PortProto::new(53, Protocol::Udp);
         let sources: BTreeSet<usize> = self.probes.iter().map(|p| p.from).collect();
         (sources.into_iter())

@@ -5,8 +5,8 @@
 
 use std::collections::HashSet;
 
+use netcanary_policy::PortProto;
 use netcanary_policy::intent::{Expect, PodSet, Statement};
-use netcanary_policy::{Endpoint, PortProto};
 
 use super::{Planner, Refused};
 use crate::plan::{Destination, IntentMark, PlannedProbe, Purpose};
@@ -94,10 +94,6 @@ impl Planner<'_> {
             Destination::Dns => self.dns_pods().any(|dns| statement.to.contains(self.workloads, dns)),
             Destination::External(_) => false,
         }
-    }
-
-    fn dns_pods(&self) -> impl Iterator<Item = &Endpoint> {
-        self.options.dns_endpoints.iter().filter_map(|id| self.workloads.endpoint(id))
     }
 
     /// Marks every probe with the statement it falls under (a `deny` statement first: it
