@@ -416,17 +416,39 @@ pub fn is_ours(pod: &Pod) -> bool {
     pod.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY_KEY)).is_some_and(|v| v == MANAGED_BY_VALUE)
 }
 
-/// Lists a kind the cluster may not serve: a kind not served (404) has no objects; one the
-/// API server refuses to list (403) is `Some` of its message; other errors are errors.
+/// What listing a kind the cluster may not serve came to.
+pub(crate) enum Listing<T> {
+    Listed(T),
+    /// The kind is not served (404): it has no objects.
+    NotServed,
+    /// The API server refused to list it (403), with its message.
+    Refused(String),
+}
+
+impl<T> Listing<T> {
+    /// Reads the answer of a list: 404 and 403 are what they say of the kind, other errors
+    /// are errors.
+    pub(crate) fn of(listed: Result<T, Error>) -> Result<Self, Error> {
+        match listed {
+            Ok(found) => Ok(Listing::Listed(found)),
+            Err(Error::Kube { source: kube::Error::Api(status), .. }) if status.code == 404 => Ok(Listing::NotServed),
+            Err(Error::Kube { source: kube::Error::Api(status), .. }) if status.code == 403 => {
+                Ok(Listing::Refused(status.message))
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// Lists a kind the cluster may not serve: a kind not served has no objects; one the API
+/// server refuses to list is `Some` of its message; other errors are errors.
 async fn for_each_served<K>(api: Api<K>, what: &str, each: impl FnMut(K)) -> Result<Option<String>, Error>
 where
     K: Clone + DeserializeOwned + std::fmt::Debug,
 {
-    match for_each_page(api, what, each).await {
-        Ok(()) => Ok(None),
-        Err(Error::Kube { source: kube::Error::Api(status), .. }) if status.code == 404 => Ok(None),
-        Err(Error::Kube { source: kube::Error::Api(status), .. }) if status.code == 403 => Ok(Some(status.message)),
-        Err(error) => Err(error),
+    match Listing::of(for_each_page(api, what, each).await)? {
+        Listing::Listed(()) | Listing::NotServed => Ok(None),
+        Listing::Refused(message) => Ok(Some(message)),
     }
 }
 

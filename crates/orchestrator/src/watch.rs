@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use crate::error::Error;
 use crate::index::{Index, Indexed};
 use crate::retry::with_backoff;
-use crate::snapshot::{self, ClusterScoped, DnsService, Snapshot, SnapshotSource};
+use crate::snapshot::{self, ClusterScoped, DnsService, Listing, Snapshot, SnapshotSource};
 
 /// The index and the Services a snapshot needs, kept current.
 #[derive(Clone)]
@@ -58,13 +58,6 @@ where
     store: OnceLock<Store<K>>,
 }
 
-/// What a run finds of one kind.
-enum Found<K> {
-    Objects(Vec<K>),
-    /// The API server refused to list them, with its message.
-    Refused(String),
-}
-
 impl<K> LazyWatch<K>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
@@ -74,19 +67,15 @@ where
         Self { api, dyntype, trim, store: OnceLock::new() }
     }
 
-    async fn objects(&self) -> Result<Found<K>, Error> {
+    /// What a run finds of the kind.
+    async fn objects(&self) -> Result<Listing<Vec<K>>, Error> {
         let kind = K::kind(&self.dyntype).into_owned();
         let what = format!("list {}", K::plural(&self.dyntype));
         let first = ListParams::default().limit(1);
-        match with_backoff(&what, || self.api.list_metadata(&first)).await {
-            Ok(_) => {}
-            Err(Error::Kube { source: kube::Error::Api(status), .. }) if status.code == 404 => {
-                return Ok(Found::Objects(Vec::new()));
-            }
-            Err(Error::Kube { source: kube::Error::Api(status), .. }) if status.code == 403 => {
-                return Ok(Found::Refused(status.message));
-            }
-            Err(error) => return Err(error),
+        match Listing::of(with_backoff(&what, || self.api.list_metadata(&first)).await)? {
+            Listing::Listed(_) => {}
+            Listing::NotServed => return Ok(Listing::NotServed),
+            Listing::Refused(message) => return Ok(Listing::Refused(message)),
         }
         let store = self.store.get_or_init(|| {
             info!(%kind, "served: watching it");
@@ -94,7 +83,7 @@ where
         });
         // The first list is what this run reads; only a reflector whose task ended fails here.
         let _ = store.wait_until_ready().await;
-        Ok(Found::Objects(owned(store)))
+        Ok(Listing::Listed(owned(store)))
     }
 }
 
@@ -197,8 +186,9 @@ impl SnapshotSource for Watched {
         for (api, watch) in self.cluster_policies.iter() {
             let kind = api.kind;
             match watch.objects().await? {
-                Found::Objects(objects) => cluster_scoped.policies.extend(objects.into_iter().map(|o| (kind, o))),
-                Found::Refused(reason) => cluster_scoped.refused.push((kind.as_str().to_string(), reason)),
+                Listing::Listed(objects) => cluster_scoped.policies.extend(objects.into_iter().map(|o| (kind, o))),
+                Listing::NotServed => {}
+                Listing::Refused(reason) => cluster_scoped.refused.push((kind.as_str().to_string(), reason)),
             }
         }
         let services = owned(&self.services);
@@ -208,8 +198,9 @@ impl SnapshotSource for Watched {
         snapshot.unmodelled = snapshot::unmodelled_policies(&self.client).await;
         if snapshot::selects_nodes(&snapshot) {
             match self.nodes.objects().await? {
-                Found::Objects(nodes) => nodes.into_iter().for_each(|node| snapshot::add_node(&mut snapshot, node)),
-                Found::Refused(reason) => snapshot::refuse(&mut snapshot, "Node", Some(reason)),
+                Listing::Listed(nodes) => nodes.into_iter().for_each(|node| snapshot::add_node(&mut snapshot, node)),
+                Listing::NotServed => {}
+                Listing::Refused(reason) => snapshot::refuse(&mut snapshot, "Node", Some(reason)),
             }
         }
         (snapshot.intent, snapshot.intent_problems) = snapshot::intents(&self.client).await;
