@@ -122,6 +122,17 @@ fn gauge(text: &str, name: &str) -> Option<f64> {
     samples(text, name).into_iter().find(|(labels, _)| labels.is_empty()).map(|(_, value)| value)
 }
 
+/// `netcanary_probes` of one `result`, if exported.
+fn probes(text: &str, result: &str) -> Option<f64> {
+    let label = format!("result=\"{result}\"");
+    samples(text, "netcanary_probes").into_iter().find(|(labels, _)| *labels == label).map(|(_, value)| value)
+}
+
+/// Whether the exposition `text` is of a run that finished after the one of `earlier`.
+fn later_run(text: &str, earlier: &str) -> bool {
+    gauge(text, "netcanary_run_timestamp_seconds") > gauge(earlier, "netcanary_run_timestamp_seconds")
+}
+
 #[tokio::test]
 async fn serve_exposes_metrics_follows_the_network_and_stops_cleanly() {
     let Some(bed) = Bed::new("serve_exposes_metrics_follows_the_network_and_stops_cleanly", None).await else {
@@ -145,11 +156,9 @@ async fn serve_exposes_metrics_follows_the_network_and_stops_cleanly() {
     let first_run = gauge(&metrics, "netcanary_run_timestamp_seconds").expect("a run timestamp");
     assert_eq!(gauge(&metrics, "netcanary_run_success"), Some(1.0), "{metrics}\n{}", serve.log());
     assert!(gauge(&metrics, "netcanary_run_duration_seconds").is_some_and(|d| d > 0.0), "{metrics}");
-    let passed = samples(&metrics, "netcanary_probes").into_iter().find(|(l, _)| *l == "result=\"pass\"");
-    assert!(passed.is_some_and(|(_, n)| n > 0.0), "no passing probes: {metrics}");
+    assert!(probes(&metrics, "pass").is_some_and(|n| n > 0.0), "no passing probes: {metrics}");
     for result in ["unexpected_allow", "unexpected_deny", "inconclusive"] {
-        let label = format!("result=\"{result}\"");
-        assert!(samples(&metrics, "netcanary_probes").contains(&(label.as_str(), 0.0)), "{result} probes: {metrics}");
+        assert_eq!(probes(&metrics, result), Some(0.0), "{result} probes: {metrics}");
     }
     assert!(gauge(&metrics, "netcanary_policy_rules_covered_ratio").is_some_and(|r| r > 0.0), "{metrics}");
     assert_eq!(gauge(&metrics, "netcanary_enforcement_canary"), Some(1.0), "{metrics}");
@@ -243,9 +252,7 @@ async fn serve_reads_cluster_policies_installed_while_it_runs() {
     }
     serve
         .wait_for("/metrics", RUN_TIMEOUT, |_, body| {
-            let after =
-                gauge(body, "netcanary_run_timestamp_seconds") > gauge(&metrics, "netcanary_run_timestamp_seconds");
-            after && samples(body, "netcanary_mismatch").iter().all(|(_, v)| *v == 0.0)
+            later_run(body, &metrics) && samples(body, "netcanary_mismatch").iter().all(|(_, v)| *v == 0.0)
         })
         .await;
 }
@@ -267,14 +274,9 @@ async fn serve_stops_judging_by_cluster_policies_it_may_no_longer_read() {
     assert!(serve.log().contains("served: watching it"), "{}", serve.log());
 
     assert!(revoke_api_group(&bed.client, "policy.networking.k8s.io").await > 0);
-    let probes = |body: &str, result: &str| {
-        let label = format!("result=\"{result}\"");
-        samples(body, "netcanary_probes").iter().find(|(labels, _)| labels.contains(&label)).map(|(_, v)| *v)
-    };
     let refused = serve
         .wait_for("/metrics", RUN_TIMEOUT, |_, body| {
-            gauge(body, "netcanary_run_timestamp_seconds") > gauge(&metrics, "netcanary_run_timestamp_seconds")
-                && probes(body, "inconclusive").is_some_and(|n| n > 0.0)
+            later_run(body, &metrics) && probes(body, "inconclusive").is_some_and(|n| n > 0.0)
         })
         .await;
     assert_eq!(probes(&refused, "pass"), Some(0.0), "{refused}");
@@ -318,9 +320,7 @@ async fn serve_holds_the_network_to_intent_declared_while_it_runs() {
         serve.wait_for("/metrics", RUN_TIMEOUT, |_, body| !samples(body, "netcanary_mismatch").is_empty()).await;
     eprintln!("intent violation in the metrics {:?} after the intent was declared", declared.elapsed());
     assert_eq!(samples(&metrics, "netcanary_mismatch"), [(DEV_TO_PROD_API_VIOLATION, 1.0)], "{metrics}");
-    let violations =
-        samples(&metrics, "netcanary_probes").into_iter().find(|(l, _)| *l == "result=\"intent_violation\"");
-    assert!(violations.is_some_and(|(_, n)| n >= 1.0), "{metrics}");
+    assert!(probes(&metrics, "intent_violation").is_some_and(|n| n >= 1.0), "{metrics}");
     assert_eq!(gauge(&metrics, "netcanary_enforcement_canary"), Some(1.0), "{metrics}");
     // serve writes a run's status before its metrics: the newest status holds the intent.
     let status = newest_finished_status(&bed).await;
@@ -345,7 +345,7 @@ async fn serve_holds_the_network_to_intent_declared_while_it_runs() {
     let metrics =
         serve.wait_for("/metrics", RUN_TIMEOUT, |_, body| samples(body, "netcanary_mismatch").is_empty()).await;
     eprintln!("no intent violation in the metrics {:?} after the intent was deleted", withdrawn.elapsed());
-    assert!(samples(&metrics, "netcanary_probes").contains(&("result=\"intent_violation\"", 0.0)), "{metrics}");
+    assert_eq!(probes(&metrics, "intent_violation"), Some(0.0), "{metrics}");
     assert_eq!(gauge(&metrics, "netcanary_run_success"), Some(1.0), "{metrics}\n{}", serve.log());
     let status = newest_finished_status(&bed).await;
     assert_eq!(status["result"], "Passed", "{status}");
@@ -384,7 +384,7 @@ async fn serve_follows_the_nodes_a_nodes_peer_selects() {
     nodes.patch("worker-a", &PatchParams::default(), &Patch::Merge(relabel)).await.expect("relabel the Node");
     serve
         .wait_for("/metrics", RUN_TIMEOUT, |_, body| {
-            gauge(body, "netcanary_run_timestamp_seconds") > gauge(&metrics, "netcanary_run_timestamp_seconds")
+            later_run(body, &metrics)
                 && gauge(body, "netcanary_run_success") == Some(1.0)
                 && samples(body, "netcanary_mismatch").iter().all(|(_, v)| *v == 0.0)
         })
